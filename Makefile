@@ -1,0 +1,67 @@
+# ngx_chat top-level Makefile: builds the dynamic module against Debian's
+# nginx-dev sources and wraps running, testing, benchmarking and installing.
+
+NGINX_SRC  ?= /usr/share/nginx/src
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+MODULE      = $(BUILD)/nginx/objs/ngx_chat_module.so
+ASAN_MODULE = $(ASAN_BUILD)/nginx/objs/ngx_chat_module.so
+SOURCES    := $(wildcard ngx_chat_module/*.c ngx_chat_module/*.h) config
+
+.PHONY: all module deps run test test-unit test-sql test-t test-asan \
+        bench migrate install cluster clean
+
+all: module
+
+deps:
+	@scripts/deps build
+
+module: $(MODULE)
+
+$(MODULE): $(SOURCES)
+	@scripts/deps build
+	scripts/build-module $(BUILD) ""
+
+$(ASAN_MODULE): $(SOURCES)
+	@scripts/deps build
+	scripts/build-module $(ASAN_BUILD) asan
+
+run: module
+	scripts/run
+
+migrate:
+	scripts/migrate
+
+test:
+	scripts/test
+
+test-unit:
+	@scripts/deps test
+	$(MAKE) -C tests/unit
+
+test-sql:
+	tests/sql/run
+
+test-t: module
+	scripts/test t
+
+test-asan:
+	scripts/test asan
+
+bench: module
+	scripts/bench
+
+cluster: module
+	scripts/cluster
+
+install: module
+	install -d /usr/lib/nginx/modules /etc/nginx/modules-available
+	install -m 0644 $(MODULE) /usr/lib/nginx/modules/ngx_chat_module.so
+	printf 'load_module modules/ngx_chat_module.so;\n' \
+	    > /etc/nginx/modules-available/50-mod-chat.conf
+	@echo "installed; enable with:"
+	@echo "  ln -s /etc/nginx/modules-available/50-mod-chat.conf /etc/nginx/modules-enabled/"
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)
+	$(MAKE) -C tests/unit clean

@@ -1,0 +1,179 @@
+
+/*
+ * ngx_chat.h: the types every part of ngx_chat_module shares.
+ *
+ * The module keeps three kinds of state:
+ *   - configuration (ngx_chat_main_conf_t, ngx_chat_loc_conf_t), read-only
+ *     once the workers run;
+ *   - one ngx_chat_worker_t per worker process, built in init_process: the
+ *     PostgreSQL pool, the Redis contexts, the index of connected users and
+ *     the periodic jobs;
+ *   - one ngx_chat_conn_t per WebSocket, allocated from the connection pool
+ *     after the HTTP request has been freed (see ngx_chat_ws.c).
+ * There is no other mutable state.
+ */
+
+
+#ifndef _NGX_CHAT_H_INCLUDED_
+#define _NGX_CHAT_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_event.h>
+#include <ngx_http.h>
+
+
+#define NGX_CHAT_VERSION  "0.1.0"
+
+
+typedef struct ngx_chat_worker_s  ngx_chat_worker_t;
+typedef struct ngx_chat_conn_s    ngx_chat_conn_t;
+typedef struct ngx_chat_user_s    ngx_chat_user_t;
+typedef struct ngx_chat_out_s     ngx_chat_out_t;
+typedef struct ngx_chat_pg_s      ngx_chat_pg_t;
+typedef struct ngx_chat_redis_s   ngx_chat_redis_t;
+
+
+typedef struct {
+    ngx_str_t                jwt_secret;        /* contents of the file */
+    ngx_str_t                pg_conninfo;       /* libpq conninfo */
+    ngx_uint_t               pg_pool_size;      /* connections per worker */
+    ngx_uint_t               pg_max_queue;      /* waiting queries */
+    ngx_msec_t               db_timeout;        /* fail fast after this */
+    ngx_str_t                redis_addr;        /* "host:port" */
+    ngx_str_t                redis_prefix;      /* channel name prefix */
+    ngx_msec_t               ping_interval;     /* server PING period */
+    ngx_msec_t               send_timeout;      /* stalled writer limit */
+    size_t                   max_frame_size;    /* WebSocket message cap */
+    size_t                   output_limit;      /* queued bytes per conn */
+    size_t                   max_message_size;  /* sendMessage text cap */
+    ngx_uint_t               max_participants;
+    ngx_uint_t               max_devices;
+    time_t                   retention;         /* seconds */
+    time_t                   device_idle;       /* deactivate after */
+    ngx_msec_t               sweep_interval;
+    ngx_msec_t               poll_interval;     /* inbox polling w/o Redis */
+    ngx_uint_t               drain_page;        /* events per query */
+    ngx_uint_t               drain_window;      /* unacked in flight */
+    ngx_msec_t               shutdown_spread;   /* 1001 closes spread */
+    ngx_flag_t               used;              /* chat_websocket seen */
+} ngx_chat_main_conf_t;
+
+
+typedef struct {
+    ngx_flag_t               websocket;
+    ngx_flag_t               admin_token;
+    time_t                   token_ttl;         /* admin-minted tokens */
+} ngx_chat_loc_conf_t;
+
+
+/* a chunk of queued output; frames are appended back to back */
+struct ngx_chat_out_s {
+    ngx_chat_out_t          *next;
+    u_char                  *pos;               /* first unsent byte */
+    u_char                  *last;              /* end of data */
+    u_char                  *end;               /* end of the chunk */
+    u_char                   data[1];
+};
+
+
+/* an id set: event ids in flight, recently acked; malloc'd, lazily */
+typedef struct {
+    ngx_uint_t               n;
+    ngx_uint_t               cap;
+    uint64_t                 ids[1];
+} ngx_chat_ids_t;
+
+
+struct ngx_chat_conn_s {
+    ngx_connection_t        *connection;        /* NULL once closed */
+    ngx_pool_t              *pool;              /* the connection's pool */
+    ngx_queue_t              all;               /* in worker->conns */
+    ngx_chat_user_t         *user;              /* shared per user id */
+    ngx_queue_t              queue;             /* in user->conns */
+    ngx_str_t                device;
+
+    u_char                  *in;                /* partial frame (malloc) */
+    size_t                   in_len;
+    size_t                   in_cap;
+
+    u_char                  *msg;               /* fragments (malloc) */
+    size_t                   msg_len;
+    uint32_t                 utf8;              /* validator state */
+
+    ngx_chat_out_t          *out;               /* queued output */
+    ngx_chat_out_t          *out_last;
+    size_t                   out_bytes;
+
+    uint64_t                 cursor;            /* drain position */
+    ngx_chat_ids_t          *inflight;          /* delivered, not acked */
+
+    ngx_uint_t               pending;           /* callbacks outstanding */
+    uint64_t                 serial;            /* connection identity */
+
+    unsigned                 msg_opcode:4;      /* of the fragmented msg */
+    unsigned                 in_message:1;      /* fragments pending */
+    unsigned                 ping_sent:1;       /* awaiting PONG */
+    unsigned                 close_sent:1;
+    unsigned                 closed:1;          /* socket gone */
+    unsigned                 registered:1;      /* in the user index */
+    unsigned                 draining:1;        /* inbox drain running */
+    unsigned                 drain_query:1;     /* a page query is out */
+    unsigned                 drain_again:1;     /* live event while out */
+    unsigned                 drain_wait:1;      /* window full */
+    unsigned                 need_drain:1;      /* retry from the poll */
+    unsigned                 ready:1;           /* device row written */
+    unsigned                 registering:1;     /* device row pending */
+    unsigned                 shutdown:1;        /* worker is exiting */
+    unsigned                 read_paused:1;     /* input waits for reg. */
+    unsigned                 in_unparsed:1;     /* cc->in not yet parsed */
+};
+
+
+struct ngx_chat_user_s {
+    ngx_rbtree_node_t        node;              /* key: hash of id */
+    ngx_str_t                id;
+    ngx_queue_t              conns;             /* ngx_chat_conn_t */
+    ngx_uint_t               nconns;
+    unsigned                 subscribed:1;      /* SUBSCRIBE sent */
+    u_char                   data[1];           /* the id bytes */
+};
+
+
+struct ngx_chat_worker_s {
+    ngx_cycle_t             *cycle;
+    ngx_log_t               *log;
+    ngx_chat_main_conf_t    *cmcf;
+    ngx_chat_pg_t           *pg;
+    ngx_chat_redis_t        *redis;
+
+    ngx_rbtree_t             users;             /* ngx_chat_user_t */
+    ngx_rbtree_node_t        users_sentinel;
+    ngx_uint_t               nusers;
+    ngx_uint_t               nconns;
+
+    ngx_queue_t              conns;             /* every ngx_chat_conn_t */
+    uint64_t                 serial;            /* last connection serial */
+    uint64_t                 instance;          /* random worker identity */
+    ngx_uint_t               bus_up;            /* redis subscriber up */
+    ngx_uint_t               polling;           /* chat_poll running */
+
+    u_char                  *scratch;           /* recv buffer */
+    size_t                   scratch_size;
+
+    ngx_event_t              sweep;             /* retention timer */
+    ngx_event_t              ack_flush;         /* batched acks */
+    ngx_event_t              send_flush;        /* batched sends */
+    ngx_event_t              poll;              /* inbox polling */
+    ngx_event_t              touch;             /* device last_seen */
+
+    void                    *store;             /* ngx_chat_store.c */
+};
+
+
+extern ngx_module_t          ngx_chat_module;
+extern ngx_chat_worker_t    *ngx_chat_worker;
+
+
+#endif /* _NGX_CHAT_H_INCLUDED_ */

@@ -1,0 +1,17 @@
+
+/*
+ * ngx_chat_admin.h: the development token endpoint (chat_admin_token).
+ */
+
+
+#ifndef _NGX_CHAT_ADMIN_H_INCLUDED_
+#define _NGX_CHAT_ADMIN_H_INCLUDED_
+
+
+#include "ngx_chat.h"
+
+
+ngx_int_t ngx_chat_admin_token_handler(ngx_http_request_t *r);
+
+
+#endif /* _NGX_CHAT_ADMIN_H_INCLUDED_ */

@@ -1,0 +1,23 @@
+
+/*
+ * ngx_chat_auth.h: who is connecting: the JWT of an upgrade request.
+ */
+
+
+#ifndef _NGX_CHAT_AUTH_H_INCLUDED_
+#define _NGX_CHAT_AUTH_H_INCLUDED_
+
+
+#include "ngx_chat.h"
+
+
+/*
+ * Finds the token ("Authorization: Bearer" or ?access_token=) and verifies
+ * it.  On NGX_OK user and device point into r->pool; NGX_DECLINED means
+ * 401 (the reason is logged at info level).
+ */
+ngx_int_t ngx_chat_auth_request(ngx_http_request_t *r, ngx_str_t *secret,
+    ngx_str_t *user, ngx_str_t *device);
+
+
+#endif /* _NGX_CHAT_AUTH_H_INCLUDED_ */

@@ -1,0 +1,572 @@
+
+/*
+ * ngx_chat_bus.c: live fan-out through Redis pub/sub.
+ *
+ * Each worker keeps an index (an rbtree keyed by a hash of the user id) of
+ * the users with a connection on it, and is subscribed to one channel per
+ * such user: "<prefix>u:<user id>".  Workers of one nginx and of every
+ * other gateway host talk only through these channels.  Messages are text:
+ *
+ *   e|<event id>|<device to skip or empty>|<event JSON>
+ *   k|<device>|<close code>|<identity of the connection to keep or empty>
+ *
+ * "e" is an event for every connection of the user (the sender's own
+ * connection is skipped); "k" closes the connections of one device (a
+ * device removed, or the same device connected again elsewhere).
+ * Pub/sub is lossy (Redis restarts, slow subscribers): the inbox in
+ * PostgreSQL stays the source of truth, and every (re)subscription is
+ * followed by a drain of the inboxes concerned (ngx_chat_session.c).
+ */
+
+
+#include "ngx_chat.h"
+#include "ngx_chat_bus.h"
+#include "ngx_chat_redis.h"
+#include "ngx_chat_session.h"
+#include "ngx_chat_ws.h"
+
+
+#define NGX_CHAT_BUS_IDENTITY_LEN  (NGX_INT64_LEN * 2 + 1)
+
+
+static ngx_chat_user_t *ngx_chat_bus_find(ngx_str_t *id, uint32_t hash);
+static void ngx_chat_bus_insert_value(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
+static ngx_int_t ngx_chat_bus_channel(ngx_str_t *user, u_char *buf,
+    size_t size, ngx_str_t *channel);
+static void ngx_chat_bus_subscribe(ngx_chat_user_t *u);
+static size_t ngx_chat_bus_identity(ngx_chat_conn_t *cc, u_char *buf);
+static void ngx_chat_bus_deliver(ngx_chat_user_t *u, u_char *p, size_t len);
+static void ngx_chat_bus_kick_local(ngx_chat_user_t *u, ngx_str_t *device,
+    ngx_uint_t code, u_char *keep, size_t keep_len);
+static void ngx_chat_bus_resubscribe(ngx_rbtree_node_t *node,
+    ngx_rbtree_node_t *sentinel);
+
+
+ngx_int_t
+ngx_chat_bus_init(ngx_chat_worker_t *w)
+{
+    ngx_rbtree_init(&w->users, &w->users_sentinel,
+                    ngx_chat_bus_insert_value);
+
+    /* an identity for this worker process, unique across hosts */
+    w->instance = ((uint64_t) ngx_random() << 32) ^ (uint64_t) ngx_random()
+                  ^ ((uint64_t) ngx_pid << 16) ^ (uint64_t) ngx_time();
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_chat_bus_join(ngx_chat_conn_t *cc, ngx_str_t *user)
+{
+    uint32_t          hash;
+    ngx_chat_user_t  *u;
+
+    hash = ngx_crc32_short(user->data, user->len);
+
+    u = ngx_chat_bus_find(user, hash);
+
+    if (u == NULL) {
+        u = ngx_alloc(sizeof(ngx_chat_user_t) + user->len, ngx_cycle->log);
+        if (u == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memzero(u, sizeof(ngx_chat_user_t));
+        u->node.key = hash;
+        u->id.len = user->len;
+        u->id.data = u->data;
+        ngx_memcpy(u->data, user->data, user->len);
+        ngx_queue_init(&u->conns);
+
+        ngx_rbtree_insert(&ngx_chat_worker->users, &u->node);
+        ngx_chat_worker->nusers++;
+
+        ngx_chat_bus_subscribe(u);
+    }
+
+    ngx_queue_insert_tail(&u->conns, &cc->queue);
+    u->nconns++;
+    cc->user = u;
+    cc->registered = 1;
+
+    return NGX_OK;
+}
+
+
+void
+ngx_chat_bus_leave(ngx_chat_conn_t *cc)
+{
+    u_char            buf[256];
+    ngx_str_t         channel;
+    ngx_chat_user_t  *u;
+
+    if (!cc->registered) {
+        return;
+    }
+
+    cc->registered = 0;
+    u = cc->user;
+
+    ngx_queue_remove(&cc->queue);
+    u->nconns--;
+
+    if (u->nconns) {
+        return;
+    }
+
+    if (u->subscribed
+        && ngx_chat_bus_channel(&u->id, buf, sizeof(buf), &channel) == NGX_OK)
+    {
+        (void) ngx_chat_redis_unsubscribe(ngx_chat_worker->redis,
+                                          channel.data, channel.len);
+    }
+
+    ngx_rbtree_delete(&ngx_chat_worker->users, &u->node);
+    ngx_chat_worker->nusers--;
+
+    /* cc->user stays readable for the log handler: keep the id */
+    cc->user = NULL;
+
+    ngx_free(u);
+}
+
+
+static void
+ngx_chat_bus_subscribe(ngx_chat_user_t *u)
+{
+    u_char     buf[256];
+    ngx_str_t  channel;
+
+    u->subscribed = 0;
+
+    if (ngx_chat_bus_channel(&u->id, buf, sizeof(buf), &channel) != NGX_OK) {
+        return;
+    }
+
+    if (ngx_chat_redis_subscribe(ngx_chat_worker->redis, channel.data,
+                                 channel.len)
+        == NGX_OK)
+    {
+        u->subscribed = 1;
+    }
+}
+
+
+ngx_chat_user_t *
+ngx_chat_bus_user(ngx_str_t *id)
+{
+    return ngx_chat_bus_find(id, ngx_crc32_short(id->data, id->len));
+}
+
+
+void
+ngx_chat_bus_publish_event(ngx_str_t *users, ngx_uint_t n, uint64_t event_id,
+    ngx_str_t *exclude_user, ngx_str_t *exclude_device, u_char *json,
+    size_t len)
+{
+    u_char      *msg, *p, *body;
+    u_char       buf[256];
+    size_t       size;
+    ngx_str_t    channel;
+    ngx_uint_t   i, skip;
+
+    if (n == 0) {
+        return;
+    }
+
+    size = sizeof("e|||") + NGX_INT64_LEN + exclude_device->len + len;
+
+    msg = ngx_alloc(size, ngx_cycle->log);
+    if (msg == NULL) {
+        return;
+    }
+
+    /* two variants: with the sender's device to skip, and without */
+
+    p = ngx_sprintf(msg, "e|%uL|", event_id);
+    body = p;
+
+    for (i = 0; i < n; i++) {
+
+        if (ngx_chat_bus_channel(&users[i], buf, sizeof(buf), &channel)
+            != NGX_OK)
+        {
+            continue;
+        }
+
+        skip = (exclude_user->len == users[i].len
+                && ngx_strncmp(exclude_user->data, users[i].data,
+                               users[i].len) == 0);
+
+        p = body;
+
+        if (skip) {
+            p = ngx_cpymem(p, exclude_device->data, exclude_device->len);
+        }
+
+        *p++ = '|';
+        p = ngx_cpymem(p, json, len);
+
+        if (ngx_chat_redis_publish(ngx_chat_worker->redis, channel.data,
+                                   channel.len, msg, p - msg)
+            != NGX_OK)
+        {
+            /* Redis is down: devices get it from their inbox later */
+            ngx_log_debug0(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                           "chat: publish declined");
+        }
+    }
+
+    ngx_free(msg);
+}
+
+
+void
+ngx_chat_bus_kick(ngx_str_t *user, ngx_str_t *device, ngx_uint_t code,
+    ngx_chat_conn_t *keep)
+{
+    u_char            *p;
+    u_char             buf[256], msg[256];
+    size_t             klen;
+    ngx_str_t          channel;
+    ngx_chat_user_t   *u;
+    u_char             ident[NGX_CHAT_BUS_IDENTITY_LEN];
+
+    klen = keep ? ngx_chat_bus_identity(keep, ident) : 0;
+
+    /* at once on this worker, then everywhere else through Redis */
+
+    u = ngx_chat_bus_find(user, ngx_crc32_short(user->data, user->len));
+    if (u) {
+        ngx_chat_bus_kick_local(u, device, code, ident, klen);
+    }
+
+    if (ngx_chat_bus_channel(user, buf, sizeof(buf), &channel) != NGX_OK) {
+        return;
+    }
+
+    p = ngx_snprintf(msg, sizeof(msg), "k|%V|%ui|", device, code);
+    p = ngx_cpymem(p, ident, klen);
+
+    (void) ngx_chat_redis_publish(ngx_chat_worker->redis, channel.data,
+                                  channel.len, msg, p - msg);
+}
+
+
+void
+ngx_chat_bus_message(void *data, u_char *channel, size_t channel_len,
+    u_char *msg, size_t len)
+{
+    u_char                *p, *last, *f[3];
+    ngx_str_t              user, device;
+    ngx_int_t              code;
+    ngx_uint_t             i;
+    ngx_chat_user_t       *u;
+    ngx_chat_main_conf_t  *cmcf;
+
+    cmcf = ngx_chat_worker->cmcf;
+
+    if (channel_len <= cmcf->redis_prefix.len + 2
+        || ngx_strncmp(channel, cmcf->redis_prefix.data,
+                       cmcf->redis_prefix.len) != 0
+        || ngx_strncmp(channel + cmcf->redis_prefix.len, "u:", 2) != 0)
+    {
+        return;
+    }
+
+    user.data = channel + cmcf->redis_prefix.len + 2;
+    user.len = channel_len - cmcf->redis_prefix.len - 2;
+
+    u = ngx_chat_bus_find(&user, ngx_crc32_short(user.data, user.len));
+    if (u == NULL) {
+        return;
+    }
+
+    /* split "x|a|b|rest" at its first three bars */
+
+    p = msg;
+    last = msg + len;
+
+    for (i = 0; i < 3; i++) {
+        p = ngx_strlchr(p, last, '|');
+        if (p == NULL) {
+            ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                          "chat: malformed bus message on \"%*s\"",
+                          channel_len, channel);
+            return;
+        }
+
+        f[i] = ++p;
+    }
+
+    if (msg[0] == 'e') {
+        ngx_chat_bus_deliver(u, msg, len);
+        return;
+    }
+
+    if (msg[0] == 'k') {
+        device.data = f[0];
+        device.len = f[1] - f[0] - 1;
+        code = ngx_atoi(f[1], f[2] - f[1] - 1);
+
+        if (code < 1000 || code > 4999) {
+            return;
+        }
+
+        ngx_chat_bus_kick_local(u, &device, code, f[2], last - f[2]);
+    }
+}
+
+
+static void
+ngx_chat_bus_deliver(ngx_chat_user_t *u, u_char *p, size_t len)
+{
+    u_char            *last, *id, *skip, *json;
+    uint64_t           event_id;
+    ngx_int_t          n;
+    ngx_str_t          device;
+    ngx_uint_t         i, k;
+    ngx_queue_t       *q;
+    ngx_chat_conn_t   *cc, *local[16], **all;
+
+    last = p + len;
+
+    id = p + 2;
+    skip = ngx_strlchr(id, last, '|') + 1;
+    json = ngx_strlchr(skip, last, '|') + 1;
+
+    n = ngx_atoof(id, skip - id - 1);
+    if (n <= 0) {
+        return;
+    }
+
+    event_id = (uint64_t) n;
+    device.data = skip;
+    device.len = json - skip - 1;
+
+    /*
+     * Delivering may drop a connection (output limit), which may free the
+     * user entry: work on a copy of the list.
+     */
+
+    all = local;
+
+    if (u->nconns > 16) {
+        all = ngx_alloc(u->nconns * sizeof(ngx_chat_conn_t *),
+                        ngx_cycle->log);
+        if (all == NULL) {
+            return;
+        }
+    }
+
+    k = 0;
+
+    for (q = ngx_queue_head(&u->conns);
+         q != ngx_queue_sentinel(&u->conns);
+         q = ngx_queue_next(q))
+    {
+        cc = ngx_queue_data(q, ngx_chat_conn_t, queue);
+
+        if (device.len == cc->device.len
+            && ngx_strncmp(device.data, cc->device.data, device.len) == 0)
+        {
+            continue;
+        }
+
+        all[k++] = cc;
+    }
+
+    for (i = 0; i < k; i++) {
+        ngx_chat_session_event(all[i], event_id, json, last - json);
+    }
+
+    if (all != local) {
+        ngx_free(all);
+    }
+}
+
+
+static void
+ngx_chat_bus_kick_local(ngx_chat_user_t *u, ngx_str_t *device,
+    ngx_uint_t code, u_char *keep, size_t keep_len)
+{
+    size_t             n;
+    ngx_queue_t       *q, *next;
+    ngx_chat_conn_t   *cc;
+    u_char             ident[NGX_CHAT_BUS_IDENTITY_LEN];
+
+    /* closing unlinks cc and may free u: read "next" first */
+
+    for (q = ngx_queue_head(&u->conns);
+         q != ngx_queue_sentinel(&u->conns);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        cc = ngx_queue_data(q, ngx_chat_conn_t, queue);
+
+        if (device->len != cc->device.len
+            || ngx_strncmp(device->data, cc->device.data, device->len) != 0)
+        {
+            continue;
+        }
+
+        n = ngx_chat_bus_identity(cc, ident);
+
+        if (keep_len == n && ngx_strncmp(keep, ident, n) == 0) {
+            continue;
+        }
+
+        ngx_log_error(NGX_LOG_INFO, cc->connection->log, 0,
+                      "chat: closing connection with %ui", code);
+
+        if (next == ngx_queue_sentinel(&u->conns) || u->nconns == 1) {
+            /* u may be gone after this one */
+            ngx_chat_ws_close(cc, code,
+                              code == 4001 ? "device connected elsewhere"
+                                           : "device removed");
+            return;
+        }
+
+        ngx_chat_ws_close(cc, code,
+                          code == 4001 ? "device connected elsewhere"
+                                       : "device removed");
+    }
+}
+
+
+static size_t
+ngx_chat_bus_identity(ngx_chat_conn_t *cc, u_char *buf)
+{
+    return ngx_sprintf(buf, "%016xL-%uL", ngx_chat_worker->instance,
+                       cc->serial)
+           - buf;
+}
+
+
+void
+ngx_chat_bus_state(void *data, ngx_uint_t up)
+{
+    ngx_rbtree_t  *tree;
+
+    tree = &ngx_chat_worker->users;
+
+    if (!up) {
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "chat: redis subscriber down, inboxes are polled "
+                      "every %M ms", ngx_chat_worker->cmcf->poll_interval);
+        ngx_chat_worker->bus_up = 0;
+        return;
+    }
+
+    ngx_chat_worker->bus_up = 1;
+
+    if (tree->root != tree->sentinel) {
+        ngx_chat_bus_resubscribe(tree->root, tree->sentinel);
+    }
+
+    /* whatever was published while we were away is in the inboxes */
+    ngx_chat_session_resync_all();
+}
+
+
+static void
+ngx_chat_bus_resubscribe(ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
+{
+    if (node->left != sentinel) {
+        ngx_chat_bus_resubscribe(node->left, sentinel);
+    }
+
+    ngx_chat_bus_subscribe((ngx_chat_user_t *) node);
+
+    if (node->right != sentinel) {
+        ngx_chat_bus_resubscribe(node->right, sentinel);
+    }
+}
+
+
+static ngx_int_t
+ngx_chat_bus_channel(ngx_str_t *user, u_char *buf, size_t size,
+    ngx_str_t *channel)
+{
+    ngx_str_t  *prefix;
+
+    prefix = &ngx_chat_worker->cmcf->redis_prefix;
+
+    if (prefix->len + 2 + user->len > size) {
+        return NGX_ERROR;
+    }
+
+    channel->data = buf;
+    channel->len = ngx_sprintf(buf, "%Vu:%V", prefix, user) - buf;
+
+    return NGX_OK;
+}
+
+
+static ngx_chat_user_t *
+ngx_chat_bus_find(ngx_str_t *id, uint32_t hash)
+{
+    ngx_int_t           rc;
+    ngx_chat_user_t    *u;
+    ngx_rbtree_node_t  *node, *sentinel;
+
+    node = ngx_chat_worker->users.root;
+    sentinel = ngx_chat_worker->users.sentinel;
+
+    while (node != sentinel) {
+
+        if (hash != node->key) {
+            node = (hash < node->key) ? node->left : node->right;
+            continue;
+        }
+
+        u = (ngx_chat_user_t *) node;
+
+        rc = ngx_memn2cmp(id->data, u->id.data, id->len, u->id.len);
+
+        if (rc == 0) {
+            return u;
+        }
+
+        node = (rc < 0) ? node->left : node->right;
+    }
+
+    return NULL;
+}
+
+
+static void
+ngx_chat_bus_insert_value(ngx_rbtree_node_t *temp, ngx_rbtree_node_t *node,
+    ngx_rbtree_node_t *sentinel)
+{
+    ngx_chat_user_t     *u, *t;
+    ngx_rbtree_node_t  **p;
+
+    for ( ;; ) {
+
+        if (node->key != temp->key) {
+            p = (node->key < temp->key) ? &temp->left : &temp->right;
+
+        } else {
+            u = (ngx_chat_user_t *) node;
+            t = (ngx_chat_user_t *) temp;
+
+            p = (ngx_memn2cmp(u->id.data, t->id.data, u->id.len, t->id.len)
+                 < 0) ? &temp->left : &temp->right;
+        }
+
+        if (*p == sentinel) {
+            break;
+        }
+
+        temp = *p;
+    }
+
+    *p = node;
+    node->parent = temp;
+    node->left = sentinel;
+    node->right = sentinel;
+    ngx_rbt_red(node);
+}

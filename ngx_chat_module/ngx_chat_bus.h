@@ -1,0 +1,47 @@
+
+/*
+ * ngx_chat_bus.h: live fan-out.  The worker's index of connected users and
+ * one Redis channel per user that has a device on this worker.
+ */
+
+
+#ifndef _NGX_CHAT_BUS_H_INCLUDED_
+#define _NGX_CHAT_BUS_H_INCLUDED_
+
+
+#include "ngx_chat.h"
+
+
+ngx_int_t ngx_chat_bus_init(ngx_chat_worker_t *w);
+
+/* adds cc to its user's entry, subscribing the user's channel if new */
+ngx_int_t ngx_chat_bus_join(ngx_chat_conn_t *cc, ngx_str_t *user);
+
+/* removes cc; the last connection of a user unsubscribes (idempotent) */
+void ngx_chat_bus_leave(ngx_chat_conn_t *cc);
+
+/* the entry of a user connected to this worker, or NULL */
+ngx_chat_user_t *ngx_chat_bus_user(ngx_str_t *id);
+
+/*
+ * Publishes an event to each user's channel.  The connection of
+ * (exclude_user, exclude_device), the sender, does not get it.
+ */
+void ngx_chat_bus_publish_event(ngx_str_t *users, ngx_uint_t n,
+    uint64_t event_id, ngx_str_t *exclude_user, ngx_str_t *exclude_device,
+    u_char *json, size_t len);
+
+/*
+ * Closes, with code, every connection of (user, device) but the one whose
+ * identity is keep (NULL: all), on every worker and host.
+ */
+void ngx_chat_bus_kick(ngx_str_t *user, ngx_str_t *device, ngx_uint_t code,
+    ngx_chat_conn_t *keep);
+
+/* the Redis callbacks */
+void ngx_chat_bus_message(void *data, u_char *channel, size_t channel_len,
+    u_char *msg, size_t len);
+void ngx_chat_bus_state(void *data, ngx_uint_t up);
+
+
+#endif /* _NGX_CHAT_BUS_H_INCLUDED_ */

@@ -1,0 +1,885 @@
+
+/*
+ * ngx_chat_cmd.c: the commands of the JSON protocol (docs/protocol.md),
+ * from a parsed text message to the response frame.  Commands that need
+ * PostgreSQL keep the client's request id in a small ngx_chat_cmd_req_t
+ * until their statement returns; sendMessage and ack go through the
+ * batching of ngx_chat_store.c.
+ */
+
+
+#include "ngx_chat.h"
+#include "ngx_chat_cmd.h"
+#include "ngx_chat_json.h"
+#include "ngx_chat_jwt.h"
+#include "ngx_chat_store.h"
+#include "ngx_chat_session.h"
+#include "ngx_chat_bus.h"
+#include "ngx_chat_ws.h"
+
+
+typedef ngx_int_t (*ngx_chat_cmd_pt)(ngx_chat_conn_t *cc,
+    ngx_chat_cmd_t *cmd);
+
+
+typedef struct {
+    ngx_str_t                name;
+    ngx_chat_cmd_pt          handler;
+} ngx_chat_cmd_def_t;
+
+
+/* a command waiting for PostgreSQL: the request id, and what it needs */
+typedef struct {
+    ngx_str_t                id;
+    unsigned                 id_is_number:1;
+    unsigned                 has_id:1;
+    ngx_str_t                arg;           /* e.g. the removed device */
+    u_char                   data[1];
+} ngx_chat_cmd_req_t;
+
+
+static ngx_int_t ngx_chat_cmd_ping(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd);
+static ngx_int_t ngx_chat_cmd_create_chat(ngx_chat_conn_t *cc,
+    ngx_chat_cmd_t *cmd);
+static ngx_int_t ngx_chat_cmd_modify(ngx_chat_conn_t *cc,
+    ngx_chat_cmd_t *cmd);
+static ngx_int_t ngx_chat_cmd_send_message(ngx_chat_conn_t *cc,
+    ngx_chat_cmd_t *cmd);
+static ngx_int_t ngx_chat_cmd_ack(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd);
+static ngx_int_t ngx_chat_cmd_get_chats(ngx_chat_conn_t *cc,
+    ngx_chat_cmd_t *cmd);
+static ngx_int_t ngx_chat_cmd_remove_device(ngx_chat_conn_t *cc,
+    ngx_chat_cmd_t *cmd);
+
+static void ngx_chat_cmd_created(ngx_chat_conn_t *cc, void *data,
+    PGresult *res, ngx_int_t rc);
+static void ngx_chat_cmd_modified(ngx_chat_conn_t *cc, void *data,
+    PGresult *res, ngx_int_t rc);
+static void ngx_chat_cmd_listed(ngx_chat_conn_t *cc, void *data,
+    PGresult *res, ngx_int_t rc);
+static void ngx_chat_cmd_removed(ngx_chat_conn_t *cc, void *data,
+    PGresult *res, ngx_int_t rc);
+
+static ngx_chat_cmd_req_t *ngx_chat_cmd_req(ngx_chat_cmd_t *cmd,
+    ngx_str_t *arg);
+static ngx_int_t ngx_chat_cmd_query(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd,
+    ngx_uint_t stmt, int n, const char **values,
+    ngx_chat_store_done_pt done, ngx_str_t *arg);
+static ngx_int_t ngx_chat_cmd_need(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd,
+    uint32_t fields, const char *names);
+static ngx_int_t ngx_chat_cmd_id_ok(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd,
+    ngx_chat_json_str_t *s, const char *field);
+static void ngx_chat_cmd_publish(PGresult *res, int json_col, int users_col);
+static void ngx_chat_cmd_status_error(ngx_chat_conn_t *cc,
+    ngx_chat_cmd_req_t *req, ngx_int_t status, ngx_int_t rc);
+static ngx_int_t ngx_chat_cmd_ok(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd);
+static ngx_int_t ngx_chat_cmd_error(ngx_chat_conn_t *cc, const char *id,
+    size_t id_len, ngx_uint_t id_is_number, const char *code,
+    const char *message);
+static ngx_int_t ngx_chat_cmd_req_error(ngx_chat_conn_t *cc,
+    ngx_chat_cmd_req_t *req, const char *code, const char *message);
+static ngx_int_t ngx_chat_cmd_flush(ngx_chat_conn_t *cc,
+    ngx_chat_json_out_t *o);
+static ngx_int_t ngx_chat_cmd_open_ok(ngx_chat_json_out_t *o,
+    ngx_chat_cmd_req_t *req);
+
+
+static ngx_chat_cmd_def_t  ngx_chat_cmds[] = {
+    { ngx_string("ping"), ngx_chat_cmd_ping },
+    { ngx_string("sendMessage"), ngx_chat_cmd_send_message },
+    { ngx_string("ack"), ngx_chat_cmd_ack },
+    { ngx_string("createChat"), ngx_chat_cmd_create_chat },
+    { ngx_string("modifyChatParticipants"), ngx_chat_cmd_modify },
+    { ngx_string("getChats"), ngx_chat_cmd_get_chats },
+    { ngx_string("removeDevice"), ngx_chat_cmd_remove_device },
+    { ngx_null_string, NULL }
+};
+
+
+ngx_int_t
+ngx_chat_cmd_handle(ngx_chat_conn_t *cc, u_char *p, size_t len)
+{
+    int                  rc;
+    void                *arena;
+    size_t               size;
+    ngx_int_t            n;
+    ngx_chat_cmd_t       cmd;
+    ngx_chat_cmd_def_t  *def;
+    char                 err[128];
+
+    size = ngx_chat_json_arena_size(len);
+
+    arena = size ? ngx_alloc(size, cc->connection->log) : NULL;
+    if (arena == NULL) {
+        return ngx_chat_cmd_error(cc, NULL, 0, 0, "internal_error",
+                                  "out of memory");
+    }
+
+    rc = ngx_chat_json_parse_cmd(p, len, &cmd, arena, size, err, sizeof(err));
+
+    if (rc != NGX_CHAT_JSON_OK) {
+        n = ngx_chat_cmd_error(cc, cmd.present & NGX_CHAT_F_ID
+                                   ? cmd.id.data : NULL,
+                               cmd.id.len, cmd.id_is_number, "bad_request",
+                               rc == NGX_CHAT_JSON_ERROR ? "internal error"
+                                                         : err);
+        ngx_free(arena);
+        return n;
+    }
+
+    if (!(cmd.present & NGX_CHAT_F_TYPE)) {
+        n = ngx_chat_cmd_error(cc, cmd.present & NGX_CHAT_F_ID
+                                   ? cmd.id.data : NULL,
+                               cmd.id.len, cmd.id_is_number, "bad_request",
+                               "field \"type\" is required");
+        ngx_free(arena);
+        return n;
+    }
+
+    for (def = ngx_chat_cmds; def->handler; def++) {
+        if (def->name.len == cmd.type.len
+            && ngx_strncmp(def->name.data, cmd.type.data, cmd.type.len) == 0)
+        {
+            break;
+        }
+    }
+
+    if (def->handler == NULL) {
+        n = ngx_chat_cmd_error(cc, cmd.present & NGX_CHAT_F_ID
+                                   ? cmd.id.data : NULL,
+                               cmd.id.len, cmd.id_is_number, "unknown_type",
+                               "unknown command type");
+        ngx_free(arena);
+        return n;
+    }
+
+    n = def->handler(cc, &cmd);
+
+    ngx_free(arena);
+
+    return n;
+}
+
+
+static ngx_int_t
+ngx_chat_cmd_ping(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd)
+{
+    return ngx_chat_cmd_ok(cc, cmd);
+}
+
+
+static ngx_int_t
+ngx_chat_cmd_create_chat(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd)
+{
+    size_t           room;
+    ngx_int_t        rc;
+    ngx_uint_t       i;
+    ngx_chat_arr_t   arr;
+    const char      *values[4];
+    u_char           user[NGX_CHAT_ID_MAX + 1];
+    u_char           max[NGX_INT_T_LEN + 1];
+
+    if (ngx_chat_cmd_need(cc, cmd, NGX_CHAT_F_PARTICIPANTS, "participants")
+        != NGX_DECLINED)
+    {
+        return NGX_OK;
+    }
+
+    if (cmd->nparticipants + 1 > ngx_chat_worker->cmcf->max_participants
+        && cmd->nparticipants > ngx_chat_worker->cmcf->max_participants)
+    {
+        return ngx_chat_cmd_error(cc, cmd->id.data, cmd->id.len,
+                                  cmd->id_is_number, "limit_exceeded",
+                                  "too many participants");
+    }
+
+    room = 0;
+
+    for (i = 0; i < cmd->nparticipants; i++) {
+        if (!ngx_chat_id_valid((u_char *) cmd->participants[i].data,
+                               cmd->participants[i].len))
+        {
+            return ngx_chat_cmd_error(cc, cmd->id.data, cmd->id.len,
+                                      cmd->id_is_number, "bad_request",
+                                      "participants must be user ids "
+                                      "(1-64 of A-Z a-z 0-9 . _ @ -)");
+        }
+
+        room += ngx_chat_store_arr_room(cmd->participants[i].len);
+    }
+
+    if (ngx_chat_store_arr_init(&arr, room) != NGX_OK) {
+        return ngx_chat_cmd_error(cc, cmd->id.data, cmd->id.len,
+                                  cmd->id_is_number, "internal_error",
+                                  "out of memory");
+    }
+
+    for (i = 0; i < cmd->nparticipants; i++) {
+        ngx_chat_store_arr_str(&arr, (u_char *) cmd->participants[i].data,
+                               cmd->participants[i].len);
+    }
+
+    ngx_chat_store_arr_close(&arr);
+
+    *ngx_cpymem(user, cc->user->id.data, cc->user->id.len) = '\0';
+    *ngx_sprintf(max, "%ui", ngx_chat_worker->cmcf->max_participants) = '\0';
+
+    values[0] = (const char *) user;
+    values[1] = (const char *) arr.start;
+    values[2] = cmd->name.data ? cmd->name.data : "";
+    values[3] = (const char *) max;
+
+    rc = ngx_chat_cmd_query(cc, cmd, NGX_CHAT_STMT_CREATE, 4, values,
+                            ngx_chat_cmd_created, NULL);
+
+    ngx_free(arr.start);
+
+    return rc;
+}
+
+
+static void
+ngx_chat_cmd_created(ngx_chat_conn_t *cc, void *data, PGresult *res,
+    ngx_int_t rc)
+{
+    ngx_chat_cmd_req_t  *req = data;
+
+    ngx_int_t            status;
+    ngx_chat_json_out_t  o;
+
+    status = (rc == NGX_OK && PQntuples(res) == 1)
+             ? ngx_atoi((u_char *) PQgetvalue(res, 0, 0),
+                        PQgetlength(res, 0, 0))
+             : NGX_ERROR;
+
+    if (status != NGX_CHAT_ST_OK) {
+        ngx_chat_cmd_status_error(cc, req, status, rc);
+        ngx_free(req);
+        return;
+    }
+
+    ngx_chat_cmd_publish(res, 2, 3);
+
+    if (ngx_chat_cmd_open_ok(&o, req) == NGX_OK) {
+        ngx_chat_json_out_key(&o, "chatId", 6);
+        ngx_chat_json_out_str(&o, PQgetvalue(res, 0, 1),
+                              PQgetlength(res, 0, 1));
+        ngx_chat_json_out_map_close(&o);
+        (void) ngx_chat_cmd_flush(cc, &o);
+    }
+
+    ngx_free(req);
+}
+
+
+static ngx_int_t
+ngx_chat_cmd_modify(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd)
+{
+    const char  *values[5];
+    u_char       user[NGX_CHAT_ID_MAX + 1];
+    u_char       max[NGX_INT_T_LEN + 1];
+
+    if (ngx_chat_cmd_need(cc, cmd, NGX_CHAT_F_CHAT_ID|NGX_CHAT_F_USER_ID
+                                   |NGX_CHAT_F_OPERATION,
+                          "chatId, userId and operation")
+        != NGX_DECLINED)
+    {
+        return NGX_OK;
+    }
+
+    if (ngx_chat_cmd_id_ok(cc, cmd, &cmd->user_id, "userId") != NGX_OK) {
+        return NGX_OK;
+    }
+
+    if (!(cmd->operation.len == 3
+          && ngx_strncmp(cmd->operation.data, "ADD", 3) == 0)
+        && !(cmd->operation.len == 6
+             && ngx_strncmp(cmd->operation.data, "REMOVE", 6) == 0))
+    {
+        return ngx_chat_cmd_error(cc, cmd->id.data, cmd->id.len,
+                                  cmd->id_is_number, "bad_request",
+                                  "operation must be \"ADD\" or \"REMOVE\"");
+    }
+
+    *ngx_cpymem(user, cc->user->id.data, cc->user->id.len) = '\0';
+    *ngx_sprintf(max, "%ui", ngx_chat_worker->cmcf->max_participants) = '\0';
+
+    values[0] = (const char *) user;
+    values[1] = cmd->chat_id.data;
+    values[2] = cmd->user_id.data;
+    values[3] = cmd->operation.data;
+    values[4] = (const char *) max;
+
+    return ngx_chat_cmd_query(cc, cmd, NGX_CHAT_STMT_MODIFY, 5, values,
+                              ngx_chat_cmd_modified, NULL);
+}
+
+
+static void
+ngx_chat_cmd_modified(ngx_chat_conn_t *cc, void *data, PGresult *res,
+    ngx_int_t rc)
+{
+    ngx_chat_cmd_req_t  *req = data;
+
+    ngx_int_t            status;
+    ngx_chat_json_out_t  o;
+
+    status = (rc == NGX_OK && PQntuples(res) == 1)
+             ? ngx_atoi((u_char *) PQgetvalue(res, 0, 0),
+                        PQgetlength(res, 0, 0))
+             : NGX_ERROR;
+
+    if (status != NGX_CHAT_ST_OK) {
+        ngx_chat_cmd_status_error(cc, req, status, rc);
+        ngx_free(req);
+        return;
+    }
+
+    ngx_chat_cmd_publish(res, 1, 2);
+
+    if (ngx_chat_cmd_open_ok(&o, req) == NGX_OK) {
+        ngx_chat_json_out_map_close(&o);
+        (void) ngx_chat_cmd_flush(cc, &o);
+    }
+
+    ngx_free(req);
+}
+
+
+static ngx_int_t
+ngx_chat_cmd_send_message(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd)
+{
+    ngx_str_t  attachments;
+
+    if (ngx_chat_cmd_need(cc, cmd, NGX_CHAT_F_CHAT_ID|NGX_CHAT_F_MESSAGE
+                                   |NGX_CHAT_F_CLIENT_MESSAGE_ID,
+                          "chatId, clientMessageId and message")
+        != NGX_DECLINED)
+    {
+        return NGX_OK;
+    }
+
+    if (cmd->client_message_id.len == 0) {
+        return ngx_chat_cmd_error(cc, cmd->id.data, cmd->id.len,
+                                  cmd->id_is_number, "bad_request",
+                                  "clientMessageId must not be empty");
+    }
+
+    if (cmd->message.len > ngx_chat_worker->cmcf->max_message_size) {
+        return ngx_chat_cmd_error(cc, cmd->id.data, cmd->id.len,
+                                  cmd->id_is_number, "limit_exceeded",
+                                  "message longer than chat_max_message_size");
+    }
+
+    if (cmd->nattachments) {
+        return ngx_chat_cmd_error(cc, cmd->id.data, cmd->id.len,
+                                  cmd->id_is_number, "bad_request",
+                                  "attachments are not enabled on this "
+                                  "server");
+    }
+
+    ngx_str_set(&attachments, "[]");
+
+    if (ngx_chat_store_send(cc, cmd, &attachments) != NGX_OK) {
+        return ngx_chat_cmd_error(cc, cmd->id.data, cmd->id.len,
+                                  cmd->id_is_number, "unavailable",
+                                  "database unavailable or overloaded, "
+                                  "retry with the same clientMessageId");
+    }
+
+    return NGX_OK;
+}
+
+
+void
+ngx_chat_cmd_send_done(ngx_chat_conn_t *cc, ngx_chat_send_t *s,
+    ngx_int_t status, PGresult *res, int row)
+{
+    ngx_chat_json_out_t  o;
+    ngx_chat_cmd_req_t   req;
+
+    req.id = s->req_id;
+    req.id_is_number = s->req_id_number;
+    req.has_id = (s->req_id.data != NULL && s->req_id.len);
+
+    if (status != NGX_CHAT_ST_OK) {
+        ngx_chat_cmd_status_error(cc, &req, status, NGX_OK);
+        return;
+    }
+
+    if (ngx_chat_cmd_open_ok(&o, &req) != NGX_OK) {
+        return;
+    }
+
+    ngx_chat_json_out_key(&o, "messageId", 9);
+    ngx_chat_json_out_str(&o, PQgetvalue(res, row, 2),
+                          PQgetlength(res, row, 2));
+    ngx_chat_json_out_key(&o, "seq", 3);
+    ngx_chat_json_out_int(&o, ngx_atoof((u_char *) PQgetvalue(res, row, 3),
+                                        PQgetlength(res, row, 3)));
+    ngx_chat_json_out_key(&o, "sentAt", 6);
+    ngx_chat_json_out_int(&o, ngx_atoof((u_char *) PQgetvalue(res, row, 4),
+                                        PQgetlength(res, row, 4)));
+    ngx_chat_json_out_key(&o, "duplicate", 9);
+    ngx_chat_json_out_bool(&o, PQgetvalue(res, row, 5)[0] == 't');
+    ngx_chat_json_out_map_close(&o);
+
+    (void) ngx_chat_cmd_flush(cc, &o);
+}
+
+
+void
+ngx_chat_cmd_send_failed(ngx_chat_conn_t *cc, ngx_chat_send_t *s)
+{
+    ngx_chat_cmd_req_t  req;
+
+    req.id = s->req_id;
+    req.id_is_number = s->req_id_number;
+    req.has_id = (s->req_id.len != 0);
+
+    (void) ngx_chat_cmd_req_error(cc, &req, "unavailable",
+                                  "the message was not stored: retry with "
+                                  "the same clientMessageId");
+}
+
+
+static ngx_int_t
+ngx_chat_cmd_ack(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd)
+{
+    if (!(cmd->present & NGX_CHAT_F_EVENT_IDS)) {
+        return ngx_chat_cmd_error(cc, cmd->present & NGX_CHAT_F_ID
+                                      ? cmd->id.data : NULL,
+                                  cmd->id.len, cmd->id_is_number,
+                                  "bad_request",
+                                  "field \"eventIds\" is required");
+    }
+
+    if (cmd->nevent_ids) {
+        ngx_chat_session_acked(cc, cmd->event_ids, cmd->nevent_ids);
+
+        if (cc->connection == NULL) {
+            return NGX_ERROR;
+        }
+
+        if (cc->user == NULL
+            || ngx_chat_store_ack(cc, cmd->event_ids, cmd->nevent_ids)
+               != NGX_OK)
+        {
+            return ngx_chat_cmd_error(cc, cmd->present & NGX_CHAT_F_ID
+                                          ? cmd->id.data : NULL,
+                                      cmd->id.len, cmd->id_is_number,
+                                      "unavailable",
+                                      "too many acks pending, retry later");
+        }
+    }
+
+    if (cmd->present & NGX_CHAT_F_ID) {
+        return ngx_chat_cmd_ok(cc, cmd);
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_chat_cmd_get_chats(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd)
+{
+    const char  *values[1];
+    u_char       user[NGX_CHAT_ID_MAX + 1];
+
+    *ngx_cpymem(user, cc->user->id.data, cc->user->id.len) = '\0';
+    values[0] = (const char *) user;
+
+    return ngx_chat_cmd_query(cc, cmd, NGX_CHAT_STMT_LIST, 1, values,
+                              ngx_chat_cmd_listed, NULL);
+}
+
+
+static void
+ngx_chat_cmd_listed(ngx_chat_conn_t *cc, void *data, PGresult *res,
+    ngx_int_t rc)
+{
+    ngx_chat_cmd_req_t  *req = data;
+
+    ngx_chat_json_out_t  o;
+
+    if (rc != NGX_OK || PQntuples(res) != 1) {
+        ngx_chat_cmd_status_error(cc, req, NGX_ERROR, rc);
+        ngx_free(req);
+        return;
+    }
+
+    if (ngx_chat_cmd_open_ok(&o, req) == NGX_OK) {
+        ngx_chat_json_out_key(&o, "chats", 5);
+        ngx_chat_json_out_raw(&o, PQgetvalue(res, 0, 0),
+                              PQgetlength(res, 0, 0));
+        ngx_chat_json_out_map_close(&o);
+        (void) ngx_chat_cmd_flush(cc, &o);
+    }
+
+    ngx_free(req);
+}
+
+
+static ngx_int_t
+ngx_chat_cmd_remove_device(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd)
+{
+    ngx_str_t    device;
+    const char  *values[2];
+    u_char       user[NGX_CHAT_ID_MAX + 1];
+
+    if (ngx_chat_cmd_need(cc, cmd, NGX_CHAT_F_DEVICE_ID, "deviceId")
+        != NGX_DECLINED)
+    {
+        return NGX_OK;
+    }
+
+    if (ngx_chat_cmd_id_ok(cc, cmd, &cmd->device_id, "deviceId") != NGX_OK) {
+        return NGX_OK;
+    }
+
+    *ngx_cpymem(user, cc->user->id.data, cc->user->id.len) = '\0';
+    values[0] = (const char *) user;
+    values[1] = cmd->device_id.data;
+
+    device.data = (u_char *) cmd->device_id.data;
+    device.len = cmd->device_id.len;
+
+    return ngx_chat_cmd_query(cc, cmd, NGX_CHAT_STMT_REMOVE_DEVICE, 2, values,
+                              ngx_chat_cmd_removed, &device);
+}
+
+
+static void
+ngx_chat_cmd_removed(ngx_chat_conn_t *cc, void *data, PGresult *res,
+    ngx_int_t rc)
+{
+    ngx_chat_cmd_req_t  *req = data;
+
+    ngx_int_t            status;
+    ngx_str_t            user;
+    ngx_chat_json_out_t  o;
+    u_char               id[NGX_CHAT_ID_MAX];
+
+    status = (rc == NGX_OK && PQntuples(res) == 1)
+             ? ngx_atoi((u_char *) PQgetvalue(res, 0, 0),
+                        PQgetlength(res, 0, 0))
+             : NGX_ERROR;
+
+    if (status != NGX_CHAT_ST_OK) {
+        ngx_chat_cmd_status_error(cc, req, status, rc);
+        ngx_free(req);
+        return;
+    }
+
+    if (ngx_chat_cmd_open_ok(&o, req) == NGX_OK) {
+        ngx_chat_json_out_map_close(&o);
+        (void) ngx_chat_cmd_flush(cc, &o);
+    }
+
+    /* the removed device's connections, wherever they are, close */
+
+    if (cc->user && cc->connection) {
+        user.len = cc->user->id.len;
+        user.data = ngx_cpymem(id, cc->user->id.data, user.len) - user.len;
+        ngx_chat_bus_kick(&user, &req->arg, NGX_CHAT_CLOSE_REMOVED, NULL);
+    }
+
+    ngx_free(req);
+}
+
+
+/* a missing field answers bad_request: NGX_OK, else NGX_DECLINED */
+static ngx_int_t
+ngx_chat_cmd_need(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd, uint32_t fields,
+    const char *names)
+{
+    u_char  msg[160];
+
+    if ((cmd->present & fields) == fields) {
+        return NGX_DECLINED;
+    }
+
+    *ngx_snprintf(msg, sizeof(msg) - 1, "%s required", names) = '\0';
+
+    (void) ngx_chat_cmd_error(cc, cmd->present & NGX_CHAT_F_ID
+                                  ? cmd->id.data : NULL,
+                              cmd->id.len, cmd->id_is_number, "bad_request",
+                              (const char *) msg);
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_chat_cmd_id_ok(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd,
+    ngx_chat_json_str_t *s, const char *field)
+{
+    u_char  msg[160];
+
+    if (ngx_chat_id_valid((u_char *) s->data, s->len)) {
+        return NGX_OK;
+    }
+
+    *ngx_snprintf(msg, sizeof(msg) - 1,
+                  "%s must be 1-64 of A-Z a-z 0-9 . _ @ -", field) = '\0';
+
+    (void) ngx_chat_cmd_error(cc, cmd->present & NGX_CHAT_F_ID
+                                  ? cmd->id.data : NULL,
+                              cmd->id.len, cmd->id_is_number, "bad_request",
+                              (const char *) msg);
+    return NGX_DECLINED;
+}
+
+
+/* runs stmt for a command; answers unavailable itself when it cannot */
+static ngx_int_t
+ngx_chat_cmd_query(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd, ngx_uint_t stmt,
+    int n, const char **values, ngx_chat_store_done_pt done, ngx_str_t *arg)
+{
+    ngx_chat_cmd_req_t  *req;
+
+    if (ngx_chat_session_ready(cc) != NGX_OK) {
+        return ngx_chat_cmd_error(cc, cmd->present & NGX_CHAT_F_ID
+                                      ? cmd->id.data : NULL,
+                                  cmd->id.len, cmd->id_is_number,
+                                  "unavailable",
+                                  "database unavailable, retry later");
+    }
+
+    req = ngx_chat_cmd_req(cmd, arg);
+    if (req == NULL) {
+        return ngx_chat_cmd_error(cc, NULL, 0, 0, "internal_error",
+                                  "out of memory");
+    }
+
+    if (ngx_chat_store_query(cc, stmt, n, values, done, req) != NGX_OK) {
+        ngx_free(req);
+        return ngx_chat_cmd_error(cc, cmd->present & NGX_CHAT_F_ID
+                                      ? cmd->id.data : NULL,
+                                  cmd->id.len, cmd->id_is_number,
+                                  "unavailable",
+                                  "database unavailable, retry later");
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_chat_cmd_req_t *
+ngx_chat_cmd_req(ngx_chat_cmd_t *cmd, ngx_str_t *arg)
+{
+    u_char              *p;
+    size_t               alen;
+    ngx_chat_cmd_req_t  *req;
+
+    alen = arg ? arg->len : 0;
+
+    req = ngx_alloc(sizeof(ngx_chat_cmd_req_t) + cmd->id.len + alen,
+                    ngx_cycle->log);
+    if (req == NULL) {
+        return NULL;
+    }
+
+    p = req->data;
+
+    req->has_id = (cmd->present & NGX_CHAT_F_ID) ? 1 : 0;
+    req->id_is_number = cmd->id_is_number;
+    req->id.len = cmd->id.len;
+    req->id.data = p;
+    p = ngx_cpymem(p, cmd->id.data, cmd->id.len);
+
+    req->arg.len = alen;
+    req->arg.data = p;
+
+    if (alen) {
+        ngx_memcpy(p, arg->data, alen);
+    }
+
+    return req;
+}
+
+
+/* publishes the event a statement returned (json_col) to users_col */
+static void
+ngx_chat_cmd_publish(PGresult *res, int json_col, int users_col)
+{
+    u_char      *json, *p, *last;
+    uint64_t     id;
+    ngx_str_t   *users, none;
+    ngx_uint_t   n, max;
+
+    if (PQgetisnull(res, 0, json_col) || PQgetisnull(res, 0, users_col)) {
+        return;
+    }
+
+    json = (u_char *) PQgetvalue(res, 0, json_col);
+    last = json + PQgetlength(res, 0, json_col);
+
+    /* the event id, for the receivers' dedup: "eventId" : "123" */
+
+    p = ngx_strlcasestrn(json, last, (u_char *) "\"eventId\"", 9 - 1);
+    if (p == NULL) {
+        return;
+    }
+
+    for (p += 9; p < last && (*p < '0' || *p > '9'); p++) {
+        /* void */
+    }
+
+    for (id = 0; p < last && *p >= '0' && *p <= '9'; p++) {
+        id = id * 10 + (*p - '0');
+    }
+
+    p = (u_char *) PQgetvalue(res, 0, users_col);
+    last = p + PQgetlength(res, 0, users_col);
+
+    for (max = 1; p < last; p++) {
+        max += (*p == ',');
+    }
+
+    users = ngx_alloc(max * sizeof(ngx_str_t), ngx_cycle->log);
+    if (users == NULL) {
+        return;
+    }
+
+    ngx_str_null(&none);
+
+    if (ngx_chat_store_parse_array((u_char *) PQgetvalue(res, 0, users_col),
+                                   PQgetlength(res, 0, users_col), users,
+                                   max, &n)
+        == NGX_OK)
+    {
+        ngx_chat_bus_publish_event(users, n, id, &none, &none, json,
+                                   PQgetlength(res, 0, json_col));
+    }
+
+    ngx_free(users);
+}
+
+
+static void
+ngx_chat_cmd_status_error(ngx_chat_conn_t *cc, ngx_chat_cmd_req_t *req,
+    ngx_int_t status, ngx_int_t rc)
+{
+    if (rc == NGX_DECLINED) {
+        (void) ngx_chat_cmd_req_error(cc, req, "unavailable",
+                                      "database unavailable, retry later");
+        return;
+    }
+
+    switch (status) {
+
+    case NGX_CHAT_ST_NOT_FOUND:
+        (void) ngx_chat_cmd_req_error(cc, req, "not_found",
+                                      "no such chat or device");
+        return;
+
+    case NGX_CHAT_ST_FORBIDDEN:
+        (void) ngx_chat_cmd_req_error(cc, req, "forbidden",
+                                      "not allowed for this user");
+        return;
+
+    case NGX_CHAT_ST_LIMIT:
+        (void) ngx_chat_cmd_req_error(cc, req, "limit_exceeded",
+                                      "a limit was exceeded (participants)");
+        return;
+
+    case NGX_CHAT_ST_BAD_REQUEST:
+        (void) ngx_chat_cmd_req_error(cc, req, "bad_request",
+                                      "invalid arguments");
+        return;
+
+    default:
+        (void) ngx_chat_cmd_req_error(cc, req, "internal_error",
+                                      "internal error");
+    }
+}
+
+
+static ngx_int_t
+ngx_chat_cmd_ok(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd)
+{
+    ngx_chat_json_out_t  o;
+
+    if (ngx_chat_json_out_init(&o, NGX_CHAT_WS_HEADER_MAX) != NGX_CHAT_JSON_OK)
+    {
+        return NGX_OK;
+    }
+
+    ngx_chat_json_response_ok_open(&o, cmd);
+    ngx_chat_json_out_map_close(&o);
+
+    return ngx_chat_cmd_flush(cc, &o);
+}
+
+
+static ngx_int_t
+ngx_chat_cmd_open_ok(ngx_chat_json_out_t *o, ngx_chat_cmd_req_t *req)
+{
+    ngx_chat_cmd_t  cmd;
+
+    if (ngx_chat_json_out_init(o, NGX_CHAT_WS_HEADER_MAX) != NGX_CHAT_JSON_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(&cmd, sizeof(ngx_chat_cmd_t));
+
+    if (req->has_id) {
+        cmd.present = NGX_CHAT_F_ID;
+        cmd.id.data = (const char *) req->id.data;
+        cmd.id.len = req->id.len;
+        cmd.id_is_number = req->id_is_number;
+    }
+
+    ngx_chat_json_response_ok_open(o, &cmd);
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_chat_cmd_req_error(ngx_chat_conn_t *cc, ngx_chat_cmd_req_t *req,
+    const char *code, const char *message)
+{
+    return ngx_chat_cmd_error(cc, req->has_id ? (const char *) req->id.data
+                                              : NULL,
+                              req->id.len, req->id_is_number, code, message);
+}
+
+
+static ngx_int_t
+ngx_chat_cmd_error(ngx_chat_conn_t *cc, const char *id, size_t id_len,
+    ngx_uint_t id_is_number, const char *code, const char *message)
+{
+    ngx_chat_json_out_t  o;
+
+    if (ngx_chat_json_out_init(&o, NGX_CHAT_WS_HEADER_MAX) != NGX_CHAT_JSON_OK)
+    {
+        return NGX_OK;
+    }
+
+    ngx_chat_json_response_error(&o, id, id_len, (int) id_is_number, code,
+                                 message);
+
+    return ngx_chat_cmd_flush(cc, &o);
+}
+
+
+/* sends the frame built in o and frees o; NGX_ERROR if cc was closed */
+static ngx_int_t
+ngx_chat_cmd_flush(ngx_chat_conn_t *cc, ngx_chat_json_out_t *o)
+{
+    ngx_int_t  rc;
+
+    rc = NGX_OK;
+
+    if (!o->failed && cc->connection) {
+        rc = ngx_chat_ws_send_text(cc, o->buf + NGX_CHAT_WS_HEADER_MAX,
+                                   o->len - NGX_CHAT_WS_HEADER_MAX);
+    }
+
+    ngx_chat_json_out_free(o);
+
+    return cc->connection ? NGX_OK : rc;
+}

@@ -1,0 +1,688 @@
+
+/*
+ * ngx_chat_module.c: the module skeleton.  It owns the configuration
+ * directives, their defaults and checks, and the worker life cycle
+ * (init_process builds the ngx_chat_worker_t, exit_process tears it down).
+ * Everything else lives in the ngx_chat_<area>.c files.
+ */
+
+
+#include "ngx_chat.h"
+#include "ngx_chat_ws.h"
+#include "ngx_chat_admin.h"
+#include "ngx_chat_worker.h"
+
+
+static void *ngx_chat_create_main_conf(ngx_conf_t *cf);
+static char *ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf);
+static void *ngx_chat_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_chat_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static char *ngx_chat_websocket(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_chat_admin_token(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_chat_secret_file(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_chat_postgres(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_chat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+static ngx_int_t ngx_chat_init_process(ngx_cycle_t *cycle);
+static void ngx_chat_exit_process(ngx_cycle_t *cycle);
+
+
+static ngx_conf_num_bounds_t  ngx_chat_participants_bounds = {
+    ngx_conf_check_num_bounds, 2, 10000
+};
+
+static ngx_conf_num_bounds_t  ngx_chat_devices_bounds = {
+    ngx_conf_check_num_bounds, 1, 100
+};
+
+static ngx_conf_num_bounds_t  ngx_chat_drain_bounds = {
+    ngx_conf_check_num_bounds, 1, 10000
+};
+
+
+static ngx_command_t  ngx_chat_commands[] = {
+
+    { ngx_string("chat_websocket"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_chat_websocket,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("chat_admin_token"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_chat_admin_token,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("chat_admin_token_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_chat_loc_conf_t, token_ttl),
+      NULL },
+
+    { ngx_string("chat_jwt_secret_file"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_chat_secret_file,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("chat_postgres"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE123,
+      ngx_chat_postgres,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("chat_redis"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_chat_redis,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("chat_db_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, db_timeout),
+      NULL },
+
+    { ngx_string("chat_ping_interval"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, ping_interval),
+      NULL },
+
+    { ngx_string("chat_send_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, send_timeout),
+      NULL },
+
+    { ngx_string("chat_max_frame_size"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, max_frame_size),
+      NULL },
+
+    { ngx_string("chat_output_limit"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, output_limit),
+      NULL },
+
+    { ngx_string("chat_max_message_size"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, max_message_size),
+      NULL },
+
+    { ngx_string("chat_max_participants"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, max_participants),
+      &ngx_chat_participants_bounds },
+
+    { ngx_string("chat_max_devices"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, max_devices),
+      &ngx_chat_devices_bounds },
+
+    { ngx_string("chat_retention"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, retention),
+      NULL },
+
+    { ngx_string("chat_device_idle"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, device_idle),
+      NULL },
+
+    { ngx_string("chat_sweep_interval"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, sweep_interval),
+      NULL },
+
+    { ngx_string("chat_poll_interval"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, poll_interval),
+      NULL },
+
+    { ngx_string("chat_drain_page"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, drain_page),
+      &ngx_chat_drain_bounds },
+
+    { ngx_string("chat_drain_window"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, drain_window),
+      &ngx_chat_drain_bounds },
+
+    { ngx_string("chat_shutdown_spread"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, shutdown_spread),
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_chat_module_ctx = {
+    NULL,                                  /* preconfiguration */
+    NULL,                                  /* postconfiguration */
+
+    ngx_chat_create_main_conf,             /* create main configuration */
+    ngx_chat_init_main_conf,               /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_chat_create_loc_conf,              /* create location configuration */
+    ngx_chat_merge_loc_conf                /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_chat_module = {
+    NGX_MODULE_V1,
+    &ngx_chat_module_ctx,                  /* module context */
+    ngx_chat_commands,                     /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    ngx_chat_init_process,                 /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    ngx_chat_exit_process,                 /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static void *
+ngx_chat_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_chat_main_conf_t  *cmcf;
+
+    cmcf = ngx_pcalloc(cf->pool, sizeof(ngx_chat_main_conf_t));
+    if (cmcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *     cmcf->jwt_secret = { 0, NULL };
+     *     cmcf->pg_conninfo = { 0, NULL };
+     *     cmcf->redis_addr = { 0, NULL };
+     *     cmcf->redis_prefix = { 0, NULL };
+     */
+
+    cmcf->pg_pool_size = NGX_CONF_UNSET_UINT;
+    cmcf->pg_max_queue = NGX_CONF_UNSET_UINT;
+    cmcf->db_timeout = NGX_CONF_UNSET_MSEC;
+    cmcf->ping_interval = NGX_CONF_UNSET_MSEC;
+    cmcf->send_timeout = NGX_CONF_UNSET_MSEC;
+    cmcf->max_frame_size = NGX_CONF_UNSET_SIZE;
+    cmcf->output_limit = NGX_CONF_UNSET_SIZE;
+    cmcf->max_message_size = NGX_CONF_UNSET_SIZE;
+    cmcf->max_participants = NGX_CONF_UNSET_UINT;
+    cmcf->max_devices = NGX_CONF_UNSET_UINT;
+    cmcf->retention = NGX_CONF_UNSET;
+    cmcf->device_idle = NGX_CONF_UNSET;
+    cmcf->sweep_interval = NGX_CONF_UNSET_MSEC;
+    cmcf->poll_interval = NGX_CONF_UNSET_MSEC;
+    cmcf->drain_page = NGX_CONF_UNSET_UINT;
+    cmcf->drain_window = NGX_CONF_UNSET_UINT;
+    cmcf->shutdown_spread = NGX_CONF_UNSET_MSEC;
+
+    return cmcf;
+}
+
+
+static char *
+ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_chat_main_conf_t  *cmcf = conf;
+
+    ngx_conf_init_uint_value(cmcf->pg_pool_size, 4);
+    ngx_conf_init_uint_value(cmcf->pg_max_queue, 4096);
+    ngx_conf_init_msec_value(cmcf->db_timeout, 2000);
+    ngx_conf_init_msec_value(cmcf->ping_interval, 30000);
+    ngx_conf_init_msec_value(cmcf->send_timeout, 10000);
+    ngx_conf_init_size_value(cmcf->max_frame_size, 128 * 1024);
+    ngx_conf_init_size_value(cmcf->output_limit, 256 * 1024);
+    ngx_conf_init_size_value(cmcf->max_message_size, 64 * 1024);
+    ngx_conf_init_uint_value(cmcf->max_participants, 100);
+    ngx_conf_init_uint_value(cmcf->max_devices, 3);
+    ngx_conf_init_value(cmcf->retention, 30 * 86400);
+    ngx_conf_init_value(cmcf->device_idle, 30 * 86400);
+    ngx_conf_init_msec_value(cmcf->sweep_interval, 60000);
+    ngx_conf_init_msec_value(cmcf->poll_interval, 1000);
+    ngx_conf_init_uint_value(cmcf->drain_page, 100);
+    ngx_conf_init_uint_value(cmcf->drain_window, 200);
+    ngx_conf_init_msec_value(cmcf->shutdown_spread, 2000);
+
+    if (cmcf->max_frame_size < 1024) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chat_max_frame_size\" must be at least 1k");
+        return NGX_CONF_ERROR;
+    }
+
+    if (cmcf->output_limit < 4096) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chat_output_limit\" must be at least 4k");
+        return NGX_CONF_ERROR;
+    }
+
+    if (cmcf->max_message_size + 4096 > cmcf->max_frame_size) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chat_max_message_size\" must be at least 4k "
+                           "below \"chat_max_frame_size\"");
+        return NGX_CONF_ERROR;
+    }
+
+    if (cmcf->retention < 1 || cmcf->device_idle < 1) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chat_retention\" and \"chat_device_idle\" "
+                           "must be at least 1s");
+        return NGX_CONF_ERROR;
+    }
+
+    if (cmcf->db_timeout == 0 || cmcf->ping_interval == 0
+        || cmcf->poll_interval == 0 || cmcf->sweep_interval == 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "chat timeouts and intervals must not be zero");
+        return NGX_CONF_ERROR;
+    }
+
+    if (cmcf->used) {
+        if (cmcf->jwt_secret.len == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"chat_websocket\" needs "
+                               "\"chat_jwt_secret_file\" in http{}");
+            return NGX_CONF_ERROR;
+        }
+
+        if (cmcf->pg_conninfo.len == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"chat_websocket\" needs \"chat_postgres\" "
+                               "in http{}");
+            return NGX_CONF_ERROR;
+        }
+
+        if (cmcf->redis_addr.len == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"chat_websocket\" needs \"chat_redis\" "
+                               "in http{}");
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_chat_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_chat_loc_conf_t  *clcf;
+
+    clcf = ngx_pcalloc(cf->pool, sizeof(ngx_chat_loc_conf_t));
+    if (clcf == NULL) {
+        return NULL;
+    }
+
+    clcf->websocket = NGX_CONF_UNSET;
+    clcf->admin_token = NGX_CONF_UNSET;
+    clcf->token_ttl = NGX_CONF_UNSET;
+
+    return clcf;
+}
+
+
+static char *
+ngx_chat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_chat_loc_conf_t  *prev = parent;
+    ngx_chat_loc_conf_t  *conf = child;
+
+    ngx_conf_merge_value(conf->websocket, prev->websocket, 0);
+    ngx_conf_merge_value(conf->admin_token, prev->admin_token, 0);
+    ngx_conf_merge_sec_value(conf->token_ttl, prev->token_ttl, 86400);
+
+    if (conf->token_ttl < 1) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chat_admin_token_ttl\" must be at least 1s");
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_chat_websocket(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_chat_loc_conf_t  *clcf = conf;
+
+    ngx_http_core_loc_conf_t  *hclcf;
+    ngx_chat_main_conf_t      *cmcf;
+
+    if (clcf->websocket != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    clcf->websocket = 1;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_chat_module);
+    cmcf->used = 1;
+
+    hclcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    hclcf->handler = ngx_chat_ws_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_chat_admin_token(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_chat_loc_conf_t  *clcf = conf;
+
+    ngx_http_core_loc_conf_t  *hclcf;
+
+    if (clcf->admin_token != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    clcf->admin_token = 1;
+
+    hclcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    hclcf->handler = ngx_chat_admin_token_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * The secret is read at configuration time (in the master, before any
+ * worker exists), so a plain blocking read is fine here.
+ */
+static char *
+ngx_chat_secret_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_chat_main_conf_t  *cmcf = conf;
+
+    size_t            size;
+    ssize_t           n;
+    ngx_fd_t          fd;
+    ngx_str_t        *value, path;
+    ngx_file_info_t   fi;
+    ngx_file_t        file;
+
+    if (cmcf->jwt_secret.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    path = value[1];
+
+    if (ngx_conf_full_name(cf->cycle, &path, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    fd = ngx_open_file(path.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    if (fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "\"chat_jwt_secret_file\": "
+                           ngx_open_file_n " \"%s\" failed", path.data);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "\"chat_jwt_secret_file\": "
+                           ngx_fd_info_n " \"%s\" failed", path.data);
+        ngx_close_file(fd);
+        return NGX_CONF_ERROR;
+    }
+
+    size = (size_t) ngx_file_size(&fi);
+
+    if (size > 4096) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chat_jwt_secret_file\": \"%s\" is larger "
+                           "than 4096 bytes", path.data);
+        ngx_close_file(fd);
+        return NGX_CONF_ERROR;
+    }
+
+    cmcf->jwt_secret.data = ngx_pnalloc(cf->pool, size + 1);
+    if (cmcf->jwt_secret.data == NULL) {
+        ngx_close_file(fd);
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(&file, sizeof(ngx_file_t));
+    file.fd = fd;
+    file.name = path;
+    file.log = cf->log;
+
+    n = ngx_read_file(&file, cmcf->jwt_secret.data, size, 0);
+
+    ngx_close_file(fd);
+
+    if (n != (ssize_t) size) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chat_jwt_secret_file\": could not read \"%s\"",
+                           path.data);
+        return NGX_CONF_ERROR;
+    }
+
+    while (size && (cmcf->jwt_secret.data[size - 1] == LF
+                    || cmcf->jwt_secret.data[size - 1] == CR))
+    {
+        size--;
+    }
+
+    if (size < 32) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chat_jwt_secret_file\": the secret in \"%s\" "
+                           "must be at least 32 bytes", path.data);
+        return NGX_CONF_ERROR;
+    }
+
+    cmcf->jwt_secret.len = size;
+
+    return NGX_CONF_OK;
+}
+
+
+/* chat_postgres "conninfo" [pool=N] [queue=N] */
+static char *
+ngx_chat_postgres(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_chat_main_conf_t  *cmcf = conf;
+
+    ngx_int_t    n;
+    ngx_str_t   *value;
+    ngx_uint_t   i;
+
+    if (cmcf->pg_conninfo.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[1].len == 0) {
+        return "has an empty conninfo";
+    }
+
+    cmcf->pg_conninfo.len = value[1].len;
+    cmcf->pg_conninfo.data = ngx_pnalloc(cf->pool, value[1].len + 1);
+    if (cmcf->pg_conninfo.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_cpystrn(cmcf->pg_conninfo.data, value[1].data, value[1].len + 1);
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "pool=", 5) == 0) {
+            n = ngx_atoi(value[i].data + 5, value[i].len - 5);
+            if (n < 1 || n > 256) {
+                goto invalid;
+            }
+
+            cmcf->pg_pool_size = n;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "queue=", 6) == 0) {
+            n = ngx_atoi(value[i].data + 6, value[i].len - 6);
+            if (n < 1 || n > 1000000) {
+                goto invalid;
+            }
+
+            cmcf->pg_max_queue = n;
+            continue;
+        }
+
+        goto invalid;
+    }
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid parameter \"%V\" in \"chat_postgres\" "
+                       "(pool=1..256, queue=1..1000000)", &value[i]);
+    return NGX_CONF_ERROR;
+}
+
+
+/* chat_redis host:port|unix:/path [prefix=str] */
+static char *
+ngx_chat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_chat_main_conf_t  *cmcf = conf;
+
+    u_char     *colon;
+    ngx_int_t   port;
+    ngx_str_t  *value;
+
+    if (cmcf->redis_addr.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[1].len > 5 && ngx_strncmp(value[1].data, "unix:", 5) == 0) {
+        cmcf->redis_addr = value[1];
+
+    } else {
+        colon = ngx_strlchr(value[1].data, value[1].data + value[1].len, ':');
+        while (colon) {
+            /* the last colon separates the port (IPv6 has colons too) */
+            u_char *next = ngx_strlchr(colon + 1,
+                                       value[1].data + value[1].len, ':');
+            if (next == NULL) {
+                break;
+            }
+            colon = next;
+        }
+
+        if (colon == NULL || colon == value[1].data) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"chat_redis\" needs \"host:port\" or "
+                               "\"unix:/path\", not \"%V\"", &value[1]);
+            return NGX_CONF_ERROR;
+        }
+
+        port = ngx_atoi(colon + 1, value[1].data + value[1].len - colon - 1);
+        if (port < 1 || port > 65535) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"chat_redis\" has an invalid port in \"%V\"",
+                               &value[1]);
+            return NGX_CONF_ERROR;
+        }
+
+        cmcf->redis_addr = value[1];
+    }
+
+    if (cf->args->nelts == 3) {
+        if (value[2].len < 8 || ngx_strncmp(value[2].data, "prefix=", 7) != 0)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\" in \"chat_redis\" "
+                               "(prefix=...)", &value[2]);
+            return NGX_CONF_ERROR;
+        }
+
+        cmcf->redis_prefix.data = value[2].data + 7;
+        cmcf->redis_prefix.len = value[2].len - 7;
+
+    } else {
+        ngx_str_set(&cmcf->redis_prefix, "chat:");
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_chat_init_process(ngx_cycle_t *cycle)
+{
+    ngx_chat_main_conf_t  *cmcf;
+
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return NGX_OK;
+    }
+
+    cmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_chat_module);
+    if (cmcf == NULL || !cmcf->used) {
+        return NGX_OK;
+    }
+
+    return ngx_chat_worker_init(cycle, cmcf);
+}
+
+
+static void
+ngx_chat_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_chat_worker_exit(cycle);
+}

@@ -1,0 +1,1219 @@
+
+/*
+ * ngx_chat_redis.c: Redis for one nginx worker.  Owns two hiredis 0.14
+ * async contexts, "cmd" (PUBLISH and other commands) and "sub" (SUBSCRIBE,
+ * UNSUBSCRIBE and the messages), the adapter that drives them from nginx's
+ * event loop, and their whole life cycle: connect, handshake, liveness
+ * PINGs, drop, reconnect with backoff.
+ *
+ * Life cycle of each context (ngx_chat_redis_conn_t.state):
+ *
+ *   DOWN --timer--> CONNECTING --TCP up--> HANDSHAKE --PONG--> READY
+ *     ^                 |                      |                 |
+ *     +----- cleanup hook (context freed, for any reason) -------+
+ *
+ * A context counts as up only once Redis has answered a PING: a frozen
+ * server still completes TCP handshakes from its listen backlog.  One timer
+ * per context is the connect timeout (CONNECTING, HANDSHAKE), the PING
+ * period (READY) or the reconnect delay (DOWN).  A PING left unanswered
+ * for a whole period drops the context (hung server).  Reconnects wait
+ * 100 ms doubling to 5 s, +-25% jitter, and are always started from the
+ * timer: never from inside hiredis.
+ *
+ * The adapter wraps the hiredis fd in an ngx_connection_t and registers it
+ * level-triggered, so hiredis' 16 KB reads need no draining loop.  hiredis
+ * owns the fd: our cleanup hook, which hiredis calls from every path that
+ * frees a context, deletes the events and frees the ngx_connection_t
+ * without closing it, then hiredis closes it.  The hook is also the one
+ * place where a context is known to be gone, so it does the bookkeeping
+ * (state, logs, on_state(0), reconnect timer) for all those paths.
+ *
+ * Non-blocking only: redisAsyncConnect() runs a name lookup, which does not
+ * go to the network for the numeric addresses ngx_chat_redis_create()
+ * accepts (glibc parses literals itself); unix sockets do not resolve.
+ *
+ * Subscriber PINGs (hiredis 0.14 specific): in RESP2 subscribed mode Redis
+ * answers "PING x" with the array ["pong", "x"].  hiredis 0.14 routes an
+ * array on a subscribed context by its first letter, so "pong" is looked up
+ * among the *patterns* under the name "x".  At connect the subscriber
+ * PSUBSCRIBEs NGX_CHAT_REDIS_PING_PATTERN (a literal no channel is expected
+ * to use) and then PINGs with that argument: the pong reaches our callback.
+ * The PING is appended to the output buffer directly, without a callback,
+ * because a callback registered for it would be queued on a list hiredis
+ * never shifts in subscribed mode (one leak per PING).  The pattern also
+ * keeps the context in subscribed mode while the owner has no channels.
+ *
+ * Subscriptions are not remembered here: after each connect the owner gets
+ * on_state(1) and subscribes again.  Subscribing twice to one channel on one
+ * context confuses hiredis' reply accounting (hiredis issue #256): keeping
+ * one SUBSCRIBE per channel is the owner's job.
+ *
+ * Costs: per PUBLISH one formatted copy appended to hiredis' output buffer
+ * and one 32-byte reply record; nothing per message received.  Commands
+ * issued in one event loop pass leave in one write(2).
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_event.h>
+
+#include <hiredis/hiredis.h>
+#include <hiredis/async.h>
+#include <hiredis/sds.h>
+
+#include "ngx_chat_redis.h"
+
+
+#if (HIREDIS_MAJOR != 0 || HIREDIS_MINOR != 14)
+#error "ngx_chat_redis.c relies on hiredis 0.14 subscribed-mode PING routing"
+#endif
+
+
+#define NGX_CHAT_REDIS_CONNECT_TIMEOUT  2000       /* ms, connect + PONG */
+#define NGX_CHAT_REDIS_PING_INTERVAL    3000       /* ms, also the timeout */
+#define NGX_CHAT_REDIS_BACKOFF_MIN      100        /* ms */
+#define NGX_CHAT_REDIS_BACKOFF_MAX      5000       /* ms */
+#define NGX_CHAT_REDIS_LOG_EVERY        30         /* s between reports */
+#define NGX_CHAT_REDIS_MAX_PENDING      100000     /* unanswered commands */
+#define NGX_CHAT_REDIS_MAX_BUFFERED     (64 * 1024 * 1024)  /* unsent bytes */
+
+#define NGX_CHAT_REDIS_PING_PATTERN     "ngx_chat:redis:liveness"
+
+/* ngx_chat_redis_conn_t.state */
+#define NGX_CHAT_REDIS_DOWN             0    /* waiting to reconnect */
+#define NGX_CHAT_REDIS_CONNECTING       1    /* connect(2) in progress */
+#define NGX_CHAT_REDIS_HANDSHAKE        2    /* first PING sent */
+#define NGX_CHAT_REDIS_READY            3    /* PING answered: usable */
+#define NGX_CHAT_REDIS_CLOSING          4    /* we are freeing it */
+
+
+typedef struct {
+    ngx_chat_redis_t           *rd;
+    redisAsyncContext          *ac;        /* NULL when DOWN */
+    ngx_connection_t           *c;         /* wraps ac->c.fd */
+    ngx_event_t                 timer;     /* connect, PING or reconnect */
+    const char                 *name;      /* "cmd" or "sub", for logs */
+    ngx_uint_t                  state;     /* NGX_CHAT_REDIS_DOWN... */
+    ngx_uint_t                  pending;   /* commands awaiting a reply */
+    ngx_msec_t                  backoff;   /* next reconnect delay */
+    time_t                      reported;  /* last failure logged at */
+    ngx_uint_t                  failures;  /* since the last report */
+    time_t                      full;      /* "refusing more" logged at */
+    unsigned                    subscriber:1;
+    unsigned                    ping_sent:1;    /* awaiting the PONG */
+    unsigned                    failing:1;      /* down since a report */
+    unsigned                    up_reported:1;  /* on_state(1) was called */
+} ngx_chat_redis_conn_t;
+
+
+struct ngx_chat_redis_s {
+    ngx_chat_redis_conn_t       cmd;
+    ngx_chat_redis_conn_t       sub;
+    ngx_log_t                  *log;
+    ngx_chat_redis_message_pt   on_message;
+    ngx_chat_redis_state_pt     on_state;
+    void                       *data;
+    ngx_str_t                   addr;      /* as configured, for logs */
+    char                       *host;      /* IP or unix socket path */
+    int                         port;      /* 0 for a unix socket */
+    unsigned                    destroying:1;
+};
+
+
+/* an ngx_chat_redis_command() with a reply handler */
+typedef struct {
+    ngx_chat_redis_conn_t      *conn;
+    ngx_chat_redis_reply_pt     handler;
+    void                       *data;
+} ngx_chat_redis_call_t;
+
+
+static ngx_int_t ngx_chat_redis_parse_addr(ngx_str_t *addr, u_char *host,
+    int *port);
+static void ngx_chat_redis_conn_init(ngx_chat_redis_t *rd,
+    ngx_chat_redis_conn_t *conn, const char *name, ngx_uint_t subscriber);
+static void ngx_chat_redis_connect(ngx_chat_redis_conn_t *conn);
+static ngx_int_t ngx_chat_redis_attach(ngx_chat_redis_conn_t *conn,
+    redisAsyncContext *ac);
+static void ngx_chat_redis_connected(const redisAsyncContext *ac,
+    int status);
+static void ngx_chat_redis_ready(ngx_chat_redis_conn_t *conn);
+static void ngx_chat_redis_ping(ngx_chat_redis_conn_t *conn);
+static void ngx_chat_redis_drop(ngx_chat_redis_conn_t *conn);
+static void ngx_chat_redis_gone(ngx_chat_redis_conn_t *conn);
+static void ngx_chat_redis_schedule(ngx_chat_redis_conn_t *conn);
+static void ngx_chat_redis_failure(ngx_chat_redis_conn_t *conn,
+    const char *err);
+static void ngx_chat_redis_timer_handler(ngx_event_t *ev);
+static void ngx_chat_redis_read_handler(ngx_event_t *rev);
+static void ngx_chat_redis_write_handler(ngx_event_t *wev);
+static void ngx_chat_redis_add_read(void *privdata);
+static void ngx_chat_redis_del_read(void *privdata);
+static void ngx_chat_redis_add_write(void *privdata);
+static void ngx_chat_redis_del_write(void *privdata);
+static void ngx_chat_redis_cleanup(void *privdata);
+static ngx_int_t ngx_chat_redis_can_send(ngx_chat_redis_conn_t *conn);
+static void ngx_chat_redis_cmd_reply(redisAsyncContext *ac, void *r,
+    void *privdata);
+static void ngx_chat_redis_cmd_pong(redisAsyncContext *ac, void *r,
+    void *privdata);
+static void ngx_chat_redis_call_reply(redisAsyncContext *ac, void *r,
+    void *privdata);
+static void ngx_chat_redis_sub_reply(redisAsyncContext *ac, void *r,
+    void *privdata);
+
+
+ngx_int_t
+ngx_chat_redis_check_addr(ngx_str_t *addr)
+{
+    int     port;
+    u_char  host[NGX_SOCKADDR_STRLEN + 1];
+
+    if (addr->len > NGX_SOCKADDR_STRLEN) {
+        return NGX_ERROR;
+    }
+
+    return ngx_chat_redis_parse_addr(addr, host, &port);
+}
+
+
+/*
+ * "unix:/path", "[ipv6]:port" or "ipv4:port".  Writes the NUL-terminated
+ * path or IP to host (room for addr->len + 1 bytes) and the port (0 for a
+ * unix socket).  Host names are refused: hiredis would resolve them with a
+ * blocking lookup.
+ */
+
+static ngx_int_t
+ngx_chat_redis_parse_addr(ngx_str_t *addr, u_char *host, int *port)
+{
+    u_char     *p, *last, *colon;
+    size_t      len;
+    ngx_int_t   n;
+#if (NGX_HAVE_INET6)
+    u_char      in6[16];
+#endif
+
+    p = addr->data;
+    last = p + addr->len;
+
+    if (addr->len > 5 && ngx_strncmp(p, "unix:", 5) == 0) {
+        len = addr->len - 5;
+
+        if (len >= sizeof(((struct sockaddr_un *) 0)->sun_path)
+            || ngx_strlchr(p + 5, last, '\0') != NULL)
+        {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(host, p + 5, len);
+        host[len] = '\0';
+        *port = 0;
+
+        return NGX_OK;
+    }
+
+    if (addr->len && p[0] == '[') {
+        colon = ngx_strlchr(p, last, ']');
+
+        if (colon == NULL || colon + 1 == last || colon[1] != ':') {
+            return NGX_ERROR;
+        }
+
+        p++;
+        len = colon - p;
+        colon++;
+
+#if (NGX_HAVE_INET6)
+        if (ngx_inet6_addr(p, len, in6) != NGX_OK) {
+            return NGX_ERROR;
+        }
+#else
+        return NGX_ERROR;
+#endif
+
+    } else {
+        for (colon = last; colon > p && colon[-1] != ':'; colon--) {
+            /* void */
+        }
+
+        if (colon == p) {
+            return NGX_ERROR;
+        }
+
+        colon--;
+        len = colon - p;
+
+        if (ngx_inet_addr(p, len) == INADDR_NONE) {
+            return NGX_ERROR;
+        }
+    }
+
+    n = ngx_atoi(colon + 1, last - colon - 1);
+
+    if (n < 1 || n > 65535) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(host, p, len);
+    host[len] = '\0';
+    *port = (int) n;
+
+    return NGX_OK;
+}
+
+
+ngx_chat_redis_t *
+ngx_chat_redis_create(ngx_cycle_t *cycle, ngx_str_t *addr,
+    ngx_chat_redis_message_pt on_message, ngx_chat_redis_state_pt on_state,
+    void *data)
+{
+    u_char            *p;
+    ngx_chat_redis_t  *rd;
+
+    rd = ngx_calloc(sizeof(ngx_chat_redis_t) + 2 * addr->len + 1,
+                    cycle->log);
+    if (rd == NULL) {
+        return NULL;
+    }
+
+    p = (u_char *) (rd + 1);
+
+    if (ngx_chat_redis_parse_addr(addr, p, &rd->port) != NGX_OK) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                      "redis: invalid address \"%V\", expected "
+                      "\"ip:port\", \"[ipv6]:port\" or \"unix:/path\"",
+                      addr);
+        ngx_free(rd);
+        return NULL;
+    }
+
+    rd->host = (char *) p;
+    rd->addr.data = p + addr->len + 1;
+    rd->addr.len = addr->len;
+    ngx_memcpy(rd->addr.data, addr->data, addr->len);
+
+    rd->log = cycle->log;
+    rd->on_message = on_message;
+    rd->on_state = on_state;
+    rd->data = data;
+
+    ngx_chat_redis_conn_init(rd, &rd->cmd, "cmd", 0);
+    ngx_chat_redis_conn_init(rd, &rd->sub, "sub", 1);
+
+    ngx_chat_redis_connect(&rd->cmd);
+    ngx_chat_redis_connect(&rd->sub);
+
+    return rd;
+}
+
+
+static void
+ngx_chat_redis_conn_init(ngx_chat_redis_t *rd, ngx_chat_redis_conn_t *conn,
+    const char *name, ngx_uint_t subscriber)
+{
+    conn->rd = rd;
+    conn->name = name;
+    conn->subscriber = subscriber;
+    conn->state = NGX_CHAT_REDIS_DOWN;
+    conn->backoff = NGX_CHAT_REDIS_BACKOFF_MIN;
+
+    conn->timer.handler = ngx_chat_redis_timer_handler;
+    conn->timer.data = conn;
+    conn->timer.log = rd->log;
+    conn->timer.cancelable = 1;
+}
+
+
+/*
+ * Frees both contexts: pending ngx_chat_redis_command() handlers run with a
+ * NULL reply, on_state() is not called.  Not from inside a callback of this
+ * module (the context being in use would be freed under hiredis).
+ */
+
+void
+ngx_chat_redis_destroy(ngx_chat_redis_t *rd)
+{
+    ngx_uint_t              i;
+    ngx_chat_redis_conn_t  *conn;
+
+    if (rd == NULL) {
+        return;
+    }
+
+    rd->destroying = 1;
+
+    for (i = 0; i < 2; i++) {
+        conn = (i == 0) ? &rd->cmd : &rd->sub;
+
+        if (conn->timer.timer_set) {
+            ngx_del_timer(&conn->timer);
+        }
+
+        if (conn->ac) {
+            conn->state = NGX_CHAT_REDIS_CLOSING;
+            redisAsyncFree(conn->ac);
+        }
+    }
+
+    ngx_free(rd);
+}
+
+
+ngx_uint_t
+ngx_chat_redis_up(ngx_chat_redis_t *rd)
+{
+    return rd->sub.state == NGX_CHAT_REDIS_READY;
+}
+
+
+ngx_uint_t
+ngx_chat_redis_pending(ngx_chat_redis_t *rd)
+{
+    return rd->cmd.pending;
+}
+
+
+/* connection life cycle */
+
+
+static void
+ngx_chat_redis_connect(ngx_chat_redis_conn_t *conn)
+{
+    ngx_chat_redis_t   *rd;
+    redisAsyncContext  *ac;
+
+    rd = conn->rd;
+
+    ngx_log_debug3(NGX_LOG_DEBUG_EVENT, rd->log, 0,
+                   "redis %s: connecting to %V, backoff %M",
+                   conn->name, &rd->addr, conn->backoff);
+
+    /* numeric addresses only: no network lookup, see the top comment */
+
+    if (rd->port == 0) {
+        ac = redisAsyncConnectUnix(rd->host);
+
+    } else {
+        ac = redisAsyncConnect(rd->host, rd->port);
+    }
+
+    if (ac == NULL) {
+        ngx_chat_redis_failure(conn, "out of memory");
+        ngx_chat_redis_schedule(conn);
+        return;
+    }
+
+    if (ac->err) {
+        ngx_chat_redis_failure(conn, ac->errstr);
+        redisAsyncFree(ac);
+        ngx_chat_redis_schedule(conn);
+        return;
+    }
+
+    if (ngx_chat_redis_attach(conn, ac) != NGX_OK) {
+        ngx_chat_redis_failure(conn, "no free nginx connection");
+        redisAsyncFree(ac);
+        ngx_chat_redis_schedule(conn);
+        return;
+    }
+
+    conn->state = NGX_CHAT_REDIS_CONNECTING;
+
+    /* this also asks for the write event that reports the connect */
+    redisAsyncSetConnectCallback(ac, ngx_chat_redis_connected);
+
+    ngx_add_timer(&conn->timer, NGX_CHAT_REDIS_CONNECT_TIMEOUT);
+}
+
+
+static ngx_int_t
+ngx_chat_redis_attach(ngx_chat_redis_conn_t *conn, redisAsyncContext *ac)
+{
+    ngx_log_t         *log;
+    ngx_connection_t  *c;
+
+    log = conn->rd->log;
+
+    c = ngx_get_connection(ac->c.fd, log);
+    if (c == NULL) {
+        return NGX_ERROR;
+    }
+
+    c->data = conn;
+    c->log = log;
+    c->read->log = log;
+    c->write->log = log;
+    c->read->handler = ngx_chat_redis_read_handler;
+    c->write->handler = ngx_chat_redis_write_handler;
+    c->number = ngx_atomic_fetch_add(ngx_connection_counter, 1);
+
+    conn->c = c;
+    conn->ac = ac;
+
+    ac->data = conn;
+    ac->ev.data = conn;
+    ac->ev.addRead = ngx_chat_redis_add_read;
+    ac->ev.delRead = ngx_chat_redis_del_read;
+    ac->ev.addWrite = ngx_chat_redis_add_write;
+    ac->ev.delWrite = ngx_chat_redis_del_write;
+    ac->ev.cleanup = ngx_chat_redis_cleanup;
+
+    return NGX_OK;
+}
+
+
+/* TCP (or unix) connect finished; on failure the cleanup hook follows */
+
+static void
+ngx_chat_redis_connected(const redisAsyncContext *ac, int status)
+{
+    const char             *argv[2];
+    size_t                  argvlen[2];
+    ngx_chat_redis_conn_t  *conn;
+
+    conn = ac->data;
+
+    if (status != REDIS_OK) {
+        return;
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_EVENT, conn->rd->log, 0,
+                   "redis %s: connected, handshake", conn->name);
+
+    conn->state = NGX_CHAT_REDIS_HANDSHAKE;
+
+    if (conn->subscriber) {
+        argv[0] = "PSUBSCRIBE";
+        argv[1] = NGX_CHAT_REDIS_PING_PATTERN;
+        argvlen[0] = sizeof("PSUBSCRIBE") - 1;
+        argvlen[1] = sizeof(NGX_CHAT_REDIS_PING_PATTERN) - 1;
+
+        if (redisAsyncCommandArgv(conn->ac, ngx_chat_redis_sub_reply, conn,
+                                  2, argv, argvlen)
+            != REDIS_OK)
+        {
+            /* out of memory; the connect timeout drops the context */
+            return;
+        }
+    }
+
+    ngx_chat_redis_ping(conn);
+}
+
+
+/* the first PONG of a connection */
+
+static void
+ngx_chat_redis_ready(ngx_chat_redis_conn_t *conn)
+{
+    ngx_chat_redis_t  *rd;
+
+    rd = conn->rd;
+
+    ngx_log_error(NGX_LOG_INFO, rd->log, 0,
+                  "redis %s: connected to %V", conn->name, &rd->addr);
+
+    conn->state = NGX_CHAT_REDIS_READY;
+    conn->backoff = NGX_CHAT_REDIS_BACKOFF_MIN;
+    conn->failing = 0;
+    conn->failures = 0;
+
+    if (conn->timer.timer_set) {
+        ngx_del_timer(&conn->timer);
+    }
+
+    ngx_add_timer(&conn->timer, NGX_CHAT_REDIS_PING_INTERVAL);
+
+    if (conn->subscriber) {
+        conn->up_reported = 1;
+        rd->on_state(rd->data, 1);
+    }
+}
+
+
+static void
+ngx_chat_redis_ping(ngx_chat_redis_conn_t *conn)
+{
+    const char  *argv[2];
+    size_t       argvlen[2];
+
+    argv[0] = "PING";
+    argvlen[0] = sizeof("PING") - 1;
+
+    if (conn->subscriber) {
+        /* no callback: the PONG is routed by its argument, see the top */
+
+        argv[1] = NGX_CHAT_REDIS_PING_PATTERN;
+        argvlen[1] = sizeof(NGX_CHAT_REDIS_PING_PATTERN) - 1;
+
+        if (redisAppendCommandArgv(&conn->ac->c, 2, argv, argvlen)
+            != REDIS_OK)
+        {
+            return;
+        }
+
+        ngx_chat_redis_add_write(conn);
+
+    } else {
+        if (redisAsyncCommandArgv(conn->ac, ngx_chat_redis_cmd_pong, conn,
+                                  1, argv, argvlen)
+            != REDIS_OK)
+        {
+            return;
+        }
+
+        conn->pending++;
+    }
+
+    conn->ping_sent = 1;
+}
+
+
+/* frees the context from outside hiredis; the cleanup hook does the rest */
+
+static void
+ngx_chat_redis_drop(ngx_chat_redis_conn_t *conn)
+{
+    conn->state = NGX_CHAT_REDIS_CLOSING;
+    redisAsyncFree(conn->ac);
+}
+
+
+/*
+ * Called by the cleanup hook once per context, whoever frees it: hiredis
+ * after an I/O or protocol error or a failed connect, or ngx_chat_redis_drop
+ * and ngx_chat_redis_destroy.  The context is still valid (error string
+ * readable) but must not be used; its fd is still open.
+ */
+
+static void
+ngx_chat_redis_gone(ngx_chat_redis_conn_t *conn)
+{
+    const char         *err;
+    ngx_uint_t          was;
+    ngx_chat_redis_t   *rd;
+    redisAsyncContext  *ac;
+
+    rd = conn->rd;
+    ac = conn->ac;
+    was = conn->state;
+
+    conn->ac = NULL;
+    conn->state = NGX_CHAT_REDIS_DOWN;
+    conn->pending = 0;
+    conn->ping_sent = 0;
+
+    if (conn->timer.timer_set) {
+        ngx_del_timer(&conn->timer);
+    }
+
+    if (rd->destroying) {
+        return;
+    }
+
+    err = (ac->err && ac->errstr[0]) ? ac->errstr : "connection closed";
+
+    switch (was) {
+
+    case NGX_CHAT_REDIS_CLOSING:
+        /* the initiator has logged why */
+        break;
+
+    case NGX_CHAT_REDIS_READY:
+        ngx_log_error(NGX_LOG_ERR, rd->log, 0,
+                      "redis %s: connection to %V lost: %s",
+                      conn->name, &rd->addr, err);
+        conn->failing = 1;
+        conn->failures = 0;
+        conn->reported = ngx_time();
+        break;
+
+    default:
+        ngx_chat_redis_failure(conn, err);
+    }
+
+    ngx_chat_redis_schedule(conn);
+
+    if (conn->up_reported) {
+        conn->up_reported = 0;
+        rd->on_state(rd->data, 0);
+    }
+}
+
+
+static void
+ngx_chat_redis_schedule(ngx_chat_redis_conn_t *conn)
+{
+    ngx_msec_t  delay;
+
+    if (ngx_exiting || ngx_terminate || conn->rd->destroying) {
+        return;
+    }
+
+    /* backoff +- 25% so that the workers do not reconnect in step */
+
+    delay = conn->backoff - conn->backoff / 4
+            + (ngx_msec_t) ngx_random() % (conn->backoff / 2 + 1);
+
+    conn->backoff *= 2;
+
+    if (conn->backoff > NGX_CHAT_REDIS_BACKOFF_MAX) {
+        conn->backoff = NGX_CHAT_REDIS_BACKOFF_MAX;
+    }
+
+    ngx_log_debug2(NGX_LOG_DEBUG_EVENT, conn->rd->log, 0,
+                   "redis %s: reconnect in %M ms", conn->name, delay);
+
+    ngx_add_timer(&conn->timer, delay);
+}
+
+
+/* logs the first failure after a success, then at most every 30 s */
+
+static void
+ngx_chat_redis_failure(ngx_chat_redis_conn_t *conn, const char *err)
+{
+    time_t             now;
+    ngx_chat_redis_t  *rd;
+
+    rd = conn->rd;
+    now = ngx_time();
+
+    conn->failures++;
+
+    if (conn->failing
+        && now - conn->reported < NGX_CHAT_REDIS_LOG_EVERY)
+    {
+        ngx_log_debug2(NGX_LOG_DEBUG_EVENT, rd->log, 0,
+                       "redis %s: cannot connect: %s", conn->name, err);
+        return;
+    }
+
+    if (conn->failures > 1) {
+        ngx_log_error(NGX_LOG_ERR, rd->log, 0,
+                      "redis %s: cannot connect to %V: %s "
+                      "(%ui attempts failed since the last report)",
+                      conn->name, &rd->addr, err, conn->failures);
+
+    } else {
+        ngx_log_error(NGX_LOG_ERR, rd->log, 0,
+                      "redis %s: cannot connect to %V: %s",
+                      conn->name, &rd->addr, err);
+    }
+
+    conn->failing = 1;
+    conn->failures = 0;
+    conn->reported = now;
+}
+
+
+static void
+ngx_chat_redis_timer_handler(ngx_event_t *ev)
+{
+    ngx_chat_redis_conn_t  *conn;
+
+    conn = ev->data;
+
+    switch (conn->state) {
+
+    case NGX_CHAT_REDIS_DOWN:
+        if (!ngx_exiting && !ngx_terminate) {
+            ngx_chat_redis_connect(conn);
+        }
+
+        return;
+
+    case NGX_CHAT_REDIS_CONNECTING:
+    case NGX_CHAT_REDIS_HANDSHAKE:
+        ngx_chat_redis_failure(conn,
+                               conn->state == NGX_CHAT_REDIS_CONNECTING
+                               ? "connect timed out"
+                               : "no reply to PING");
+        ngx_chat_redis_drop(conn);
+        return;
+
+    case NGX_CHAT_REDIS_READY:
+        if (conn->ping_sent) {
+            ngx_log_error(NGX_LOG_ERR, conn->rd->log, 0,
+                          "redis %s: no reply from %V to PING in %M ms, "
+                          "reconnecting", conn->name, &conn->rd->addr,
+                          (ngx_msec_t) NGX_CHAT_REDIS_PING_INTERVAL);
+            conn->failing = 1;
+            conn->failures = 0;
+            conn->reported = ngx_time();
+            ngx_chat_redis_drop(conn);
+            return;
+        }
+
+        if (ngx_exiting || ngx_terminate) {
+            return;
+        }
+
+        ngx_chat_redis_ping(conn);
+        ngx_add_timer(&conn->timer, NGX_CHAT_REDIS_PING_INTERVAL);
+        return;
+
+    default:
+        /* CLOSING lasts no longer than redisAsyncFree() */
+        return;
+    }
+}
+
+
+/* the adapter: hiredis <-> nginx events */
+
+
+static void
+ngx_chat_redis_read_handler(ngx_event_t *rev)
+{
+    ngx_connection_t       *c;
+    ngx_chat_redis_conn_t  *conn;
+
+    c = rev->data;
+    conn = c->data;
+
+    /* this may free the context and c: neither is used afterwards */
+    redisAsyncHandleRead(conn->ac);
+}
+
+
+static void
+ngx_chat_redis_write_handler(ngx_event_t *wev)
+{
+    ngx_connection_t       *c;
+    ngx_chat_redis_conn_t  *conn;
+
+    c = wev->data;
+    conn = c->data;
+
+    redisAsyncHandleWrite(conn->ac);
+}
+
+
+/*
+ * hiredis calls these freely (addWrite for every command): they must be
+ * idempotent.  Level-triggered, so an event with data left fires again.
+ */
+
+static void
+ngx_chat_redis_add_read(void *privdata)
+{
+    ngx_chat_redis_conn_t *conn = privdata;
+
+    if (!conn->c->read->active
+        && ngx_add_event(conn->c->read, NGX_READ_EVENT, NGX_LEVEL_EVENT)
+           != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_ALERT, conn->rd->log, 0,
+                      "redis %s: ngx_add_event(read) failed", conn->name);
+    }
+}
+
+
+static void
+ngx_chat_redis_del_read(void *privdata)
+{
+    ngx_chat_redis_conn_t *conn = privdata;
+
+    if (conn->c->read->active) {
+        (void) ngx_del_event(conn->c->read, NGX_READ_EVENT, 0);
+    }
+}
+
+
+static void
+ngx_chat_redis_add_write(void *privdata)
+{
+    ngx_chat_redis_conn_t *conn = privdata;
+
+    if (!conn->c->write->active
+        && ngx_add_event(conn->c->write, NGX_WRITE_EVENT, NGX_LEVEL_EVENT)
+           != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_ALERT, conn->rd->log, 0,
+                      "redis %s: ngx_add_event(write) failed", conn->name);
+    }
+}
+
+
+static void
+ngx_chat_redis_del_write(void *privdata)
+{
+    ngx_chat_redis_conn_t *conn = privdata;
+
+    if (conn->c->write->active) {
+        (void) ngx_del_event(conn->c->write, NGX_WRITE_EVENT, 0);
+    }
+}
+
+
+/*
+ * hiredis frees the context: release the ngx_connection_t but leave the fd
+ * to hiredis, which closes it right after (closing it here too would close
+ * whatever reused the number in between).
+ */
+
+static void
+ngx_chat_redis_cleanup(void *privdata)
+{
+    ngx_connection_t       *c;
+    ngx_chat_redis_conn_t  *conn;
+
+    conn = privdata;
+    c = conn->c;
+
+    if (c) {
+        if (c->read->active) {
+            (void) ngx_del_event(c->read, NGX_READ_EVENT, 0);
+        }
+
+        if (c->write->active) {
+            (void) ngx_del_event(c->write, NGX_WRITE_EVENT, 0);
+        }
+
+        if (c->read->posted) {
+            ngx_delete_posted_event(c->read);
+        }
+
+        if (c->write->posted) {
+            ngx_delete_posted_event(c->write);
+        }
+
+        c->read->closed = 1;
+        c->write->closed = 1;
+
+        ngx_free_connection(c);
+
+        /* not closed, but no longer ours: no "open socket left" alert */
+        c->fd = (ngx_socket_t) -1;
+
+        conn->c = NULL;
+    }
+
+    ngx_chat_redis_gone(conn);
+}
+
+
+/* commands */
+
+
+static ngx_int_t
+ngx_chat_redis_can_send(ngx_chat_redis_conn_t *conn)
+{
+    size_t  buffered;
+
+    /* hiredis refuses commands while it frees the context after an error */
+
+    if (conn->state != NGX_CHAT_REDIS_READY
+        || (conn->ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING)))
+    {
+        return NGX_DECLINED;
+    }
+
+    buffered = sdslen(conn->ac->c.obuf);
+
+    if (conn->pending < NGX_CHAT_REDIS_MAX_PENDING
+        && buffered < NGX_CHAT_REDIS_MAX_BUFFERED)
+    {
+        return NGX_OK;
+    }
+
+    if (ngx_time() - conn->full >= NGX_CHAT_REDIS_LOG_EVERY) {
+        ngx_log_error(NGX_LOG_ERR, conn->rd->log, 0,
+                      "redis %s: %ui commands unanswered, %uz bytes unsent, "
+                      "refusing more", conn->name, conn->pending, buffered);
+        conn->full = ngx_time();
+    }
+
+    return NGX_DECLINED;
+}
+
+
+ngx_int_t
+ngx_chat_redis_publish(ngx_chat_redis_t *rd, u_char *channel,
+    size_t channel_len, u_char *msg, size_t len)
+{
+    const char             *argv[3];
+    size_t                  argvlen[3];
+    ngx_int_t               rc;
+    ngx_chat_redis_conn_t  *conn;
+
+    conn = &rd->cmd;
+
+    rc = ngx_chat_redis_can_send(conn);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    argv[0] = "PUBLISH";
+    argv[1] = (const char *) channel;
+    argv[2] = (const char *) msg;
+    argvlen[0] = sizeof("PUBLISH") - 1;
+    argvlen[1] = channel_len;
+    argvlen[2] = len;
+
+    /* buffered by hiredis, written when the write event fires */
+
+    if (redisAsyncCommandArgv(conn->ac, ngx_chat_redis_cmd_reply, conn,
+                              3, argv, argvlen)
+        != REDIS_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    conn->pending++;
+
+    return NGX_OK;
+}
+
+
+/*
+ * Any command but the subscriber ones and MONITOR, which would change the
+ * context's mode.  handler(data, reply) runs once: with the reply (valid
+ * during the call only), or with NULL if the context goes away first.
+ * NGX_DECLINED when down or overloaded, NGX_ERROR when refused.
+ */
+
+ngx_int_t
+ngx_chat_redis_command(ngx_chat_redis_t *rd, ngx_chat_redis_reply_pt cb,
+    void *data, int argc, const char **argv, const size_t *argvlen)
+{
+    size_t                  n;
+    ngx_int_t               rc;
+    ngx_chat_redis_conn_t  *conn;
+    ngx_chat_redis_call_t  *call;
+
+    if (argc < 1) {
+        return NGX_ERROR;
+    }
+
+    n = argvlen[0];
+
+    if ((n >= 9
+         && ngx_strncasecmp((u_char *) argv[0] + n - 9,
+                            (u_char *) "subscribe", 9) == 0)
+        || (n == 7
+            && ngx_strncasecmp((u_char *) argv[0], (u_char *) "monitor", 7)
+               == 0))
+    {
+        return NGX_ERROR;
+    }
+
+    conn = &rd->cmd;
+
+    rc = ngx_chat_redis_can_send(conn);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (cb == NULL) {
+        if (redisAsyncCommandArgv(conn->ac, ngx_chat_redis_cmd_reply, conn,
+                                  argc, argv, argvlen)
+            != REDIS_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        conn->pending++;
+        return NGX_OK;
+    }
+
+    call = ngx_alloc(sizeof(ngx_chat_redis_call_t), rd->log);
+    if (call == NULL) {
+        return NGX_ERROR;
+    }
+
+    call->conn = conn;
+    call->handler = cb;
+    call->data = data;
+
+    if (redisAsyncCommandArgv(conn->ac, ngx_chat_redis_call_reply, call,
+                              argc, argv, argvlen)
+        != REDIS_OK)
+    {
+        ngx_free(call);
+        return NGX_ERROR;
+    }
+
+    conn->pending++;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_chat_redis_subscribe(ngx_chat_redis_t *rd, u_char *channel, size_t len)
+{
+    const char  *argv[2];
+    size_t       argvlen[2];
+
+    if (rd->sub.state != NGX_CHAT_REDIS_READY) {
+        return NGX_DECLINED;
+    }
+
+    argv[0] = "SUBSCRIBE";
+    argv[1] = (const char *) channel;
+    argvlen[0] = sizeof("SUBSCRIBE") - 1;
+    argvlen[1] = len;
+
+    if (redisAsyncCommandArgv(rd->sub.ac, ngx_chat_redis_sub_reply, &rd->sub,
+                              2, argv, argvlen)
+        != REDIS_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_chat_redis_unsubscribe(ngx_chat_redis_t *rd, u_char *channel,
+    size_t len)
+{
+    const char  *argv[2];
+    size_t       argvlen[2];
+
+    if (rd->sub.state != NGX_CHAT_REDIS_READY) {
+        return NGX_DECLINED;
+    }
+
+    argv[0] = "UNSUBSCRIBE";
+    argv[1] = (const char *) channel;
+    argvlen[0] = sizeof("UNSUBSCRIBE") - 1;
+    argvlen[1] = len;
+
+    /* hiredis keeps no callback for it: the replies go to the channel's */
+
+    if (redisAsyncCommandArgv(rd->sub.ac, NULL, NULL, 2, argv, argvlen)
+        != REDIS_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* replies */
+
+
+/* PUBLISH and handler-less commands on the cmd context */
+
+static void
+ngx_chat_redis_cmd_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply             *reply = r;
+    ngx_chat_redis_conn_t  *conn = privdata;
+
+    conn->pending--;
+
+    /* NULL: the context is being freed */
+
+    if (reply && reply->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, conn->rd->log, 0,
+                      "redis %s: error reply: %s", conn->name, reply->str);
+    }
+}
+
+
+static void
+ngx_chat_redis_cmd_pong(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply             *reply = r;
+    ngx_chat_redis_conn_t  *conn = privdata;
+
+    conn->pending--;
+
+    if (reply == NULL) {
+        return;
+    }
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        /* -LOADING, -NOAUTH...: the PING timeout will drop the context */
+        ngx_chat_redis_failure(conn, reply->str);
+        return;
+    }
+
+    conn->ping_sent = 0;
+
+    if (conn->state == NGX_CHAT_REDIS_HANDSHAKE) {
+        ngx_chat_redis_ready(conn);
+    }
+}
+
+
+static void
+ngx_chat_redis_call_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    ngx_chat_redis_call_t  *call = privdata;
+
+    call->conn->pending--;
+    call->handler(call->data, r);
+
+    ngx_free(call);
+}
+
+
+/*
+ * Every reply on the subscriber arrives here: "message" pushes, the
+ * (p)subscribe and unsubscribe confirmations (ignored) and our PONGs.
+ */
+
+static void
+ngx_chat_redis_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply             *reply = r;
+    redisReply             *kind, *channel, *msg;
+    ngx_chat_redis_t       *rd;
+    ngx_chat_redis_conn_t  *conn = privdata;
+
+    if (reply == NULL) {
+        return;
+    }
+
+    rd = conn->rd;
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, rd->log, 0,
+                      "redis %s: error reply: %s", conn->name, reply->str);
+        return;
+    }
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2) {
+        return;
+    }
+
+    kind = reply->element[0];
+
+    if (kind->type != REDIS_REPLY_STRING) {
+        return;
+    }
+
+    if (kind->len == 7
+        && ngx_strncmp(kind->str, "message", 7) == 0
+        && reply->elements == 3)
+    {
+        channel = reply->element[1];
+        msg = reply->element[2];
+
+        if (channel->type == REDIS_REPLY_STRING
+            && msg->type == REDIS_REPLY_STRING)
+        {
+            rd->on_message(rd->data, (u_char *) channel->str, channel->len,
+                           (u_char *) msg->str, msg->len);
+        }
+
+        return;
+    }
+
+    if (kind->len == 4 && ngx_strncmp(kind->str, "pong", 4) == 0) {
+        conn->ping_sent = 0;
+
+        if (conn->state == NGX_CHAT_REDIS_HANDSHAKE) {
+            ngx_chat_redis_ready(conn);
+        }
+    }
+}

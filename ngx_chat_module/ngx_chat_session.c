@@ -1,0 +1,608 @@
+
+/*
+ * ngx_chat_session.c: a device's session on one connection.
+ *
+ * On open the connection joins its user's entry in the bus (so its
+ * channel is subscribed), any older connection of the same device is told
+ * to go (close 4001), and the device row is written (chat_device_connect:
+ * at most chat_max_devices active devices).  Then the inbox is drained in
+ * pages of chat_drain_page events, at most chat_drain_window of them
+ * unacked at a time.
+ *
+ * Exactly once in normal operation: cc->inflight holds the ids delivered
+ * on this connection and not acked yet; an event already in it is not sent
+ * again, whether it comes from the drain or live.  While a drain runs, a
+ * live event beyond the drain position (cc->cursor) is left to the drain,
+ * which keeps the order of each chat; one at or below it (a transaction
+ * that committed late) is delivered at once unless already in flight.
+ * After any fault (Redis reconnect, PostgreSQL outage, a new connection)
+ * delivery is at least once: clients drop duplicates by eventId.
+ */
+
+
+#include "ngx_chat.h"
+#include "ngx_chat_session.h"
+#include "ngx_chat_bus.h"
+#include "ngx_chat_store.h"
+#include "ngx_chat_ws.h"
+#include "ngx_chat_jwt.h"
+
+
+#define NGX_CHAT_INFLIGHT_MAX(cmcf)  ((cmcf)->drain_window * 4)
+
+
+static void ngx_chat_session_register(ngx_chat_conn_t *cc);
+static void ngx_chat_session_registered(ngx_chat_conn_t *cc, void *data,
+    PGresult *res, ngx_int_t rc);
+static void ngx_chat_session_drain(ngx_chat_conn_t *cc);
+static void ngx_chat_session_drained(ngx_chat_conn_t *cc, void *data,
+    PGresult *res, ngx_int_t rc);
+static void ngx_chat_session_deliver(ngx_chat_conn_t *cc, uint64_t id,
+    u_char *json, size_t len);
+static ngx_int_t ngx_chat_session_has(ngx_chat_conn_t *cc, uint64_t id);
+static void ngx_chat_session_add(ngx_chat_conn_t *cc, uint64_t id);
+static void ngx_chat_session_poll_all(void);
+static void ngx_chat_session_polled(ngx_chat_conn_t *cc, void *data,
+    PGresult *res, ngx_int_t rc);
+
+
+ngx_int_t
+ngx_chat_session_open(ngx_chat_conn_t *cc, ngx_str_t *user)
+{
+    if (ngx_chat_bus_join(cc, user) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, cc->connection->log, 0,
+                  "chat: device connected");
+
+    /* one connection per device: an older one elsewhere goes */
+    ngx_chat_bus_kick(&cc->user->id, &cc->device, NGX_CHAT_CLOSE_REPLACED,
+                      cc);
+
+    if (cc->connection == NULL || cc->close_sent) {
+        return NGX_OK;
+    }
+
+    ngx_chat_session_register(cc);
+
+    return NGX_OK;
+}
+
+
+void
+ngx_chat_session_close(ngx_chat_conn_t *cc)
+{
+    ngx_chat_bus_leave(cc);
+
+    if (cc->inflight) {
+        ngx_free(cc->inflight);
+        cc->inflight = NULL;
+    }
+
+    cc->ready = 0;
+}
+
+
+ngx_int_t
+ngx_chat_session_ready(ngx_chat_conn_t *cc)
+{
+    if (cc->ready) {
+        return NGX_OK;
+    }
+
+    ngx_chat_session_register(cc);
+
+    return NGX_DECLINED;
+}
+
+
+static void
+ngx_chat_session_register(ngx_chat_conn_t *cc)
+{
+    u_char       max[NGX_INT_T_LEN + 1];
+    u_char       user[NGX_CHAT_ID_MAX + 1], dev[NGX_CHAT_ID_MAX + 1];
+    const char  *values[3];
+
+    if (cc->registering || cc->ready || cc->close_sent || !cc->registered) {
+        return;
+    }
+
+    /* ids are not NUL-terminated: pass copies */
+
+    *ngx_sprintf(max, "%ui", ngx_chat_worker->cmcf->max_devices) = '\0';
+    *ngx_cpymem(user, cc->user->id.data, cc->user->id.len) = '\0';
+    *ngx_cpymem(dev, cc->device.data, cc->device.len) = '\0';
+
+    values[0] = (const char *) user;
+    values[1] = (const char *) dev;
+    values[2] = (const char *) max;
+
+    if (ngx_chat_store_query(cc, NGX_CHAT_STMT_DEVICE_CONNECT, 3, values,
+                             ngx_chat_session_registered, NULL)
+        != NGX_OK)
+    {
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, cc->connection->log, 0,
+                       "chat: device not registered yet: database "
+                       "unavailable, will retry");
+        return;
+    }
+
+    cc->registering = 1;
+}
+
+
+static void
+ngx_chat_session_registered(ngx_chat_conn_t *cc, void *data, PGresult *res,
+    ngx_int_t rc)
+{
+    ngx_int_t  status;
+
+    cc->registering = 0;
+
+    if (rc != NGX_OK || cc->close_sent || !cc->registered) {
+        /* commands go on, answering "unavailable" until it works */
+        ngx_chat_ws_resume(cc);
+        return;
+    }
+
+    status = ngx_atoi((u_char *) PQgetvalue(res, 0, 0),
+                      PQgetlength(res, 0, 0));
+
+    if (status == NGX_CHAT_ST_LIMIT) {
+        ngx_log_error(NGX_LOG_INFO, cc->connection->log, 0,
+                      "chat: too many active devices (chat_max_devices %ui)",
+                      ngx_chat_worker->cmcf->max_devices);
+        ngx_chat_ws_close(cc, NGX_CHAT_CLOSE_TOO_MANY,
+                          "too many devices: remove one first");
+        return;
+    }
+
+    if (status != NGX_CHAT_ST_OK) {
+        ngx_chat_ws_close(cc, NGX_CHAT_CLOSE_INTERNAL, "internal error");
+        return;
+    }
+
+    cc->ready = 1;
+    cc->draining = 1;
+
+    ngx_chat_session_drain(cc);
+
+    ngx_chat_ws_resume(cc);
+}
+
+
+static void
+ngx_chat_session_drain(ngx_chat_conn_t *cc)
+{
+    u_char                 *p;
+    u_char                  cursor[NGX_INT64_LEN + 1];
+    u_char                  limit[NGX_INT_T_LEN + 1];
+    u_char                  user[NGX_CHAT_ID_MAX + 1];
+    u_char                  dev[NGX_CHAT_ID_MAX + 1];
+    const char             *values[4];
+    ngx_chat_main_conf_t   *cmcf;
+
+    if (!cc->ready || cc->drain_query || cc->close_sent) {
+        return;
+    }
+
+    cmcf = ngx_chat_worker->cmcf;
+
+    if (cc->inflight && cc->inflight->n >= cmcf->drain_window) {
+        cc->drain_wait = 1;
+        return;
+    }
+
+    cc->drain_wait = 0;
+    cc->draining = 1;
+    cc->drain_again = 0;
+
+    p = ngx_sprintf(cursor, "%uL", cc->cursor);
+    *p = '\0';
+    p = ngx_sprintf(limit, "%ui", cmcf->drain_page);
+    *p = '\0';
+    *ngx_cpymem(user, cc->user->id.data, cc->user->id.len) = '\0';
+    *ngx_cpymem(dev, cc->device.data, cc->device.len) = '\0';
+
+    values[0] = (const char *) user;
+    values[1] = (const char *) dev;
+    values[2] = (const char *) cursor;
+    values[3] = (const char *) limit;
+
+    if (ngx_chat_store_query(cc, NGX_CHAT_STMT_DRAIN, 4, values,
+                             ngx_chat_session_drained, NULL)
+        != NGX_OK)
+    {
+        cc->need_drain = 1;
+        return;
+    }
+
+    cc->drain_query = 1;
+    cc->need_drain = 0;
+}
+
+
+static void
+ngx_chat_session_drained(ngx_chat_conn_t *cc, void *data, PGresult *res,
+    ngx_int_t rc)
+{
+    int         row, rows;
+    uint64_t    id;
+
+    cc->drain_query = 0;
+
+    if (cc->close_sent || !cc->ready) {
+        return;
+    }
+
+    if (rc != NGX_OK) {
+        /* the poll timer tries again; live events wait for the drain */
+        cc->need_drain = 1;
+        return;
+    }
+
+    rows = PQntuples(res);
+
+    for (row = 0; row < rows; row++) {
+        id = (uint64_t) ngx_atoof((u_char *) PQgetvalue(res, row, 0),
+                                  PQgetlength(res, row, 0));
+
+        if (id > cc->cursor) {
+            cc->cursor = id;
+        }
+
+        ngx_chat_session_deliver(cc, id, (u_char *) PQgetvalue(res, row, 1),
+                                 PQgetlength(res, row, 1));
+
+        if (cc->connection == NULL || cc->close_sent) {
+            return;
+        }
+    }
+
+    if ((ngx_uint_t) rows < ngx_chat_worker->cmcf->drain_page
+        && !cc->drain_again)
+    {
+        cc->draining = 0;
+        return;
+    }
+
+    ngx_chat_session_drain(cc);
+}
+
+
+void
+ngx_chat_session_event(ngx_chat_conn_t *cc, uint64_t id, u_char *json,
+    size_t len)
+{
+    if (!cc->ready || cc->close_sent) {
+        /* not registered yet: the drain after registration brings it */
+        return;
+    }
+
+    if (cc->draining && id > cc->cursor) {
+        /* the drain will fetch it, in order */
+        cc->drain_again = 1;
+        return;
+    }
+
+    ngx_chat_session_deliver(cc, id, json, len);
+}
+
+
+static void
+ngx_chat_session_deliver(ngx_chat_conn_t *cc, uint64_t id, u_char *json,
+    size_t len)
+{
+    if (ngx_chat_session_has(cc, id)) {
+        return;
+    }
+
+    if (ngx_chat_ws_send_copy(cc, json, len) != NGX_OK) {
+        return;
+    }
+
+    ngx_chat_session_add(cc, id);
+}
+
+
+void
+ngx_chat_session_acked(ngx_chat_conn_t *cc, uint64_t *ids, ngx_uint_t n)
+{
+    ngx_uint_t       i, k;
+    ngx_chat_ids_t  *set;
+
+    set = cc->inflight;
+
+    if (set) {
+        for (i = 0; i < n; i++) {
+            for (k = 0; k < set->n; k++) {
+                if (set->ids[k] == ids[i]) {
+                    set->ids[k] = set->ids[--set->n];
+                    break;
+                }
+            }
+        }
+
+        if (set->n == 0) {
+            ngx_free(set);
+            cc->inflight = NULL;
+        }
+    }
+
+    if (cc->drain_wait
+        && (cc->inflight == NULL
+            || cc->inflight->n <= ngx_chat_worker->cmcf->drain_window / 2))
+    {
+        ngx_chat_session_drain(cc);
+    }
+}
+
+
+static ngx_int_t
+ngx_chat_session_has(ngx_chat_conn_t *cc, uint64_t id)
+{
+    ngx_uint_t       k;
+    ngx_chat_ids_t  *set;
+
+    set = cc->inflight;
+
+    if (set == NULL) {
+        return 0;
+    }
+
+    for (k = 0; k < set->n; k++) {
+        if (set->ids[k] == id) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+static void
+ngx_chat_session_add(ngx_chat_conn_t *cc, uint64_t id)
+{
+    ngx_uint_t       cap, max;
+    ngx_chat_ids_t  *set, *old;
+
+    set = cc->inflight;
+    max = NGX_CHAT_INFLIGHT_MAX(ngx_chat_worker->cmcf);
+
+    if (set && set->n < set->cap) {
+        set->ids[set->n++] = id;
+        return;
+    }
+
+    if (set && set->cap >= max) {
+        /* a client that does not ack: stop tracking, dups possible */
+        return;
+    }
+
+    cap = set ? ngx_min(set->cap * 2, max) : 8;
+
+    old = set;
+    set = ngx_alloc(sizeof(ngx_chat_ids_t) + cap * sizeof(uint64_t),
+                    ngx_cycle->log);
+    if (set == NULL) {
+        return;
+    }
+
+    set->cap = cap;
+    set->n = 0;
+
+    if (old) {
+        ngx_memcpy(set->ids, old->ids, old->n * sizeof(uint64_t));
+        set->n = old->n;
+        ngx_free(old);
+    }
+
+    set->ids[set->n++] = id;
+    cc->inflight = set;
+}
+
+
+void
+ngx_chat_session_resync_all(void)
+{
+    ngx_queue_t      *q;
+    ngx_chat_conn_t  *cc;
+
+    for (q = ngx_queue_head(&ngx_chat_worker->conns);
+         q != ngx_queue_sentinel(&ngx_chat_worker->conns);
+         q = ngx_queue_next(q))
+    {
+        cc = ngx_queue_data(q, ngx_chat_conn_t, all);
+
+        if (cc->ready && !cc->close_sent) {
+            cc->draining = 1;
+            cc->drain_again = 1;
+            ngx_chat_session_drain(cc);
+        }
+    }
+}
+
+
+void
+ngx_chat_session_poll(void)
+{
+    ngx_queue_t      *q;
+    ngx_chat_conn_t  *cc;
+
+    for (q = ngx_queue_head(&ngx_chat_worker->conns);
+         q != ngx_queue_sentinel(&ngx_chat_worker->conns);
+         q = ngx_queue_next(q))
+    {
+        cc = ngx_queue_data(q, ngx_chat_conn_t, all);
+
+        if (cc->close_sent) {
+            continue;
+        }
+
+        if (!cc->ready) {
+            ngx_chat_session_register(cc);
+
+        } else if (cc->need_drain) {
+            ngx_chat_session_drain(cc);
+        }
+    }
+
+    if (!ngx_chat_worker->bus_up) {
+        ngx_chat_session_poll_all();
+    }
+}
+
+
+/*
+ * Redis is down: read the inboxes of every connected, idle device of this
+ * worker in one statement (chat_poll), from each one's drain position.
+ */
+static void
+ngx_chat_session_poll_all(void)
+{
+    u_char           *p;
+    size_t            room[3];
+    ngx_uint_t        k, n;
+    ngx_queue_t      *q;
+    ngx_chat_arr_t    arr[3];
+    const char       *values[4];
+    ngx_chat_conn_t  *cc;
+    u_char            num[NGX_INT64_LEN];
+    u_char            limit[NGX_INT_T_LEN + 1];
+
+    if (ngx_chat_worker->polling) {
+        return;
+    }
+
+    n = 0;
+    ngx_memzero(room, sizeof(room));
+
+    for (q = ngx_queue_head(&ngx_chat_worker->conns);
+         q != ngx_queue_sentinel(&ngx_chat_worker->conns);
+         q = ngx_queue_next(q))
+    {
+        cc = ngx_queue_data(q, ngx_chat_conn_t, all);
+
+        if (!cc->ready || cc->close_sent || cc->draining || cc->drain_query)
+        {
+            continue;
+        }
+
+        room[0] += ngx_chat_store_arr_room(cc->user->id.len);
+        room[1] += ngx_chat_store_arr_room(cc->device.len);
+        room[2] += ngx_chat_store_arr_room(NGX_INT64_LEN);
+        n++;
+    }
+
+    if (n == 0) {
+        return;
+    }
+
+    for (k = 0; k < 3; k++) {
+        if (ngx_chat_store_arr_init(&arr[k], room[k]) != NGX_OK) {
+            while (k--) {
+                ngx_free(arr[k].start);
+            }
+
+            return;
+        }
+    }
+
+    for (q = ngx_queue_head(&ngx_chat_worker->conns);
+         q != ngx_queue_sentinel(&ngx_chat_worker->conns);
+         q = ngx_queue_next(q))
+    {
+        cc = ngx_queue_data(q, ngx_chat_conn_t, all);
+
+        if (!cc->ready || cc->close_sent || cc->draining || cc->drain_query)
+        {
+            continue;
+        }
+
+        ngx_chat_store_arr_str(&arr[0], cc->user->id.data, cc->user->id.len);
+        ngx_chat_store_arr_str(&arr[1], cc->device.data, cc->device.len);
+        p = ngx_sprintf(num, "%uL", cc->cursor);
+        ngx_chat_store_arr_str(&arr[2], num, p - num);
+    }
+
+    for (k = 0; k < 3; k++) {
+        ngx_chat_store_arr_close(&arr[k]);
+        values[k] = (const char *) arr[k].start;
+    }
+
+    *ngx_sprintf(limit, "%ui", ngx_chat_worker->cmcf->drain_page) = '\0';
+    values[3] = (const char *) limit;
+
+    if (ngx_chat_store_query(NULL, NGX_CHAT_STMT_POLL, 4, values,
+                             ngx_chat_session_polled, NULL)
+        == NGX_OK)
+    {
+        ngx_chat_worker->polling = 1;
+    }
+
+    for (k = 0; k < 3; k++) {
+        ngx_free(arr[k].start);
+    }
+}
+
+
+static void
+ngx_chat_session_polled(ngx_chat_conn_t *unused, void *data, PGresult *res,
+    ngx_int_t rc)
+{
+    int               row, rows;
+    uint64_t          id;
+    ngx_str_t         user, device;
+    ngx_queue_t      *q;
+    ngx_chat_user_t  *u;
+    ngx_chat_conn_t  *cc;
+
+    ngx_chat_worker->polling = 0;
+
+    if (rc != NGX_OK) {
+        return;
+    }
+
+    rows = PQntuples(res);
+
+    /* rows come grouped by device, in event order */
+
+    for (row = 0; row < rows; row++) {
+        user.data = (u_char *) PQgetvalue(res, row, 0);
+        user.len = PQgetlength(res, row, 0);
+        device.data = (u_char *) PQgetvalue(res, row, 1);
+        device.len = PQgetlength(res, row, 1);
+        id = (uint64_t) ngx_atoof((u_char *) PQgetvalue(res, row, 2),
+                                  PQgetlength(res, row, 2));
+
+        u = ngx_chat_bus_user(&user);
+        if (u == NULL) {
+            continue;
+        }
+
+        for (q = ngx_queue_head(&u->conns);
+             q != ngx_queue_sentinel(&u->conns);
+             q = ngx_queue_next(q))
+        {
+            cc = ngx_queue_data(q, ngx_chat_conn_t, queue);
+
+            if (!cc->ready || cc->close_sent || cc->draining
+                || cc->device.len != device.len
+                || ngx_strncmp(cc->device.data, device.data, device.len)
+                   != 0)
+            {
+                continue;
+            }
+
+            if (id > cc->cursor) {
+                cc->cursor = id;
+                ngx_chat_session_deliver(cc, id,
+                                         (u_char *) PQgetvalue(res, row, 3),
+                                         PQgetlength(res, row, 3));
+            }
+
+            break;
+        }
+    }
+}

@@ -1,0 +1,38 @@
+
+/*
+ * ngx_chat_session.h: a device's session on a connection: registration,
+ * live events, the inbox drain and the acks.
+ */
+
+
+#ifndef _NGX_CHAT_SESSION_H_INCLUDED_
+#define _NGX_CHAT_SESSION_H_INCLUDED_
+
+
+#include "ngx_chat.h"
+
+
+ngx_int_t ngx_chat_session_open(ngx_chat_conn_t *cc, ngx_str_t *user);
+
+/* stops everything live for cc; idempotent */
+void ngx_chat_session_close(ngx_chat_conn_t *cc);
+
+/* an event for cc's user arrived from the bus */
+void ngx_chat_session_event(ngx_chat_conn_t *cc, uint64_t id, u_char *json,
+    size_t len);
+
+/* the device acked these events */
+void ngx_chat_session_acked(ngx_chat_conn_t *cc, uint64_t *ids,
+    ngx_uint_t n);
+
+/* NGX_OK when the device is registered; else starts registering */
+ngx_int_t ngx_chat_session_ready(ngx_chat_conn_t *cc);
+
+/* drain every connection again (Redis came back) */
+void ngx_chat_session_resync_all(void);
+
+/* periodic: retry registrations and drains, poll while Redis is down */
+void ngx_chat_session_poll(void);
+
+
+#endif /* _NGX_CHAT_SESSION_H_INCLUDED_ */

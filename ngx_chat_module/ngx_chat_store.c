@@ -1,0 +1,819 @@
+
+/*
+ * ngx_chat_store.c: the module's questions to PostgreSQL.
+ *
+ * Every statement calls one SQL function of sql/900_functions.sql and is
+ * prepared on each pooled connection.  The two hot paths are batched:
+ *   - sendMessage requests wait in a per-worker queue; a posted event takes
+ *     up to NGX_CHAT_SEND_BATCH of them into one chat_send_batch() call (one
+ *     transaction, one commit for all), with at most pool-size batches in
+ *     flight.  While PostgreSQL is busy the queue fills, so batches grow
+ *     with the load: group commit without a timer.
+ *   - acks accumulate likewise and leave as one chat_ack_batch() per round
+ *     trip; a failed batch is kept and retried.
+ * Parameters are text; arrays go as PostgreSQL array literals.
+ */
+
+
+#include "ngx_chat.h"
+#include "ngx_chat_store.h"
+#include "ngx_chat_pg.h"
+#include "ngx_chat_ws.h"
+#include "ngx_chat_cmd.h"
+#include "ngx_chat_bus.h"
+#include "ngx_chat_jwt.h"
+
+
+typedef struct {
+    ngx_chat_conn_t         *cc;
+    ngx_chat_store_done_pt   done;
+    void                    *data;
+} ngx_chat_store_req_t;
+
+
+/* one acked event of one device */
+typedef struct {
+    uint64_t                 id;
+    u_char                   user_len;
+    u_char                   device_len;
+    u_char                   user[NGX_CHAT_ID_MAX];
+    u_char                   device[NGX_CHAT_ID_MAX];
+} ngx_chat_ack_t;
+
+
+typedef struct {
+    ngx_queue_t              sends;         /* ngx_chat_send_t, waiting */
+    ngx_uint_t               nsends;
+    ngx_uint_t               send_batches;  /* in flight */
+
+    ngx_chat_ack_t          *acks;          /* waiting */
+    ngx_uint_t               nacks;
+    ngx_uint_t               acks_cap;
+    ngx_chat_ack_t          *acks_out;      /* in flight */
+    ngx_uint_t               nacks_out;
+} ngx_chat_store_t;
+
+
+typedef struct {
+    ngx_uint_t               n;
+    ngx_chat_send_t         *sends[NGX_CHAT_SEND_BATCH];
+} ngx_chat_send_batch_t;
+
+
+static void ngx_chat_store_done(void *data, PGresult *res, ngx_int_t rc);
+static void ngx_chat_store_send_flush(ngx_event_t *ev);
+static void ngx_chat_store_send_done(void *data, PGresult *res,
+    ngx_int_t rc);
+static void ngx_chat_store_send_row(ngx_chat_send_t *s, PGresult *res,
+    int row);
+static void ngx_chat_store_ack_flush(ngx_event_t *ev);
+static void ngx_chat_store_ack_done(void *data, PGresult *res,
+    ngx_int_t rc);
+
+
+const ngx_chat_pg_stmt_t  ngx_chat_store_stmts[] = {
+
+    { "chat_device_connect",
+      "SELECT chat_device_connect($1, $2, $3::int)", 3 },
+
+    { "chat_create",
+      "SELECT status, chat_id, event_json, recipients"
+      " FROM chat_create($1, $2::text[], $3, $4::int)", 4 },
+
+    { "chat_modify",
+      "SELECT status, event_json, recipients"
+      " FROM chat_modify($1, $2::bigint, $3, $4, $5::int)", 5 },
+
+    { "chat_send_batch",
+      "SELECT idx, status, message_id, seq, sent_at_ms, dup, event_json,"
+      " recipients FROM chat_send_batch($1::text[], $2::text[],"
+      " $3::bigint[], $4::text[], $5::text[], $6::jsonb[])", 6 },
+
+    { "chat_ack_batch",
+      "SELECT chat_ack_batch($1::text[], $2::text[], $3::bigint[])", 3 },
+
+    { "chat_drain",
+      "SELECT event_id, event_json FROM chat_drain($1, $2, $3::bigint,"
+      " $4::int)", 4 },
+
+    { "chat_list",
+      "SELECT chat_list($1)", 1 },
+
+    { "chat_remove_device",
+      "SELECT chat_remove_device($1, $2)", 2 },
+
+    { "chat_sweep",
+      "SELECT inbox_deleted, messages_deleted, devices_deactivated,"
+      " keys_deleted FROM chat_sweep(make_interval(secs => $1::float8),"
+      " make_interval(secs => $2::float8))", 2 },
+
+    { "chat_touch_devices",
+      "SELECT chat_touch_devices($1::text[], $2::text[])", 2 },
+
+    { "chat_poll",
+      "SELECT user_id, device_id, event_id, event_json"
+      " FROM chat_poll($1::text[], $2::text[], $3::bigint[], $4::int)", 4 },
+
+    { NULL, NULL, 0 }
+};
+
+
+ngx_int_t
+ngx_chat_store_init(ngx_chat_worker_t *w)
+{
+    ngx_chat_store_t  *st;
+
+    st = ngx_calloc(sizeof(ngx_chat_store_t), w->log);
+    if (st == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_queue_init(&st->sends);
+
+    w->store = st;
+
+    w->send_flush.handler = ngx_chat_store_send_flush;
+    w->send_flush.data = w;
+    w->send_flush.log = w->log;
+    w->send_flush.cancelable = 1;
+
+    w->ack_flush.handler = ngx_chat_store_ack_flush;
+    w->ack_flush.data = w;
+    w->ack_flush.log = w->log;
+    w->ack_flush.cancelable = 1;
+
+    return NGX_OK;
+}
+
+
+void
+ngx_chat_store_exit(ngx_chat_worker_t *w)
+{
+    ngx_queue_t       *q;
+    ngx_chat_store_t  *st;
+
+    st = w->store;
+    if (st == NULL) {
+        return;
+    }
+
+    if (w->send_flush.posted) {
+        ngx_delete_posted_event(&w->send_flush);
+    }
+
+    if (w->ack_flush.timer_set) {
+        ngx_del_timer(&w->ack_flush);
+    }
+
+    if (w->ack_flush.posted) {
+        ngx_delete_posted_event(&w->ack_flush);
+    }
+
+    while (!ngx_queue_empty(&st->sends)) {
+        q = ngx_queue_head(&st->sends);
+        ngx_queue_remove(q);
+        ngx_free(ngx_queue_data(q, ngx_chat_send_t, queue));
+    }
+
+    if (st->nacks) {
+        ngx_log_error(NGX_LOG_WARN, w->log, 0,
+                      "chat: %ui acks not stored at exit; those events "
+                      "will be delivered again", st->nacks);
+    }
+
+    ngx_free(st->acks);
+    ngx_free(st);
+    w->store = NULL;
+}
+
+
+ngx_int_t
+ngx_chat_store_query(ngx_chat_conn_t *cc, ngx_uint_t stmt, int n,
+    const char **values, ngx_chat_store_done_pt done, void *data)
+{
+    ngx_chat_store_req_t  *req;
+
+    req = ngx_alloc(sizeof(ngx_chat_store_req_t), ngx_cycle->log);
+    if (req == NULL) {
+        return NGX_ERROR;
+    }
+
+    req->cc = cc;
+    req->done = done;
+    req->data = data;
+
+    if (ngx_chat_pg_query(ngx_chat_worker->pg, stmt, n, values, NULL,
+                          ngx_chat_store_done, req)
+        == NULL)
+    {
+        ngx_free(req);
+        return NGX_DECLINED;
+    }
+
+    if (cc) {
+        cc->pending++;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_chat_store_done(void *data, PGresult *res, ngx_int_t rc)
+{
+    ngx_chat_store_req_t  *req = data;
+
+    ngx_chat_conn_t  *cc;
+
+    cc = req->cc;
+
+    if (cc == NULL || !cc->closed) {
+        req->done(cc, req->data, res, rc);
+    }
+
+    if (cc) {
+        ngx_chat_ws_release(cc);
+    }
+
+    ngx_free(req);
+}
+
+
+ngx_int_t
+ngx_chat_store_send(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd,
+    ngx_str_t *attachments)
+{
+    u_char            *p;
+    size_t             size;
+    ngx_chat_send_t   *s;
+    ngx_chat_store_t  *st;
+
+    st = ngx_chat_worker->store;
+
+    if (st->nsends >= NGX_CHAT_SEND_QUEUE_MAX
+        || !ngx_chat_pg_up(ngx_chat_worker->pg))
+    {
+        return NGX_DECLINED;
+    }
+
+    size = sizeof(ngx_chat_send_t) + cmd->id.len + cc->user->id.len
+           + cc->device.len + cmd->chat_id.len + cmd->client_message_id.len
+           + cmd->message.len + attachments->len;
+
+    s = ngx_alloc(size, ngx_cycle->log);
+    if (s == NULL) {
+        return NGX_DECLINED;
+    }
+
+    p = (u_char *) s + sizeof(ngx_chat_send_t);
+
+#define ngx_chat_store_keep(dst, src, n)                                    \
+    (dst).data = p; (dst).len = (n); p = ngx_cpymem(p, src, n)
+
+    ngx_chat_store_keep(s->req_id, cmd->id.data, cmd->id.len);
+    ngx_chat_store_keep(s->user, cc->user->id.data, cc->user->id.len);
+    ngx_chat_store_keep(s->device, cc->device.data, cc->device.len);
+    ngx_chat_store_keep(s->chat_id, cmd->chat_id.data, cmd->chat_id.len);
+    ngx_chat_store_keep(s->cmid, cmd->client_message_id.data,
+                        cmd->client_message_id.len);
+    ngx_chat_store_keep(s->body, cmd->message.data, cmd->message.len);
+    ngx_chat_store_keep(s->attachments, attachments->data,
+                        attachments->len);
+
+#undef ngx_chat_store_keep
+
+    s->req_id_number = cmd->id_is_number;
+    s->cc = cc;
+    cc->pending++;
+
+    ngx_queue_insert_tail(&st->sends, &s->queue);
+    st->nsends++;
+
+    if (!ngx_chat_worker->send_flush.posted) {
+        ngx_post_event(&ngx_chat_worker->send_flush, &ngx_posted_events);
+    }
+
+    return NGX_OK;
+}
+
+
+void
+ngx_chat_store_forget(ngx_chat_conn_t *cc)
+{
+    /* nothing to do: queued sends hold cc->pending and check cc->closed */
+    (void) cc;
+}
+
+
+static void
+ngx_chat_store_send_flush(ngx_event_t *ev)
+{
+    size_t                  room[6];
+    ngx_uint_t              i, k;
+    ngx_queue_t            *q;
+    ngx_chat_arr_t          arr[6];
+    const char             *values[6];
+    ngx_chat_send_t        *s;
+    ngx_chat_store_t       *st;
+    ngx_chat_send_batch_t  *b;
+
+    st = ngx_chat_worker->store;
+
+    while (st->nsends
+           && st->send_batches < ngx_chat_worker->cmcf->pg_pool_size)
+    {
+        b = ngx_alloc(sizeof(ngx_chat_send_batch_t), ev->log);
+        if (b == NULL) {
+            return;
+        }
+
+        b->n = 0;
+        ngx_memzero(room, sizeof(room));
+
+        for (q = ngx_queue_head(&st->sends);
+             q != ngx_queue_sentinel(&st->sends) && b->n < NGX_CHAT_SEND_BATCH;
+             q = ngx_queue_next(q))
+        {
+            s = ngx_queue_data(q, ngx_chat_send_t, queue);
+            b->sends[b->n++] = s;
+
+            room[0] += ngx_chat_store_arr_room(s->user.len);
+            room[1] += ngx_chat_store_arr_room(s->device.len);
+            room[2] += ngx_chat_store_arr_room(s->chat_id.len);
+            room[3] += ngx_chat_store_arr_room(s->cmid.len);
+            room[4] += ngx_chat_store_arr_room(s->body.len);
+            room[5] += ngx_chat_store_arr_room(s->attachments.len);
+        }
+
+        for (k = 0; k < 6; k++) {
+            if (ngx_chat_store_arr_init(&arr[k], room[k]) != NGX_OK) {
+                while (k--) {
+                    ngx_free(arr[k].start);
+                }
+
+                ngx_free(b);
+                return;
+            }
+        }
+
+        for (i = 0; i < b->n; i++) {
+            s = b->sends[i];
+
+            ngx_queue_remove(&s->queue);
+            st->nsends--;
+
+            ngx_chat_store_arr_str(&arr[0], s->user.data, s->user.len);
+            ngx_chat_store_arr_str(&arr[1], s->device.data, s->device.len);
+            ngx_chat_store_arr_str(&arr[2], s->chat_id.data, s->chat_id.len);
+            ngx_chat_store_arr_str(&arr[3], s->cmid.data, s->cmid.len);
+            ngx_chat_store_arr_str(&arr[4], s->body.data, s->body.len);
+            ngx_chat_store_arr_str(&arr[5], s->attachments.data,
+                                   s->attachments.len);
+        }
+
+        for (k = 0; k < 6; k++) {
+            ngx_chat_store_arr_close(&arr[k]);
+            values[k] = (const char *) arr[k].start;
+        }
+
+        st->send_batches++;
+
+        if (ngx_chat_pg_query(ngx_chat_worker->pg, NGX_CHAT_STMT_SEND, 6,
+                              values, NULL, ngx_chat_store_send_done, b)
+            == NULL)
+        {
+            ngx_chat_store_send_done(b, NULL, NGX_DECLINED);
+        }
+
+        for (k = 0; k < 6; k++) {
+            ngx_free(arr[k].start);
+        }
+    }
+}
+
+
+static void
+ngx_chat_store_send_done(void *data, PGresult *res, ngx_int_t rc)
+{
+    ngx_chat_send_batch_t  *b = data;
+
+    int                 row, rows, idx;
+    ngx_uint_t          i;
+    ngx_chat_send_t    *s;
+    ngx_chat_store_t   *st;
+
+    st = ngx_chat_worker ? ngx_chat_worker->store : NULL;
+
+    if (st) {
+        st->send_batches--;
+    }
+
+    if (st && res && rc == NGX_OK) {
+        rows = PQntuples(res);
+
+        for (row = 0; row < rows; row++) {
+            idx = ngx_atoi((u_char *) PQgetvalue(res, row, 0),
+                           PQgetlength(res, row, 0));
+
+            if (idx < 1 || (ngx_uint_t) idx > b->n
+                || b->sends[idx - 1] == NULL)
+            {
+                continue;
+            }
+
+            s = b->sends[idx - 1];
+            b->sends[idx - 1] = NULL;
+
+            ngx_chat_store_send_row(s, res, row);
+        }
+    }
+
+    /* whatever got no row failed as a whole: the client may retry */
+
+    for (i = 0; i < b->n; i++) {
+        s = b->sends[i];
+        if (s == NULL) {
+            continue;
+        }
+
+        if (s->cc && !s->cc->closed) {
+            ngx_chat_cmd_send_failed(s->cc, s);
+        }
+
+        if (s->cc) {
+            ngx_chat_ws_release(s->cc);
+        }
+
+        ngx_free(s);
+    }
+
+    ngx_free(b);
+
+    if (st && st->nsends && !ngx_chat_worker->send_flush.posted) {
+        ngx_post_event(&ngx_chat_worker->send_flush, &ngx_posted_events);
+    }
+}
+
+
+static void
+ngx_chat_store_send_row(ngx_chat_send_t *s, PGresult *res, int row)
+{
+    u_char          *json, *p, *last;
+    uint64_t         message_id;
+    ngx_int_t        status;
+    ngx_str_t       *users;
+    ngx_uint_t       n, max;
+
+    status = ngx_atoi((u_char *) PQgetvalue(res, row, 1),
+                      PQgetlength(res, row, 1));
+
+    if (s->cc && !s->cc->closed) {
+        ngx_chat_cmd_send_done(s->cc, s, status, res, row);
+    }
+
+    if (status == NGX_CHAT_ST_OK && !PQgetisnull(res, row, 6)
+        && !PQgetisnull(res, row, 7))
+    {
+        message_id = (uint64_t) ngx_atoof((u_char *) PQgetvalue(res, row, 2),
+                                          PQgetlength(res, row, 2));
+        json = (u_char *) PQgetvalue(res, row, 6);
+        p = (u_char *) PQgetvalue(res, row, 7);
+        last = p + PQgetlength(res, row, 7);
+
+        for (max = 1; p < last; p++) {
+            max += (*p == ',');
+        }
+
+        users = ngx_alloc(max * sizeof(ngx_str_t), ngx_cycle->log);
+
+        if (users
+            && ngx_chat_store_parse_array((u_char *) PQgetvalue(res, row, 7),
+                                          PQgetlength(res, row, 7), users,
+                                          max, &n)
+               == NGX_OK)
+        {
+            ngx_chat_bus_publish_event(users, n, message_id, &s->user,
+                                       &s->device, json,
+                                       PQgetlength(res, row, 6));
+        }
+
+        if (users) {
+            ngx_free(users);
+        }
+    }
+
+    if (s->cc) {
+        ngx_chat_ws_release(s->cc);
+    }
+
+    ngx_free(s);
+}
+
+
+ngx_int_t
+ngx_chat_store_ack(ngx_chat_conn_t *cc, uint64_t *ids, ngx_uint_t n)
+{
+    ngx_uint_t         i, cap;
+    ngx_chat_ack_t    *a;
+    ngx_chat_store_t  *st;
+
+    st = ngx_chat_worker->store;
+
+    if (st->nacks + n > NGX_CHAT_ACK_QUEUE_MAX) {
+        return NGX_DECLINED;
+    }
+
+    if (st->nacks + n > st->acks_cap) {
+        cap = ngx_max(st->acks_cap * 2, st->nacks + n);
+        cap = ngx_max(cap, 64);
+
+        a = ngx_alloc(cap * sizeof(ngx_chat_ack_t), ngx_cycle->log);
+        if (a == NULL) {
+            return NGX_DECLINED;
+        }
+
+        if (st->acks) {
+            ngx_memcpy(a, st->acks, st->nacks * sizeof(ngx_chat_ack_t));
+            ngx_free(st->acks);
+        }
+
+        st->acks = a;
+        st->acks_cap = cap;
+    }
+
+    for (i = 0; i < n; i++) {
+        a = &st->acks[st->nacks++];
+        a->id = ids[i];
+        a->user_len = (u_char) cc->user->id.len;
+        a->device_len = (u_char) cc->device.len;
+        ngx_memcpy(a->user, cc->user->id.data, cc->user->id.len);
+        ngx_memcpy(a->device, cc->device.data, cc->device.len);
+    }
+
+    if (st->acks_out == NULL && !ngx_chat_worker->ack_flush.posted
+        && !ngx_chat_worker->ack_flush.timer_set)
+    {
+        ngx_post_event(&ngx_chat_worker->ack_flush, &ngx_posted_events);
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_chat_store_ack_flush(ngx_event_t *ev)
+{
+    u_char            *p;
+    size_t             room[3];
+    ngx_uint_t         i, k, n;
+    ngx_chat_ack_t    *a;
+    ngx_chat_arr_t     arr[3];
+    const char        *values[3];
+    ngx_chat_store_t  *st;
+    u_char             num[NGX_INT64_LEN];
+
+    st = ngx_chat_worker->store;
+
+    if (st->acks_out || st->nacks == 0) {
+        return;
+    }
+
+    n = ngx_min(st->nacks, NGX_CHAT_ACK_BATCH);
+    ngx_memzero(room, sizeof(room));
+
+    for (i = 0; i < n; i++) {
+        a = &st->acks[i];
+        room[0] += ngx_chat_store_arr_room(a->user_len);
+        room[1] += ngx_chat_store_arr_room(a->device_len);
+        room[2] += ngx_chat_store_arr_room(NGX_INT64_LEN);
+    }
+
+    for (k = 0; k < 3; k++) {
+        if (ngx_chat_store_arr_init(&arr[k], room[k]) != NGX_OK) {
+            while (k--) {
+                ngx_free(arr[k].start);
+            }
+
+            return;
+        }
+    }
+
+    for (i = 0; i < n; i++) {
+        a = &st->acks[i];
+        ngx_chat_store_arr_str(&arr[0], a->user, a->user_len);
+        ngx_chat_store_arr_str(&arr[1], a->device, a->device_len);
+        p = ngx_sprintf(num, "%uL", a->id);
+        ngx_chat_store_arr_str(&arr[2], num, p - num);
+    }
+
+    for (k = 0; k < 3; k++) {
+        ngx_chat_store_arr_close(&arr[k]);
+        values[k] = (const char *) arr[k].start;
+    }
+
+    /* the batch leaves the queue while in flight */
+
+    st->acks_out = ngx_alloc(n * sizeof(ngx_chat_ack_t), ev->log);
+
+    if (st->acks_out) {
+        ngx_memcpy(st->acks_out, st->acks, n * sizeof(ngx_chat_ack_t));
+        st->nacks_out = n;
+        ngx_memmove(st->acks, st->acks + n,
+                    (st->nacks - n) * sizeof(ngx_chat_ack_t));
+        st->nacks -= n;
+
+        if (ngx_chat_pg_query(ngx_chat_worker->pg, NGX_CHAT_STMT_ACK, 3,
+                              values, NULL, ngx_chat_store_ack_done, st)
+            == NULL)
+        {
+            ngx_chat_store_ack_done(st, NULL, NGX_DECLINED);
+        }
+    }
+
+    for (k = 0; k < 3; k++) {
+        ngx_free(arr[k].start);
+    }
+}
+
+
+static void
+ngx_chat_store_ack_done(void *data, PGresult *res, ngx_int_t rc)
+{
+    ngx_chat_store_t  *st = data;
+
+    ngx_chat_ack_t  *a;
+
+    if (ngx_chat_worker == NULL || ngx_chat_worker->store != st) {
+        return;
+    }
+
+    if (rc != NGX_OK) {
+        /* put the batch back in front and retry after a while */
+
+        if (st->nacks + st->nacks_out <= NGX_CHAT_ACK_QUEUE_MAX
+            && st->nacks + st->nacks_out <= st->acks_cap)
+        {
+            ngx_memmove(st->acks + st->nacks_out, st->acks,
+                        st->nacks * sizeof(ngx_chat_ack_t));
+            ngx_memcpy(st->acks, st->acks_out,
+                       st->nacks_out * sizeof(ngx_chat_ack_t));
+            st->nacks += st->nacks_out;
+
+        } else {
+            ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                          "chat: dropping %ui acks, their events will be "
+                          "delivered again", st->nacks_out);
+        }
+
+        a = st->acks_out;
+        st->acks_out = NULL;
+        st->nacks_out = 0;
+        ngx_free(a);
+
+        if (!ngx_exiting && !ngx_chat_worker->ack_flush.timer_set) {
+            ngx_add_timer(&ngx_chat_worker->ack_flush,
+                          ngx_chat_worker->cmcf->poll_interval);
+        }
+
+        return;
+    }
+
+    a = st->acks_out;
+    st->acks_out = NULL;
+    st->nacks_out = 0;
+    ngx_free(a);
+
+    if (st->nacks && !ngx_chat_worker->ack_flush.posted) {
+        ngx_post_event(&ngx_chat_worker->ack_flush, &ngx_posted_events);
+    }
+}
+
+
+ngx_int_t
+ngx_chat_store_arr_init(ngx_chat_arr_t *a, size_t room)
+{
+    a->start = ngx_alloc(room + 3, ngx_cycle->log);
+    if (a->start == NULL) {
+        return NGX_ERROR;
+    }
+
+    a->p = a->start;
+    *a->p++ = '{';
+    a->n = 0;
+
+    return NGX_OK;
+}
+
+
+void
+ngx_chat_store_arr_str(ngx_chat_arr_t *a, u_char *s, size_t len)
+{
+    u_char  *p, *last;
+
+    p = a->p;
+
+    if (a->n++) {
+        *p++ = ',';
+    }
+
+    *p++ = '"';
+
+    for (last = s + len; s < last; s++) {
+        if (*s == '"' || *s == '\\') {
+            *p++ = '\\';
+        }
+
+        *p++ = *s;
+    }
+
+    *p++ = '"';
+
+    a->p = p;
+}
+
+
+void
+ngx_chat_store_arr_close(ngx_chat_arr_t *a)
+{
+    *a->p++ = '}';
+    *a->p = '\0';
+}
+
+
+/*
+ * Parses the text form of a one-dimensional text[]: {a,"b c",NULL}.
+ * Items point into p (quoted ones are unescaped in place).  NULL items
+ * and items over max are skipped/refused.
+ */
+ngx_int_t
+ngx_chat_store_parse_array(u_char *p, size_t len, ngx_str_t *out,
+    ngx_uint_t max, ngx_uint_t *n)
+{
+    u_char  *last, *d, *start;
+
+    *n = 0;
+    last = p + len;
+
+    if (len < 2 || p[0] != '{' || last[-1] != '}') {
+        return NGX_ERROR;
+    }
+
+    p++;
+    last--;
+
+    while (p < last) {
+
+        if (*n == max) {
+            return NGX_ERROR;
+        }
+
+        if (*p == '"') {
+            start = d = ++p;
+
+            while (p < last && *p != '"') {
+                if (*p == '\\' && p + 1 < last) {
+                    p++;
+                }
+
+                *d++ = *p++;
+            }
+
+            if (p == last) {
+                return NGX_ERROR;
+            }
+
+            p++;
+            out[*n].data = start;
+            out[*n].len = d - start;
+            (*n)++;
+
+        } else {
+            start = p;
+
+            while (p < last && *p != ',') {
+                p++;
+            }
+
+            if (p - start == 4 && ngx_strncasecmp(start, (u_char *) "NULL", 4)
+                                  == 0)
+            {
+                /* skip SQL NULLs */
+
+            } else {
+                out[*n].data = start;
+                out[*n].len = p - start;
+                (*n)++;
+            }
+        }
+
+        if (p < last) {
+            if (*p != ',') {
+                return NGX_ERROR;
+            }
+
+            p++;
+        }
+    }
+
+    return NGX_OK;
+}

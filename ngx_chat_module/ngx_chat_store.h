@@ -1,0 +1,112 @@
+
+/*
+ * ngx_chat_store.h: what the module asks PostgreSQL, as prepared
+ * statements of the SQL functions in sql/, and the batching of the two hot
+ * paths (sendMessage and ack) into few round trips.
+ */
+
+
+#ifndef _NGX_CHAT_STORE_H_INCLUDED_
+#define _NGX_CHAT_STORE_H_INCLUDED_
+
+
+#include "ngx_chat.h"
+#include "ngx_chat_pg.h"
+#include "ngx_chat_json.h"
+
+
+#define NGX_CHAT_ST_OK              0
+#define NGX_CHAT_ST_NOT_FOUND       1
+#define NGX_CHAT_ST_FORBIDDEN       2
+#define NGX_CHAT_ST_LIMIT           3
+#define NGX_CHAT_ST_BAD_REQUEST     4
+
+#define NGX_CHAT_SEND_BATCH         100     /* messages per transaction */
+#define NGX_CHAT_SEND_QUEUE_MAX     20000   /* waiting sends per worker */
+#define NGX_CHAT_ACK_BATCH          2000    /* acks per statement */
+#define NGX_CHAT_ACK_QUEUE_MAX      200000  /* waiting acks per worker */
+
+
+enum {
+    NGX_CHAT_STMT_DEVICE_CONNECT = 0,
+    NGX_CHAT_STMT_CREATE,
+    NGX_CHAT_STMT_MODIFY,
+    NGX_CHAT_STMT_SEND,
+    NGX_CHAT_STMT_ACK,
+    NGX_CHAT_STMT_DRAIN,
+    NGX_CHAT_STMT_LIST,
+    NGX_CHAT_STMT_REMOVE_DEVICE,
+    NGX_CHAT_STMT_SWEEP,
+    NGX_CHAT_STMT_TOUCH,
+    NGX_CHAT_STMT_POLL,
+    NGX_CHAT_STMT_N
+};
+
+
+/*
+ * Called with the result of a connection's query, only while the
+ * connection is open; rc as for ngx_chat_pg_handler_pt.
+ */
+typedef void (*ngx_chat_store_done_pt)(ngx_chat_conn_t *cc, void *data,
+    PGresult *res, ngx_int_t rc);
+
+
+/* a sendMessage waiting for its batch; strings follow the struct */
+typedef struct {
+    ngx_queue_t              queue;
+    ngx_chat_conn_t         *cc;           /* NULL once it closed */
+    ngx_str_t                req_id;       /* client request id */
+    unsigned                 req_id_number:1;
+    ngx_str_t                user;
+    ngx_str_t                device;
+    ngx_str_t                chat_id;
+    ngx_str_t                cmid;
+    ngx_str_t                body;
+    ngx_str_t                attachments;  /* JSON array text */
+} ngx_chat_send_t;
+
+
+extern const ngx_chat_pg_stmt_t  ngx_chat_store_stmts[];
+
+
+ngx_int_t ngx_chat_store_init(ngx_chat_worker_t *w);
+void ngx_chat_store_exit(ngx_chat_worker_t *w);
+
+/* runs a statement for cc (cc NULL: for the worker); NGX_DECLINED: down */
+ngx_int_t ngx_chat_store_query(ngx_chat_conn_t *cc, ngx_uint_t stmt,
+    int n, const char **values, ngx_chat_store_done_pt done, void *data);
+
+/* NGX_OK queued; NGX_DECLINED: unavailable or overloaded */
+ngx_int_t ngx_chat_store_send(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd,
+    ngx_str_t *attachments);
+
+/* queues acks of cc's device; NGX_DECLINED when the queue is full */
+ngx_int_t ngx_chat_store_ack(ngx_chat_conn_t *cc, uint64_t *ids,
+    ngx_uint_t n);
+
+/* a connection closes: its queued sends lose their way back */
+void ngx_chat_store_forget(ngx_chat_conn_t *cc);
+
+/* parses a PostgreSQL text[] in its text form; items point into p */
+ngx_int_t ngx_chat_store_parse_array(u_char *p, size_t len, ngx_str_t *out,
+    ngx_uint_t max, ngx_uint_t *n);
+
+/*
+ * A PostgreSQL array literal under construction: ngx_chat_store_arr_init()
+ * with the room that ngx_chat_store_arr_room() adds up for the items, then
+ * one add per item, then close (which NUL-terminates).
+ */
+typedef struct {
+    u_char                  *start;
+    u_char                  *p;
+    ngx_uint_t               n;
+} ngx_chat_arr_t;
+
+#define ngx_chat_store_arr_room(len)  (2 * (len) + 3)
+
+ngx_int_t ngx_chat_store_arr_init(ngx_chat_arr_t *a, size_t room);
+void ngx_chat_store_arr_str(ngx_chat_arr_t *a, u_char *s, size_t len);
+void ngx_chat_store_arr_close(ngx_chat_arr_t *a);
+
+
+#endif /* _NGX_CHAT_STORE_H_INCLUDED_ */

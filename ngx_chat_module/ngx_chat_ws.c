@@ -1,0 +1,1379 @@
+
+/*
+ * ngx_chat_ws.c: a WebSocket connection, from the upgrade request to the
+ * closed socket.
+ *
+ * The handshake is checked and authenticated in the content handler.  One
+ * event loop pass later the connection is taken over: the HTTP request and
+ * its pool are freed, the header buffers returned, and what remains is the
+ * connection pool (connection_pool_size) holding an ngx_chat_conn_t.  From
+ * then on this file reads frames with c->recv into the worker's scratch
+ * buffer (a connection keeps bytes only while a frame is incomplete), and
+ * writes through a per-connection queue capped at chat_output_limit.  A
+ * client that lets the queue grow past the cap is dropped; what it missed
+ * waits in its inbox.
+ *
+ * Timers: c->read carries the ping timer (and, while closing, the linger
+ * timer); c->write carries send_timeout while output is blocked.
+ *
+ * Memory per idle connection: the connection pool and nothing else.
+ */
+
+
+#include "ngx_chat.h"
+#include "ngx_chat_ws.h"
+#include "ngx_chat_ws_frame.h"
+#include "ngx_chat_utf8.h"
+#include "ngx_chat_auth.h"
+#include "ngx_chat_http.h"
+#include "ngx_chat_session.h"
+#include "ngx_chat_cmd.h"
+#include "ngx_chat_jwt.h"
+
+#include <openssl/sha.h>
+
+
+#define NGX_CHAT_WS_GUID       "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+#define NGX_CHAT_WS_CHUNK      4096
+#define NGX_CHAT_WS_LINGER     1000
+#define NGX_CHAT_HTTP_UPGRADE_REQUIRED  426
+
+
+/* lives in the request pool between the handler and the takeover */
+typedef struct {
+    ngx_chat_conn_t        *cc;
+    ngx_str_t               user;   /* in the JWT, kept by r->pool */
+} ngx_chat_ws_ctx_t;
+
+
+static ngx_int_t ngx_chat_ws_check_upgrade(ngx_http_request_t *r,
+    ngx_str_t *key);
+static ngx_table_elt_t *ngx_chat_ws_header(ngx_http_request_t *r,
+    const char *name, size_t len);
+static ngx_int_t ngx_chat_ws_header_has(ngx_table_elt_t *h,
+    const char *token, size_t len);
+static ngx_int_t ngx_chat_ws_reply_101(ngx_chat_conn_t *cc, ngx_str_t *key);
+static void ngx_chat_ws_takeover(ngx_event_t *ev);
+static void ngx_chat_ws_read_handler(ngx_event_t *rev);
+static void ngx_chat_ws_write_handler(ngx_event_t *wev);
+static void ngx_chat_ws_timer(ngx_chat_conn_t *cc);
+static ssize_t ngx_chat_ws_consume(ngx_chat_conn_t *cc, u_char *p,
+    size_t len);
+static ngx_int_t ngx_chat_ws_consume_in(ngx_chat_conn_t *cc);
+static ngx_int_t ngx_chat_ws_frame(ngx_chat_conn_t *cc,
+    ngx_chat_ws_frame_t *f, u_char *payload);
+static ngx_int_t ngx_chat_ws_data(ngx_chat_conn_t *cc,
+    ngx_chat_ws_frame_t *f, u_char *payload);
+static ngx_int_t ngx_chat_ws_control(ngx_chat_conn_t *cc,
+    ngx_chat_ws_frame_t *f, u_char *payload);
+static ngx_int_t ngx_chat_ws_keep(ngx_chat_conn_t *cc, u_char *p,
+    size_t len);
+static ngx_int_t ngx_chat_ws_queue(ngx_chat_conn_t *cc, ngx_uint_t opcode,
+    u_char *p, size_t len);
+static ngx_int_t ngx_chat_ws_append(ngx_chat_conn_t *cc, u_char *p,
+    size_t len);
+static void ngx_chat_ws_schedule_write(ngx_chat_conn_t *cc);
+static ngx_int_t ngx_chat_ws_flush(ngx_chat_conn_t *cc);
+static void ngx_chat_ws_finalize(ngx_chat_conn_t *cc);
+static void ngx_chat_ws_free_buffers(ngx_chat_conn_t *cc);
+static u_char *ngx_chat_ws_log_error(ngx_log_t *log, u_char *buf,
+    size_t len);
+
+
+ngx_int_t
+ngx_chat_ws_handler(ngx_http_request_t *r)
+{
+    ngx_int_t              rc;
+    ngx_str_t              key, user, device;
+    ngx_chat_conn_t       *cc;
+    ngx_chat_ws_ctx_t     *ctx;
+    ngx_connection_t      *c;
+    ngx_chat_main_conf_t  *cmcf;
+
+    if (ngx_chat_worker == NULL) {
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
+    }
+
+    ngx_str_null(&key);
+
+    rc = ngx_chat_ws_check_upgrade(r, &key);
+
+    if (rc == NGX_CHAT_HTTP_UPGRADE_REQUIRED) {
+        return ngx_chat_http_error(r, rc, "upgrade_required",
+                                   "this endpoint speaks WebSocket "
+                                   "(RFC 6455, version 13) only");
+    }
+
+    if (rc == NGX_HTTP_BAD_REQUEST) {
+        return ngx_chat_http_error(r, rc, "bad_request",
+                                   "missing or invalid Sec-WebSocket-Key");
+    }
+
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    cmcf = ngx_http_get_module_main_conf(r, ngx_chat_module);
+
+    rc = ngx_chat_auth_request(r, &cmcf->jwt_secret, &user, &device);
+    if (rc != NGX_OK) {
+        return ngx_chat_http_error(r, NGX_HTTP_UNAUTHORIZED, "unauthorized",
+                                   "missing, invalid or expired token");
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    c = r->connection;
+
+    /*
+     * The ngx_chat_conn_t and the device id live in the connection pool:
+     * they outlive the request, which is freed at takeover.
+     */
+
+    cc = ngx_pcalloc(c->pool, sizeof(ngx_chat_conn_t) + device.len);
+    if (cc == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cc->connection = c;
+    cc->pool = c->pool;
+    cc->utf8 = NGX_CHAT_UTF8_ACCEPT;
+    cc->device.len = device.len;
+    cc->device.data = (u_char *) cc + sizeof(ngx_chat_conn_t);
+    ngx_memcpy(cc->device.data, device.data, device.len);
+
+    ctx = ngx_palloc(r->pool, sizeof(ngx_chat_ws_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->cc = cc;
+    ctx->user = user;
+
+    if (ngx_chat_ws_reply_101(cc, &key) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_http_set_ctx(r, ctx, ngx_chat_module);
+
+    /*
+     * Hold the request until the next pass of the event loop: the content
+     * phase still uses it after we return.  The takeover runs as a posted
+     * write event, when nothing of nginx's HTTP code is on the stack.
+     */
+
+    r->main->count++;
+    r->headers_out.status = NGX_HTTP_SWITCHING_PROTOCOLS;
+
+    c->write->handler = ngx_chat_ws_takeover;
+    ngx_post_event(c->write, &ngx_posted_events);
+
+    return NGX_DONE;
+}
+
+
+static ngx_int_t
+ngx_chat_ws_check_upgrade(ngx_http_request_t *r, ngx_str_t *key)
+{
+    u_char            buf[32];
+    ngx_str_t         decoded;
+    ngx_table_elt_t  *h;
+
+    if (r->method != NGX_HTTP_GET) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    if (r->http_version != NGX_HTTP_VERSION_11 || r->stream) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "chat: websocket needs HTTP/1.1");
+        goto upgrade_required;
+    }
+
+    /* nginx 1.22 does not keep r->headers_in.connection: look it up */
+    h = ngx_chat_ws_header(r, "Connection", 10);
+
+    if (r->headers_in.upgrade == NULL
+        || !ngx_chat_ws_header_has(r->headers_in.upgrade, "websocket", 9)
+        || h == NULL
+        || !ngx_chat_ws_header_has(h, "upgrade", 7))
+    {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "chat: not a websocket upgrade request");
+        goto upgrade_required;
+    }
+
+    h = ngx_chat_ws_header(r, "Sec-WebSocket-Version", 21);
+    if (h == NULL || h->value.len != 2
+        || ngx_strncmp(h->value.data, "13", 2) != 0)
+    {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "chat: unsupported websocket version");
+
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Sec-WebSocket-Version");
+        ngx_str_set(&h->value, "13");
+
+        goto upgrade_required;
+    }
+
+    h = ngx_chat_ws_header(r, "Sec-WebSocket-Key", 17);
+    if (h == NULL || h->value.len != 24) {
+        goto bad_key;
+    }
+
+    decoded.data = buf;
+
+    if (ngx_decode_base64(&decoded, &h->value) != NGX_OK
+        || decoded.len != 16)
+    {
+        goto bad_key;
+    }
+
+    *key = h->value;
+
+    return NGX_OK;
+
+bad_key:
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "chat: missing or invalid Sec-WebSocket-Key");
+
+    return NGX_HTTP_BAD_REQUEST;
+
+upgrade_required:
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Upgrade");
+    ngx_str_set(&h->value, "websocket");
+
+    return NGX_CHAT_HTTP_UPGRADE_REQUIRED;
+}
+
+
+static ngx_table_elt_t *
+ngx_chat_ws_header(ngx_http_request_t *r, const char *name, size_t len)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NULL;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == len
+            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
+        {
+            return &h[i];
+        }
+    }
+}
+
+
+/* a comma separated header value contains token, case-insensitively */
+static ngx_int_t
+ngx_chat_ws_header_has(ngx_table_elt_t *h, const char *token, size_t len)
+{
+    u_char  *p, *last, *start, *end;
+
+    /* nginx 1.22 keeps the first header of a name only */
+    {
+        p = h->value.data;
+        last = p + h->value.len;
+
+        while (p < last) {
+            while (p < last && (*p == ' ' || *p == '\t' || *p == ',')) {
+                p++;
+            }
+
+            start = p;
+
+            while (p < last && *p != ',') {
+                p++;
+            }
+
+            end = p;
+
+            while (end > start && (end[-1] == ' ' || end[-1] == '\t')) {
+                end--;
+            }
+
+            if ((size_t) (end - start) == len
+                && ngx_strncasecmp(start, (u_char *) token, len) == 0)
+            {
+                return 1;
+            }
+        }
+    }
+
+    return 0;
+}
+
+
+static ngx_int_t
+ngx_chat_ws_reply_101(ngx_chat_conn_t *cc, ngx_str_t *key)
+{
+    u_char         *p;
+    u_char          digest[SHA_DIGEST_LENGTH];
+    u_char          buf[128];
+    ngx_str_t       src, dst;
+    SHA_CTX         sha;
+    u_char          accept[32];
+
+    SHA1_Init(&sha);
+    SHA1_Update(&sha, key->data, key->len);
+    SHA1_Update(&sha, NGX_CHAT_WS_GUID, sizeof(NGX_CHAT_WS_GUID) - 1);
+    SHA1_Final(digest, &sha);
+
+    src.data = digest;
+    src.len = SHA_DIGEST_LENGTH;
+    dst.data = accept;
+    ngx_encode_base64(&dst, &src);
+
+    p = ngx_cpymem(buf, "HTTP/1.1 101 Switching Protocols" CRLF
+                        "Upgrade: websocket" CRLF
+                        "Connection: Upgrade" CRLF
+                        "Sec-WebSocket-Accept: ",
+                   sizeof("HTTP/1.1 101 Switching Protocols" CRLF
+                          "Upgrade: websocket" CRLF
+                          "Connection: Upgrade" CRLF
+                          "Sec-WebSocket-Accept: ") - 1);
+    p = ngx_cpymem(p, dst.data, dst.len);
+    p = ngx_cpymem(p, CRLF CRLF, 4);
+
+    return ngx_chat_ws_append(cc, buf, p - buf);
+}
+
+
+static void
+ngx_chat_ws_takeover(ngx_event_t *ev)
+{
+    ngx_int_t               rc;
+    ngx_buf_t              *b;
+    ngx_str_t               user;
+    ngx_chain_t            *cl, *ln;
+    ngx_chat_conn_t        *cc;
+    ngx_connection_t       *c;
+    ngx_chat_ws_ctx_t      *ctx;
+    ngx_http_request_t     *r;
+    ngx_http_connection_t  *hc;
+    u_char                  id[NGX_CHAT_ID_MAX];
+
+    c = ev->data;
+    r = c->data;
+    ctx = ngx_http_get_module_ctx(r, ngx_chat_module);
+    cc = ctx->cc;
+    hc = r->http_connection;
+
+    user.len = ngx_min(ctx->user.len, NGX_CHAT_ID_MAX);
+    user.data = ngx_cpymem(id, ctx->user.data, user.len) - user.len;
+
+    /* header_in is c->buffer or a large header buffer: both in c->pool */
+    b = r->header_in;
+
+    if (c->read->timer_set) {
+        ngx_del_timer(c->read);
+    }
+
+    if (c->write->timer_set) {
+        ngx_del_timer(c->write);
+    }
+
+    ngx_http_free_request(r, 0);
+
+    c->destroyed = 0;
+    c->data = cc;
+    c->log->handler = ngx_chat_ws_log_error;
+    c->log->data = cc;
+    c->log->action = "serving websocket";
+    c->read->handler = ngx_chat_ws_read_handler;
+    c->write->handler = ngx_chat_ws_write_handler;
+
+    /* ngx_close_idle_connections() calls us with c->close at shutdown */
+    c->idle = 1;
+
+    ngx_queue_insert_tail(&ngx_chat_worker->conns, &cc->all);
+    ngx_chat_worker->nconns++;
+    cc->serial = ++ngx_chat_worker->serial;
+
+    /* bytes the client sent right behind the handshake are frames */
+
+    rc = NGX_OK;
+
+    if (b && b->pos < b->last) {
+        rc = ngx_chat_ws_keep(cc, b->pos, b->last - b->pos);
+    }
+
+    /* give back the header buffers, as ngx_http_set_keepalive() does */
+
+    for (cl = hc->busy; cl; /* void */) {
+        ln = cl;
+        cl = cl->next;
+        ngx_pfree(c->pool, ln->buf->start);
+        ngx_free_chain(c->pool, ln);
+    }
+
+    for (cl = hc->free; cl; /* void */) {
+        ln = cl;
+        cl = cl->next;
+        ngx_pfree(c->pool, ln->buf->start);
+        ngx_free_chain(c->pool, ln);
+    }
+
+    hc->busy = NULL;
+    hc->free = NULL;
+    hc->nbusy = 0;
+
+    if (c->buffer) {
+        ngx_pfree(c->pool, c->buffer->start);
+        c->buffer = NULL;
+    }
+
+    if (rc != NGX_OK || ngx_tcp_nodelay(c) != NGX_OK) {
+        ngx_chat_ws_finalize(cc);
+        return;
+    }
+
+    ngx_add_timer(c->read, ngx_chat_worker->cmcf->ping_interval);
+
+    if (ngx_chat_ws_flush(cc) == NGX_ERROR) {
+        ngx_chat_ws_finalize(cc);
+        return;
+    }
+
+    if (ngx_chat_session_open(cc, &user) != NGX_OK) {
+        ngx_chat_ws_close(cc, NGX_CHAT_CLOSE_INTERNAL, "internal error");
+        return;
+    }
+
+    if (cc->in_len) {
+        cc->in_unparsed = 1;
+    }
+
+    if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
+        ngx_chat_ws_finalize(cc);
+        return;
+    }
+
+    if (c->read->ready || cc->in_unparsed) {
+        ngx_chat_ws_read_handler(c->read);
+    }
+}
+
+
+static void
+ngx_chat_ws_read_handler(ngx_event_t *rev)
+{
+    u_char            *p;
+    size_t             size;
+    ssize_t            n, used;
+    ngx_chat_conn_t   *cc;
+    ngx_connection_t  *c;
+
+    c = rev->data;
+    cc = c->data;
+
+    if (c->close) {
+        /* graceful shutdown (ngx_close_idle_connections) */
+        c->close = 0;
+        c->idle = 0;
+        cc->shutdown = 1;
+
+        if (cc->close_sent) {
+            return;
+        }
+
+        if (ngx_exiting && ngx_chat_worker->cmcf->shutdown_spread) {
+            /*
+             * Spread the goodbyes over chat_shutdown_spread so that the
+             * clients do not all reconnect in the same millisecond.
+             */
+            if (rev->timer_set) {
+                ngx_del_timer(rev);
+            }
+
+            ngx_add_timer(rev, ngx_random()
+                               % ngx_chat_worker->cmcf->shutdown_spread);
+            return;
+        }
+
+        ngx_chat_ws_close(cc, NGX_CHAT_CLOSE_GOING_AWAY,
+                          "server shutting down");
+        return;
+    }
+
+    if (rev->timedout) {
+        rev->timedout = 0;
+        ngx_chat_ws_timer(cc);
+        return;
+    }
+
+    if (cc->closed) {
+        return;
+    }
+
+    if (cc->registering) {
+        /*
+         * Commands wait until the device row is written (a refused fourth
+         * device must not act); the kernel buffers meanwhile.
+         */
+        cc->read_paused = 1;
+        return;
+    }
+
+    if (cc->in_unparsed) {
+        cc->in_unparsed = 0;
+
+        if (ngx_chat_ws_consume_in(cc) != NGX_OK) {
+            return;
+        }
+    }
+
+    for ( ;; ) {
+
+        /*
+         * Read into the worker's scratch buffer; bytes of an incomplete
+         * frame are kept in cc->in, appended to on the next read.
+         */
+
+        p = ngx_chat_worker->scratch;
+        size = ngx_chat_worker->scratch_size;
+
+        n = c->recv(c, p, size);
+
+        if (n == NGX_AGAIN) {
+            break;
+        }
+
+        if (n == 0 || n == NGX_ERROR) {
+            ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                          "chat: client closed the connection");
+            ngx_chat_ws_finalize(cc);
+            return;
+        }
+
+        if (cc->in_len) {
+            if (ngx_chat_ws_keep(cc, p, n) != NGX_OK) {
+                ngx_chat_ws_finalize(cc);
+                return;
+            }
+
+            if (ngx_chat_ws_consume_in(cc) != NGX_OK) {
+                return;
+            }
+
+        } else {
+            used = ngx_chat_ws_consume(cc, p, n);
+            if (used == NGX_ERROR || cc->connection == NULL) {
+                return;
+            }
+
+            if (used < n && ngx_chat_ws_keep(cc, p + used, n - used)
+                            != NGX_OK)
+            {
+                ngx_chat_ws_finalize(cc);
+                return;
+            }
+        }
+
+        if ((size_t) n < size) {
+            break;
+        }
+    }
+
+    if (ngx_handle_read_event(rev, 0) != NGX_OK) {
+        ngx_chat_ws_finalize(cc);
+    }
+}
+
+
+static void
+ngx_chat_ws_timer(ngx_chat_conn_t *cc)
+{
+    ngx_connection_t  *c;
+
+    c = cc->connection;
+
+    if (cc->close_sent) {
+        /* the peer did not answer our close frame in time */
+        ngx_chat_ws_finalize(cc);
+        return;
+    }
+
+    if (cc->shutdown) {
+        ngx_chat_ws_close(cc, NGX_CHAT_CLOSE_GOING_AWAY,
+                          "server shutting down");
+        return;
+    }
+
+    if (cc->ping_sent) {
+        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                      "chat: no pong within %M ms, closing",
+                      ngx_chat_worker->cmcf->ping_interval);
+        ngx_chat_ws_finalize(cc);
+        return;
+    }
+
+    cc->ping_sent = 1;
+
+    if (ngx_chat_ws_queue(cc, NGX_CHAT_WS_OP_PING, NULL, 0) != NGX_OK) {
+        return;
+    }
+
+    ngx_add_timer(c->read, ngx_chat_worker->cmcf->ping_interval);
+}
+
+
+/* parses what cc->in holds; NGX_ERROR when the connection was closed */
+static ngx_int_t
+ngx_chat_ws_consume_in(ngx_chat_conn_t *cc)
+{
+    ssize_t  used;
+
+    used = ngx_chat_ws_consume(cc, cc->in, cc->in_len);
+    if (used == NGX_ERROR || cc->connection == NULL) {
+        return NGX_ERROR;
+    }
+
+    if ((size_t) used == cc->in_len) {
+        ngx_free(cc->in);
+        cc->in = NULL;
+        cc->in_len = 0;
+        cc->in_cap = 0;
+
+    } else if (used) {
+        ngx_memmove(cc->in, cc->in + used, cc->in_len - used);
+        cc->in_len -= used;
+    }
+
+    return NGX_OK;
+}
+
+
+void
+ngx_chat_ws_resume(ngx_chat_conn_t *cc)
+{
+    if (cc->read_paused && cc->connection) {
+        cc->read_paused = 0;
+        ngx_post_event(cc->connection->read, &ngx_posted_events);
+    }
+}
+
+
+/*
+ * Parses and handles every whole frame at p.  Returns the number of bytes
+ * used (the rest is an incomplete frame), or NGX_ERROR when the connection
+ * was closed.  The buffer is modified (unmasked in place).
+ */
+static ssize_t
+ngx_chat_ws_consume(ngx_chat_conn_t *cc, u_char *p, size_t len)
+{
+    int                   rc;
+    size_t                used;
+    uint64_t              max;
+    ngx_chat_ws_frame_t   f;
+
+    used = 0;
+    max = ngx_chat_worker->cmcf->max_frame_size;
+
+    while (used < len) {
+
+        rc = ngx_chat_ws_frame_parse(p + used, len - used, max, &f);
+
+        if (rc == NGX_CHAT_WS_FRAME_AGAIN) {
+            break;
+        }
+
+        if (rc == NGX_CHAT_WS_FRAME_ETOOBIG) {
+            ngx_log_error(NGX_LOG_INFO, cc->connection->log, 0,
+                          "chat: frame larger than chat_max_frame_size");
+            ngx_chat_ws_close(cc, NGX_CHAT_CLOSE_TOO_BIG, "message too big");
+            return NGX_ERROR;
+        }
+
+        if (rc != NGX_CHAT_WS_FRAME_OK) {
+            ngx_log_error(NGX_LOG_INFO, cc->connection->log, 0,
+                          "chat: websocket protocol error");
+            ngx_chat_ws_close(cc, NGX_CHAT_CLOSE_PROTOCOL, "protocol error");
+            return NGX_ERROR;
+        }
+
+        if (len - used - f.header_len < f.payload_len) {
+            break;
+        }
+
+        ngx_chat_ws_unmask(p + used + f.header_len, (size_t) f.payload_len,
+                           f.mask, 0);
+
+        if (ngx_chat_ws_frame(cc, &f, p + used + f.header_len) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        used += f.header_len + (size_t) f.payload_len;
+
+        if (cc->connection == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    return used;
+}
+
+
+static ngx_int_t
+ngx_chat_ws_frame(ngx_chat_conn_t *cc, ngx_chat_ws_frame_t *f,
+    u_char *payload)
+{
+    if (cc->close_sent) {
+        /* after our close frame only the peer's close matters */
+        if (f->opcode == NGX_CHAT_WS_OP_CLOSE) {
+            ngx_chat_ws_finalize(cc);
+            return NGX_ERROR;
+        }
+
+        return NGX_OK;
+    }
+
+    if (f->opcode >= NGX_CHAT_WS_OP_CLOSE) {
+        return ngx_chat_ws_control(cc, f, payload);
+    }
+
+    return ngx_chat_ws_data(cc, f, payload);
+}
+
+
+static ngx_int_t
+ngx_chat_ws_data(ngx_chat_conn_t *cc, ngx_chat_ws_frame_t *f,
+    u_char *payload)
+{
+    u_char     *m;
+    size_t      len, max;
+    ngx_int_t   rc;
+
+    len = (size_t) f->payload_len;
+    max = ngx_chat_worker->cmcf->max_frame_size;
+
+    if (f->opcode == NGX_CHAT_WS_OP_CONT) {
+        if (!cc->in_message) {
+            goto protocol;
+        }
+
+    } else if (cc->in_message) {
+        goto protocol;
+
+    } else if (f->opcode == NGX_CHAT_WS_OP_BINARY) {
+        ngx_chat_ws_close(cc, NGX_CHAT_CLOSE_UNSUPPORTED,
+                          "binary frames are not supported");
+        return NGX_ERROR;
+    }
+
+    cc->utf8 = ngx_chat_utf8_validate(cc->utf8, payload, len);
+
+    if (cc->utf8 == NGX_CHAT_UTF8_REJECT
+        || (f->fin && cc->utf8 != NGX_CHAT_UTF8_ACCEPT))
+    {
+        ngx_log_error(NGX_LOG_INFO, cc->connection->log, 0,
+                      "chat: text frame is not valid UTF-8");
+        ngx_chat_ws_close(cc, NGX_CHAT_CLOSE_BAD_DATA, "invalid UTF-8");
+        return NGX_ERROR;
+    }
+
+    if (f->fin && !cc->in_message) {
+        /* the common case: a whole message in one frame, no copy */
+        cc->utf8 = NGX_CHAT_UTF8_ACCEPT;
+        rc = ngx_chat_cmd_handle(cc, payload, len);
+        return cc->connection ? rc : NGX_ERROR;
+    }
+
+    if (cc->msg_len + len > max) {
+        ngx_log_error(NGX_LOG_INFO, cc->connection->log, 0,
+                      "chat: message larger than chat_max_frame_size");
+        ngx_chat_ws_close(cc, NGX_CHAT_CLOSE_TOO_BIG, "message too big");
+        return NGX_ERROR;
+    }
+
+    if (len) {
+        m = ngx_alloc(cc->msg_len + len, cc->connection->log);
+        if (m == NULL) {
+            ngx_chat_ws_close(cc, NGX_CHAT_CLOSE_INTERNAL, "out of memory");
+            return NGX_ERROR;
+        }
+
+        if (cc->msg) {
+            ngx_memcpy(m, cc->msg, cc->msg_len);
+            ngx_free(cc->msg);
+        }
+
+        ngx_memcpy(m + cc->msg_len, payload, len);
+        cc->msg = m;
+        cc->msg_len += len;
+    }
+
+    if (!f->fin) {
+        cc->in_message = 1;
+        return NGX_OK;
+    }
+
+    m = cc->msg;
+    len = cc->msg_len;
+
+    cc->msg = NULL;
+    cc->msg_len = 0;
+    cc->in_message = 0;
+    cc->utf8 = NGX_CHAT_UTF8_ACCEPT;
+
+    rc = ngx_chat_cmd_handle(cc, m ? m : (u_char *) "", len);
+
+    if (m) {
+        ngx_free(m);
+    }
+
+    return cc->connection ? rc : NGX_ERROR;
+
+protocol:
+
+    ngx_log_error(NGX_LOG_INFO, cc->connection->log, 0,
+                  "chat: unexpected continuation state");
+    ngx_chat_ws_close(cc, NGX_CHAT_CLOSE_PROTOCOL, "protocol error");
+    return NGX_ERROR;
+}
+
+
+static ngx_int_t
+ngx_chat_ws_control(ngx_chat_conn_t *cc, ngx_chat_ws_frame_t *f,
+    u_char *payload)
+{
+    int       rc;
+    unsigned  code;
+
+    switch (f->opcode) {
+
+    case NGX_CHAT_WS_OP_PING:
+        return ngx_chat_ws_queue(cc, NGX_CHAT_WS_OP_PONG, payload,
+                                 (size_t) f->payload_len);
+
+    case NGX_CHAT_WS_OP_PONG:
+        cc->ping_sent = 0;
+        return NGX_OK;
+
+    default: /* NGX_CHAT_WS_OP_CLOSE */
+        rc = ngx_chat_ws_parse_close(payload, (size_t) f->payload_len, &code);
+
+        if (rc == NGX_CHAT_WS_FRAME_EPROTO) {
+            ngx_chat_ws_close(cc, NGX_CHAT_CLOSE_PROTOCOL, "bad close frame");
+            return NGX_ERROR;
+        }
+
+        if (rc != NGX_CHAT_WS_FRAME_OK) {
+            ngx_chat_ws_close(cc, NGX_CHAT_CLOSE_BAD_DATA,
+                              "close reason is not UTF-8");
+            return NGX_ERROR;
+        }
+
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, cc->connection->log, 0,
+                       "chat: client close %ui", (ngx_uint_t) code);
+
+        /* echo the code; the socket closes once the echo is out */
+        cc->shutdown = 1;
+        ngx_chat_ws_close(cc, code == 1005 ? 0 : code, NULL);
+        return NGX_ERROR;
+    }
+}
+
+
+/* appends bytes of an incomplete frame to cc->in */
+static ngx_int_t
+ngx_chat_ws_keep(ngx_chat_conn_t *cc, u_char *p, size_t len)
+{
+    u_char  *in;
+    size_t   cap;
+
+    if (cc->in_len + len > cc->in_cap) {
+        cap = ngx_max(cc->in_cap * 2, cc->in_len + len);
+        cap = ngx_max(cap, 256);
+
+        in = ngx_alloc(cap, ngx_cycle->log);
+        if (in == NULL) {
+            return NGX_ERROR;
+        }
+
+        if (cc->in) {
+            ngx_memcpy(in, cc->in, cc->in_len);
+            ngx_free(cc->in);
+        }
+
+        cc->in = in;
+        cc->in_cap = cap;
+    }
+
+    ngx_memcpy(cc->in + cc->in_len, p, len);
+    cc->in_len += len;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_chat_ws_send_text(ngx_chat_conn_t *cc, u_char *p, size_t len)
+{
+    size_t   hlen;
+    u_char  *h;
+
+    if (cc->connection == NULL || cc->close_sent) {
+        return NGX_ERROR;
+    }
+
+    /* write the header right in front of the payload: one append */
+
+    hlen = ngx_chat_ws_frame_header_size(len);
+    h = p - hlen;
+    ngx_chat_ws_frame_write_header(h, NGX_CHAT_WS_OP_TEXT, 1, len);
+
+    if (ngx_chat_ws_append(cc, h, hlen + len) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_chat_ws_schedule_write(cc);
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_chat_ws_send_copy(ngx_chat_conn_t *cc, u_char *p, size_t len)
+{
+    u_char  h[NGX_CHAT_WS_HEADER_MAX];
+    size_t  hlen;
+
+    if (cc->connection == NULL || cc->close_sent) {
+        return NGX_ERROR;
+    }
+
+    hlen = ngx_chat_ws_frame_write_header(h, NGX_CHAT_WS_OP_TEXT, 1, len);
+
+    if (cc->out_bytes + hlen + len > ngx_chat_worker->cmcf->output_limit) {
+        /* let append() log and drop it */
+        return ngx_chat_ws_append(cc, p, hlen + len);
+    }
+
+    if (ngx_chat_ws_append(cc, h, hlen) != NGX_OK
+        || ngx_chat_ws_append(cc, p, len) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_chat_ws_schedule_write(cc);
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_chat_ws_queue(ngx_chat_conn_t *cc, ngx_uint_t opcode, u_char *p,
+    size_t len)
+{
+    u_char  frame[NGX_CHAT_WS_HEADER_MAX + 125];
+    size_t  hlen;
+
+    /* control frames only: at most 125 bytes of payload */
+
+    if (cc->connection == NULL || len > 125) {
+        return NGX_ERROR;
+    }
+
+    hlen = ngx_chat_ws_frame_write_header(frame, (int) opcode, 1, len);
+    if (len) {
+        ngx_memcpy(frame + hlen, p, len);
+    }
+
+    if (ngx_chat_ws_append(cc, frame, hlen + len) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_chat_ws_schedule_write(cc);
+
+    return NGX_OK;
+}
+
+
+/* copies bytes to the output queue, enforcing chat_output_limit */
+static ngx_int_t
+ngx_chat_ws_append(ngx_chat_conn_t *cc, u_char *p, size_t len)
+{
+    size_t           n, size;
+    ngx_chat_out_t  *out;
+
+    if (cc->out_bytes + len > ngx_chat_worker->cmcf->output_limit) {
+        ngx_log_error(NGX_LOG_INFO, cc->connection->log, 0,
+                      "chat: client does not read, output limit of %uz "
+                      "bytes exceeded, dropping the connection",
+                      ngx_chat_worker->cmcf->output_limit);
+        ngx_chat_ws_finalize(cc);
+        return NGX_ERROR;
+    }
+
+    out = cc->out_last;
+
+    while (len) {
+        if (out == NULL || out->last == out->end) {
+            size = ngx_max(len, NGX_CHAT_WS_CHUNK - sizeof(ngx_chat_out_t));
+
+            out = ngx_alloc(sizeof(ngx_chat_out_t) + size, ngx_cycle->log);
+            if (out == NULL) {
+                ngx_chat_ws_finalize(cc);
+                return NGX_ERROR;
+            }
+
+            out->next = NULL;
+            out->pos = out->data;
+            out->last = out->data;
+            out->end = out->data + size;
+
+            if (cc->out_last) {
+                cc->out_last->next = out;
+
+            } else {
+                cc->out = out;
+            }
+
+            cc->out_last = out;
+        }
+
+        n = ngx_min(len, (size_t) (out->end - out->last));
+        out->last = ngx_cpymem(out->last, p, n);
+        p += n;
+        len -= n;
+        cc->out_bytes += n;
+    }
+
+    return NGX_OK;
+}
+
+
+/* frames queued in one event loop pass leave in one write */
+static void
+ngx_chat_ws_schedule_write(ngx_chat_conn_t *cc)
+{
+    ngx_event_t  *wev;
+
+    wev = cc->connection->write;
+
+    if (!wev->posted && !wev->timer_set) {
+        ngx_post_event(wev, &ngx_posted_events);
+    }
+}
+
+
+static void
+ngx_chat_ws_write_handler(ngx_event_t *wev)
+{
+    ngx_chat_conn_t   *cc;
+    ngx_connection_t  *c;
+
+    c = wev->data;
+    cc = c->data;
+
+    if (cc->closed) {
+        return;
+    }
+
+    if (wev->timedout) {
+        ngx_log_error(NGX_LOG_INFO, c->log, NGX_ETIMEDOUT,
+                      "chat: client timed out reading");
+        c->timedout = 1;
+        ngx_chat_ws_finalize(cc);
+        return;
+    }
+
+    if (ngx_chat_ws_flush(cc) == NGX_ERROR) {
+        ngx_chat_ws_finalize(cc);
+    }
+}
+
+
+/*
+ * Writes what is queued.  NGX_OK: all sent; NGX_AGAIN: the rest waits for
+ * the write event; NGX_ERROR: the connection must be finalized.
+ */
+static ngx_int_t
+ngx_chat_ws_flush(ngx_chat_conn_t *cc)
+{
+    ssize_t            n;
+    ngx_chat_out_t    *out;
+    ngx_connection_t  *c;
+
+    c = cc->connection;
+
+    while (cc->out) {
+        out = cc->out;
+
+        n = c->send(c, out->pos, out->last - out->pos);
+
+        if (n == NGX_ERROR) {
+            c->error = 1;
+            return NGX_ERROR;
+        }
+
+        if (n == NGX_AGAIN) {
+            if (!c->write->timer_set) {
+                ngx_add_timer(c->write, ngx_chat_worker->cmcf->send_timeout);
+            }
+
+            if (ngx_handle_write_event(c->write, 0) != NGX_OK) {
+                return NGX_ERROR;
+            }
+
+            return NGX_AGAIN;
+        }
+
+        out->pos += n;
+        cc->out_bytes -= n;
+
+        if (out->pos < out->last) {
+            continue;
+        }
+
+        cc->out = out->next;
+        if (cc->out == NULL) {
+            cc->out_last = NULL;
+        }
+
+        ngx_free(out);
+    }
+
+    if (c->write->timer_set) {
+        ngx_del_timer(c->write);
+    }
+
+    if (ngx_handle_write_event(c->write, 0) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (cc->close_sent && cc->shutdown) {
+        /* our close frame is out and no answer is awaited */
+        ngx_chat_ws_finalize(cc);
+        return NGX_DONE;
+    }
+
+    return NGX_OK;
+}
+
+
+void
+ngx_chat_ws_close(ngx_chat_conn_t *cc, ngx_uint_t code, const char *reason)
+{
+    u_char             payload[125];
+    size_t             len;
+    ngx_connection_t  *c;
+
+    c = cc->connection;
+
+    if (c == NULL || cc->close_sent) {
+        return;
+    }
+
+    len = 0;
+
+    if (code) {
+        len = ngx_chat_ws_close_payload(payload, (unsigned) code, reason,
+                                        reason ? ngx_strlen(reason) : 0);
+    }
+
+    if (ngx_chat_ws_queue(cc, NGX_CHAT_WS_OP_CLOSE, payload, len) != NGX_OK)
+    {
+        return;
+    }
+
+    cc->close_sent = 1;
+
+    ngx_chat_session_close(cc);
+
+    /* wait a moment for the client's close frame, then close anyway */
+
+    if (c->read->timer_set) {
+        ngx_del_timer(c->read);
+    }
+
+    ngx_add_timer(c->read, NGX_CHAT_WS_LINGER);
+}
+
+
+void
+ngx_chat_ws_drop(ngx_chat_conn_t *cc)
+{
+    ngx_chat_ws_finalize(cc);
+}
+
+
+/* closes the socket; the memory goes when no callback holds cc anymore */
+static void
+ngx_chat_ws_finalize(ngx_chat_conn_t *cc)
+{
+    ngx_connection_t  *c;
+
+    c = cc->connection;
+
+    if (c == NULL) {
+        return;
+    }
+
+    ngx_chat_session_close(cc);
+
+    ngx_queue_remove(&cc->all);
+    ngx_chat_worker->nconns--;
+
+    ngx_chat_ws_free_buffers(cc);
+
+    cc->connection = NULL;
+    cc->closed = 1;
+
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, c->log, 0, "chat: close connection");
+
+#if (NGX_HTTP_SSL)
+
+    if (c->ssl) {
+        c->ssl->no_wait_shutdown = 1;
+        (void) ngx_ssl_shutdown(c);
+    }
+
+#endif
+
+#if (NGX_STAT_STUB)
+    (void) ngx_atomic_fetch_add(ngx_stat_active, -1);
+#endif
+
+    c->destroyed = 1;
+
+    ngx_close_connection(c);
+
+    if (cc->pending == 0) {
+        ngx_destroy_pool(cc->pool);
+    }
+}
+
+
+void
+ngx_chat_ws_release(ngx_chat_conn_t *cc)
+{
+    if (--cc->pending == 0 && cc->closed) {
+        ngx_destroy_pool(cc->pool);
+    }
+}
+
+
+static void
+ngx_chat_ws_free_buffers(ngx_chat_conn_t *cc)
+{
+    ngx_chat_out_t  *out, *next;
+
+    for (out = cc->out; out; out = next) {
+        next = out->next;
+        ngx_free(out);
+    }
+
+    cc->out = NULL;
+    cc->out_last = NULL;
+    cc->out_bytes = 0;
+
+    if (cc->in) {
+        ngx_free(cc->in);
+        cc->in = NULL;
+        cc->in_len = 0;
+        cc->in_cap = 0;
+    }
+
+    if (cc->msg) {
+        ngx_free(cc->msg);
+        cc->msg = NULL;
+        cc->msg_len = 0;
+    }
+}
+
+
+void
+ngx_chat_ws_close_all(void)
+{
+    ngx_queue_t      *q;
+    ngx_chat_conn_t  *cc;
+
+    if (ngx_chat_worker == NULL) {
+        return;
+    }
+
+    while (!ngx_queue_empty(&ngx_chat_worker->conns)) {
+        q = ngx_queue_head(&ngx_chat_worker->conns);
+        cc = ngx_queue_data(q, ngx_chat_conn_t, all);
+
+        if (cc->connection) {
+            /* best effort: a last close frame if the socket takes it */
+            if (!cc->close_sent) {
+                ngx_chat_ws_close(cc, NGX_CHAT_CLOSE_GOING_AWAY,
+                                  "server shutting down");
+            }
+
+            if (cc->connection) {
+                (void) ngx_chat_ws_flush(cc);
+            }
+        }
+
+        if (cc->connection) {
+            ngx_chat_ws_finalize(cc);
+        }
+    }
+}
+
+
+static u_char *
+ngx_chat_ws_log_error(ngx_log_t *log, u_char *buf, size_t len)
+{
+    u_char           *p;
+    ngx_chat_conn_t  *cc;
+
+    p = buf;
+
+    if (log->action) {
+        p = ngx_snprintf(buf, len, " while %s", log->action);
+        len -= p - buf;
+        buf = p;
+    }
+
+    cc = log->data;
+
+    if (cc && cc->connection) {
+        p = ngx_snprintf(buf, len, ", client: %V",
+                         &cc->connection->addr_text);
+        len -= p - buf;
+        buf = p;
+    }
+
+    if (cc && cc->user) {
+        p = ngx_snprintf(buf, len, ", user: %V, device: %V",
+                         &cc->user->id, &cc->device);
+    }
+
+    return p;
+}

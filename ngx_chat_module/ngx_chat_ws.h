@@ -1,0 +1,63 @@
+
+/*
+ * ngx_chat_ws.h: WebSocket connections (handshake, takeover of the socket,
+ * frame I/O, output queue, ping and close).
+ */
+
+
+#ifndef _NGX_CHAT_WS_H_INCLUDED_
+#define _NGX_CHAT_WS_H_INCLUDED_
+
+
+#include "ngx_chat.h"
+
+
+/* close codes of RFC 6455 and ours (documented in docs/protocol.md) */
+#define NGX_CHAT_CLOSE_NORMAL          1000
+#define NGX_CHAT_CLOSE_GOING_AWAY      1001
+#define NGX_CHAT_CLOSE_PROTOCOL        1002
+#define NGX_CHAT_CLOSE_UNSUPPORTED     1003
+#define NGX_CHAT_CLOSE_BAD_DATA        1007
+#define NGX_CHAT_CLOSE_POLICY          1008
+#define NGX_CHAT_CLOSE_TOO_BIG         1009
+#define NGX_CHAT_CLOSE_INTERNAL        1011
+#define NGX_CHAT_CLOSE_TRY_LATER       1013
+#define NGX_CHAT_CLOSE_REPLACED        4001
+#define NGX_CHAT_CLOSE_TOO_MANY        4003
+#define NGX_CHAT_CLOSE_REMOVED         4004
+
+/* room to leave in front of a payload for the largest server header */
+#define NGX_CHAT_WS_HEADER_MAX         10
+
+
+ngx_int_t ngx_chat_ws_handler(ngx_http_request_t *r);
+
+/*
+ * Queues one text frame.  buf holds NGX_CHAT_WS_HEADER_MAX free bytes
+ * before the payload (p = buf + NGX_CHAT_WS_HEADER_MAX).  Returns NGX_OK,
+ * or NGX_ERROR when the connection is closed or was just closed because its
+ * output limit was exceeded.
+ */
+ngx_int_t ngx_chat_ws_send_text(ngx_chat_conn_t *cc, u_char *p, size_t len);
+
+/* queues one text frame, copying the payload */
+ngx_int_t ngx_chat_ws_send_copy(ngx_chat_conn_t *cc, u_char *p, size_t len);
+
+/* starts the close handshake with code and reason */
+void ngx_chat_ws_close(ngx_chat_conn_t *cc, ngx_uint_t code,
+    const char *reason);
+
+/* drops the connection now, without a close frame */
+void ngx_chat_ws_drop(ngx_chat_conn_t *cc);
+
+/* input paused while the device registers goes on */
+void ngx_chat_ws_resume(ngx_chat_conn_t *cc);
+
+/* a callback that held cc (cc->pending) is done with it */
+void ngx_chat_ws_release(ngx_chat_conn_t *cc);
+
+/* closes every connection of the worker (exit_process) */
+void ngx_chat_ws_close_all(void);
+
+
+#endif /* _NGX_CHAT_WS_H_INCLUDED_ */

@@ -1,0 +1,17 @@
+-- 910_delivery.sql: delivery helpers of the gateway that go beyond one
+-- device (re-applied on every migrate, like every file >= 900).
+
+-- chat_poll: while Redis is down each worker reads, in one statement, the
+-- inboxes of all its connected devices, each from its own drain position
+-- (p_after[i]), at most p_limit events per device.  Every lookup is one
+-- index range scan on inbox's primary key (user_id, device_id, event_id).
+CREATE OR REPLACE FUNCTION chat_poll(p_users text[], p_devices text[],
+    p_after bigint[], p_limit int)
+RETURNS TABLE(user_id text, device_id text, event_id bigint, event_json text)
+LANGUAGE sql STABLE
+AS $$
+    SELECT d.u, d.d, e.event_id, e.event_json
+      FROM unnest(p_users, p_devices, p_after) AS d(u, d, a)
+     CROSS JOIN LATERAL chat_drain(d.u, d.d, d.a, p_limit) AS e
+     ORDER BY d.u, d.d, e.event_id
+$$;
