@@ -108,6 +108,7 @@ ngx_chat_bus_leave(ngx_chat_conn_t *cc)
 
     cc->registered = 0;
     u = cc->user;
+    cc->user = NULL;
 
     ngx_queue_remove(&cc->queue);
     u->nconns--;
@@ -125,9 +126,6 @@ ngx_chat_bus_leave(ngx_chat_conn_t *cc)
 
     ngx_rbtree_delete(&ngx_chat_worker->users, &u->node);
     ngx_chat_worker->nusers--;
-
-    /* cc->user stays readable for the log handler: keep the id */
-    cc->user = NULL;
 
     ngx_free(u);
 }

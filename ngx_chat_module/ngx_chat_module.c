@@ -509,10 +509,14 @@ ngx_chat_secret_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    while (size && (cmcf->jwt_secret.data[size - 1] == LF
-                    || cmcf->jwt_secret.data[size - 1] == CR))
-    {
+    /* one trailing "\n" or "\r\n" is not part of the secret */
+
+    if (size && cmcf->jwt_secret.data[size - 1] == LF) {
         size--;
+
+        if (size && cmcf->jwt_secret.data[size - 1] == CR) {
+            size--;
+        }
     }
 
     if (size < 32) {

@@ -503,6 +503,12 @@ ngx_chat_ws_read_handler(ngx_event_t *rev)
         c->idle = 0;
         cc->shutdown = 1;
 
+        if (c->error) {
+            /* worker_shutdown_timeout: no more waiting */
+            ngx_chat_ws_finalize(cc);
+            return;
+        }
+
         if (cc->close_sent) {
             return;
         }

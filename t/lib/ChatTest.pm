@@ -182,8 +182,8 @@ sub cleanup {
     }
     $self->{private} = [];
     if ($self->{own_services}) {
-        system("$REPO/scripts/services", 'stop', $self->{own_services})
-            == 0 or diag_("scripts/services stop failed");
+        my $out = `'$REPO/scripts/services' stop '$self->{own_services}' 2>&1`;
+        diag_("scripts/services stop failed: $out") if $? != 0;
         delete $self->{own_services};
     }
 }
@@ -491,6 +491,45 @@ $http
 EOF
     $self->write_file('nginx.conf', $self->expand($conf));
     return $self;
+}
+
+# $t->chat_conf(%o): conf() with the usual chat server:
+#   http => extra http{} directives, server => extra server{} directives,
+#   listen => extra listen parameters (" sndbuf=4k"),
+#   pg => conninfo (default %%PG%%), pool => N (default 2),
+#   redis => "host:port prefix=..." (default %%REDIS%%),
+#   main => main-context directives, workers => N
+sub chat_conf {
+    my ($self, %o) = @_;
+    my $pg = $o{pg} // '%%PG%%';
+    my $redis = $o{redis} // '%%REDIS%%';
+    my $pool = $o{pool} // 2;
+    my $http = $o{http} // '';
+    my $server = $o{server} // '';
+    my $listen = $o{listen} // '';
+    return $self->conf(<<EOF, main => $o{main}, workers => $o{workers});
+    chat_jwt_secret_file %%SECRET%%;
+    chat_postgres "$pg" pool=$pool;
+    chat_redis $redis;
+$http
+    server {
+        listen 127.0.0.1:%%PORT%%$listen;
+        server_name localhost;
+
+        location = /chat {
+            chat_websocket;
+        }
+
+        location = /chat/admin/token {
+            chat_admin_token;
+        }
+
+        location / {
+            return 404;
+        }
+$server
+    }
+EOF
 }
 
 # start nginx; dies (failing the test) with the log tail when it can't

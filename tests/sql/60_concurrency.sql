@@ -150,10 +150,8 @@ BEGIN
         PERFORM chat_device_connect(v.user_id, v.device_id, 5);
 
     ELSIF p_sess = 4 THEN
-        UPDATE inbox SET created_at = created_at - interval '1 day'
-         WHERE event_id IN (SELECT event_id FROM inbox
-                             ORDER BY event_id LIMIT 10);
-        PERFORM chat_sweep('1 hour', '30 days', 20);
+        /* a retention in the future: the 20 oldest rows go */
+        PERFORM chat_sweep('-1 hour', '30 days', 20);
 
     ELSE
         PERFORM count(*)
