@@ -1173,15 +1173,14 @@ ngx_chat_json_out_init(ngx_chat_json_out_t *o, size_t reserve)
     o->len = reserve;
 
     o->g = yajl_gen_alloc(NULL);
-    if (o->g == NULL) {
-        o->failed = 1;
-        return NGX_CHAT_JSON_ERROR;
-    }
 
-    if (!yajl_gen_config(o->g, yajl_gen_print_callback,
-                         ngx_chat_json_out_print, o)
+    if (o->g == NULL
+        || !yajl_gen_config(o->g, yajl_gen_print_callback,
+                            ngx_chat_json_out_print, o)
         || !yajl_gen_config(o->g, yajl_gen_validate_utf8, 1))
     {
+        /* nothing stays allocated: a caller may just return */
+        ngx_chat_json_out_free(o);
         o->failed = 1;
         return NGX_CHAT_JSON_ERROR;
     }

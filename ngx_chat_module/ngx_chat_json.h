@@ -184,15 +184,18 @@ typedef struct {
     size_t               len;       /* bytes used, reserve included */
     size_t               cap;
     int                  failed;
+    unsigned             done:1;    /* the top-level value is complete:
+                                       check !failed && done before
+                                       sending */
     /* private: the writer's own view of the container stack */
+    unsigned             want_value:1;  /* a key was written */
     unsigned             depth;     /* open containers */
     uint64_t             maps;      /* bit d-1 set: level d is a map */
-    unsigned             want_value:1;  /* a key was written */
-    unsigned             done:1;        /* a top-level value is complete */
 } ngx_chat_json_out_t;
 
 #define NGX_CHAT_JSON_OUT_MAX_DEPTH  64
 
+/* on failure nothing stays allocated (ngx_chat_json_out_free() is a no-op) */
 int ngx_chat_json_out_init(ngx_chat_json_out_t *o, size_t reserve);
 void ngx_chat_json_out_free(ngx_chat_json_out_t *o);
 

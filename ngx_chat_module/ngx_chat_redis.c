@@ -104,6 +104,7 @@ typedef struct {
     unsigned                    ping_sent:1;    /* awaiting the PONG */
     unsigned                    failing:1;      /* down since a report */
     unsigned                    up_reported:1;  /* on_state(1) was called */
+    unsigned                    writing:1;      /* in the write handler */
 } ngx_chat_redis_conn_t;
 
 
@@ -386,9 +387,8 @@ ngx_chat_redis_connect(ngx_chat_redis_conn_t *conn)
 
     rd = conn->rd;
 
-    ngx_log_debug3(NGX_LOG_DEBUG_EVENT, rd->log, 0,
-                   "redis %s: connecting to %V, backoff %M",
-                   conn->name, &rd->addr, conn->backoff);
+    ngx_log_debug2(NGX_LOG_DEBUG_EVENT, rd->log, 0,
+                   "redis %s: connecting to %V", conn->name, &rd->addr);
 
     /* numeric addresses only: no network lookup, see the top comment */
 
@@ -788,23 +788,31 @@ ngx_chat_redis_write_handler(ngx_event_t *wev)
     c = wev->data;
     conn = c->data;
 
+    /* conn outlives the context: only destroy frees it */
+
+    conn->writing = 1;
     redisAsyncHandleWrite(conn->ac);
+    conn->writing = 0;
 }
 
 
 /*
  * hiredis calls these freely (addWrite for every command): they must be
- * idempotent.  Level-triggered, so an event with data left fires again.
+ * idempotent.  Level-triggered, so an event with data left fires again:
+ * the read side stays registered for the life of the context.
  */
 
 static void
 ngx_chat_redis_add_read(void *privdata)
 {
-    ngx_chat_redis_conn_t *conn = privdata;
+    ngx_event_t            *rev;
+    ngx_chat_redis_conn_t  *conn;
 
-    if (!conn->c->read->active
-        && ngx_add_event(conn->c->read, NGX_READ_EVENT, NGX_LEVEL_EVENT)
-           != NGX_OK)
+    conn = privdata;
+    rev = conn->c->read;
+
+    if (!rev->active
+        && ngx_add_event(rev, NGX_READ_EVENT, NGX_LEVEL_EVENT) != NGX_OK)
     {
         ngx_log_error(NGX_LOG_ALERT, conn->rd->log, 0,
                       "redis %s: ngx_add_event(read) failed", conn->name);
@@ -815,23 +823,45 @@ ngx_chat_redis_add_read(void *privdata)
 static void
 ngx_chat_redis_del_read(void *privdata)
 {
-    ngx_chat_redis_conn_t *conn = privdata;
+    ngx_event_t            *rev;
+    ngx_chat_redis_conn_t  *conn;
 
-    if (conn->c->read->active) {
-        (void) ngx_del_event(conn->c->read, NGX_READ_EVENT, 0);
+    conn = privdata;
+    rev = conn->c->read;
+
+    if (rev->active) {
+        (void) ngx_del_event(rev, NGX_READ_EVENT, 0);
     }
 }
 
 
+/*
+ * New commands on a connected context: write them at the end of this event
+ * loop pass (a posted event), so that everything queued until then leaves
+ * in one write(2) and an idle socket costs no epoll_ctl() pair per batch.
+ * Waiting for the connect, or for room after a short write (hiredis asks
+ * from inside the write handler), does need the kernel's write event.
+ */
+
 static void
 ngx_chat_redis_add_write(void *privdata)
 {
-    ngx_chat_redis_conn_t *conn = privdata;
+    ngx_event_t            *wev;
+    ngx_chat_redis_conn_t  *conn;
 
-    if (!conn->c->write->active
-        && ngx_add_event(conn->c->write, NGX_WRITE_EVENT, NGX_LEVEL_EVENT)
-           != NGX_OK)
-    {
+    conn = privdata;
+    wev = conn->c->write;
+
+    if (wev->active || wev->posted) {
+        return;
+    }
+
+    if ((conn->ac->c.flags & REDIS_CONNECTED) && !conn->writing) {
+        ngx_post_event(wev, &ngx_posted_events);
+        return;
+    }
+
+    if (ngx_add_event(wev, NGX_WRITE_EVENT, NGX_LEVEL_EVENT) != NGX_OK) {
         ngx_log_error(NGX_LOG_ALERT, conn->rd->log, 0,
                       "redis %s: ngx_add_event(write) failed", conn->name);
     }
@@ -841,10 +871,18 @@ ngx_chat_redis_add_write(void *privdata)
 static void
 ngx_chat_redis_del_write(void *privdata)
 {
-    ngx_chat_redis_conn_t *conn = privdata;
+    ngx_event_t            *wev;
+    ngx_chat_redis_conn_t  *conn;
 
-    if (conn->c->write->active) {
-        (void) ngx_del_event(conn->c->write, NGX_WRITE_EVENT, 0);
+    conn = privdata;
+    wev = conn->c->write;
+
+    if (wev->active) {
+        (void) ngx_del_event(wev, NGX_WRITE_EVENT, 0);
+    }
+
+    if (wev->posted) {
+        ngx_delete_posted_event(wev);
     }
 }
 
@@ -1105,8 +1143,11 @@ ngx_chat_redis_unsubscribe(ngx_chat_redis_t *rd, u_char *channel,
 static void
 ngx_chat_redis_cmd_reply(redisAsyncContext *ac, void *r, void *privdata)
 {
-    redisReply             *reply = r;
-    ngx_chat_redis_conn_t  *conn = privdata;
+    redisReply             *reply;
+    ngx_chat_redis_conn_t  *conn;
+
+    reply = r;
+    conn = privdata;
 
     conn->pending--;
 
@@ -1122,8 +1163,11 @@ ngx_chat_redis_cmd_reply(redisAsyncContext *ac, void *r, void *privdata)
 static void
 ngx_chat_redis_cmd_pong(redisAsyncContext *ac, void *r, void *privdata)
 {
-    redisReply             *reply = r;
-    ngx_chat_redis_conn_t  *conn = privdata;
+    redisReply             *reply;
+    ngx_chat_redis_conn_t  *conn;
+
+    reply = r;
+    conn = privdata;
 
     conn->pending--;
 
@@ -1148,7 +1192,9 @@ ngx_chat_redis_cmd_pong(redisAsyncContext *ac, void *r, void *privdata)
 static void
 ngx_chat_redis_call_reply(redisAsyncContext *ac, void *r, void *privdata)
 {
-    ngx_chat_redis_call_t  *call = privdata;
+    ngx_chat_redis_call_t  *call;
+
+    call = privdata;
 
     call->conn->pending--;
     call->handler(call->data, r);
@@ -1165,16 +1211,17 @@ ngx_chat_redis_call_reply(redisAsyncContext *ac, void *r, void *privdata)
 static void
 ngx_chat_redis_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
 {
-    redisReply             *reply = r;
-    redisReply             *kind, *channel, *msg;
+    redisReply             *reply, *kind, *channel, *msg;
     ngx_chat_redis_t       *rd;
-    ngx_chat_redis_conn_t  *conn = privdata;
+    ngx_chat_redis_conn_t  *conn;
+
+    reply = r;
+    conn = privdata;
+    rd = conn->rd;
 
     if (reply == NULL) {
         return;
     }
-
-    rd = conn->rd;
 
     if (reply->type == REDIS_REPLY_ERROR) {
         ngx_log_error(NGX_LOG_ERR, rd->log, 0,

@@ -10,8 +10,10 @@
 
 
 -- One global sequence for every event: message ids and chat-update event
--- ids.  A device drains its inbox ORDER BY event_id.
-CREATE SEQUENCE events_id_seq AS bigint;
+-- ids.  A device drains its inbox ORDER BY event_id.  Keep CACHE 1 (the
+-- default): with a per-session cache, two sessions could hand out ids out
+-- of order within one chat, and id order must equal seq order there.
+CREATE SEQUENCE events_id_seq AS bigint CACHE 1;
 
 CREATE SEQUENCE chats_id_seq AS bigint;
 
@@ -120,3 +122,13 @@ CREATE TABLE inbox (
 -- "Is any inbox row left for this message" after an ack, and the oldest
 -- rows first for the retention sweep.
 CREATE INDEX inbox_event_id_idx ON inbox (event_id);
+
+
+-- inbox and messages are queues: rows are inserted and deleted all the
+-- time.  Vacuum them after 1% dead rows rather than 20%, so the space is
+-- reused and the indexes stay small; analyze them often, so plans follow
+-- their size.
+ALTER TABLE inbox SET (autovacuum_vacuum_scale_factor = 0.01,
+                       autovacuum_analyze_scale_factor = 0.02);
+ALTER TABLE messages SET (autovacuum_vacuum_scale_factor = 0.01,
+                          autovacuum_analyze_scale_factor = 0.02);

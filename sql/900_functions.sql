@@ -12,11 +12,13 @@
 --       0 ok, 1 not_found, 2 forbidden, 3 limit_exceeded, 4 bad_request;
 --   * ids travel as text in JSON ("eventId": "42"), seq and sentAt as
 --     integers (sentAt in unix milliseconds);
---   * lock order, to stay free of deadlocks (docs/schema.md):
---       advisory key locks (sorted) -> chats (ascending id) ->
+--   * lock order, to stay free of deadlocks (docs/schema.md, "Locks"):
+--       advisory locks (idempotency keys in hash order, or the user's
+--       device lock, or the sweep lock) -> chats (ascending id) ->
 --       devices (user_id, device_id) -> inbox (user_id, device_id,
 --       event_id) -> messages (chat_id, id);
---     rows of one table are always locked in that key order.
+--     rows of one table are locked in that key order, in one statement,
+--     and no transaction goes back to an earlier table.
 --
 -- Functions named chat_* without a number in docs/schema.md are private
 -- helpers; the module calls only the documented ones.
@@ -531,6 +533,7 @@ RETURNS TABLE(idx int, status int, message_id bigint, seq bigint,
               recipients text[])
 LANGUAGE plpgsql
 AS $$
+#variable_conflict use_column
 DECLARE
     r        record;
     v_now    timestamptz := now();
@@ -741,10 +744,16 @@ $$;
 CREATE OR REPLACE FUNCTION chat_ack_batch(p_users text[], p_devices text[],
     p_events bigint[])
 RETURNS int
-LANGUAGE sql
+LANGUAGE plpgsql
 AS $$
-    SELECT d.inbox_deleted::int
-      FROM chat_delete_inbox(p_users, p_devices, p_events) AS d
+DECLARE
+    v_n  bigint;
+BEGIN
+    SELECT d.inbox_deleted INTO v_n
+      FROM chat_delete_inbox(p_users, p_devices, p_events) AS d;
+
+    RETURN v_n;
+END
 $$;
 
 

@@ -18,7 +18,8 @@ use ChatTest::WS qw(:op);
 
 my $t = ChatTest->new;
 $t->chat_conf(http => <<'EOF')->run;
-    chat_max_frame_size 4k;
+    chat_max_frame_size 8k;
+    chat_max_message_size 4k;
     chat_ping_interval 1s;
 EOF
 
@@ -94,16 +95,12 @@ ok $r && $r->{ok}, '16-bit length frame split inside its header';
 $ws->send_frame(OP_PING, 'split', split => [ 1, 1, 1, 1, 1 ]);
 is $ws->wait_pong(3), 'split', 'PING split into 1-byte writes';
 
-# 64-bit length encoding of a small frame is accepted
-$ws->send_frame(OP_TEXT, '{"type":"ping","id":"len64"}', len_bytes => 8);
-$r = $ws->response('len64', 3);
-ok $r && $r->{ok}, 'small frame with a 64-bit length field';
 
-# --- message size limit (chat_max_frame_size 4k)
+# --- message size limit (chat_max_frame_size 8k)
 
 my $exact = '{"type":"ping","id":"max"';
-$exact .= ' ' x (4096 - length($exact) - 1) . '}';
-is length $exact, 4096, 'a 4096-byte message';
+$exact .= ' ' x (8192 - length($exact) - 1) . '}';
+is length $exact, 8192, 'an 8192-byte message';
 $ws->send_text($exact);
 $r = $ws->response('max', 3);
 ok $r && $r->{ok}, 'message of exactly chat_max_frame_size accepted';
@@ -112,9 +109,9 @@ $ws->send_text($exact . ' ');
 closes_with($ws, 1009, 'message of chat_max_frame_size + 1 bytes');
 
 $ws = client();
-$ws->send_frame(OP_TEXT, '{"type":"ping","id":"f"' . ' ' x 2000, fin => 0);
-$ws->send_frame(OP_CONT, ' ' x 2000, fin => 0);
-$ws->send_frame(OP_CONT, ' ' x 2000 . '}', fin => 1);
+$ws->send_frame(OP_TEXT, '{"type":"ping","id":"f"' . ' ' x 3000, fin => 0);
+$ws->send_frame(OP_CONT, ' ' x 3000, fin => 0);
+$ws->send_frame(OP_CONT, ' ' x 3000 . '}', fin => 1);
 closes_with($ws, 1009, 'fragments adding up over the limit');
 
 $ws = client();
@@ -167,6 +164,16 @@ $ws = client();
 $ws->send_frame(OP_PING, 'x' x 126);
 closes_with($ws, 1002, 'PING with 126 bytes of payload');
 
+# RFC 6455 5.2: "the minimal number of bytes MUST be used to encode the
+# length"
+$ws = client();
+$ws->send_frame(OP_TEXT, '{"type":"ping","id":"len64"}', len_bytes => 8);
+closes_with($ws, 1002, 'small frame with a 64-bit length field');
+
+$ws = client();
+$ws->send_frame(OP_TEXT, '{"type":"ping","id":"len16"}', len_bytes => 2);
+closes_with($ws, 1002, 'small frame with a 16-bit length field');
+
 # --- invalid UTF-8 in text messages
 
 my %bad = (
@@ -216,7 +223,12 @@ my $alive = client();
 my $dead = client();
 $dead->auto_pong(0);
 $t0 = time;
-my ($code, $eof) = $dead->wait_closed(6);
+# serve both: the answering client must read to answer
+while (!$dead->eof && time - $t0 < 6) {
+    $dead->recv_frame(0.05);
+    $alive->recv_frame(0.05);
+}
+my ($code, $eof) = $dead->wait_closed(0.1);
 ok $eof, 'client that never answers PINGs is disconnected';
 my $elapsed = time - $t0;
 cmp_ok $elapsed, '<', 4.5, 'within a few ping intervals';

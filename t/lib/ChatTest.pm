@@ -259,7 +259,8 @@ sub free_port {
     for (1 .. 500) {
         my $p = 20000 + int rand 25001;
         my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1',
-            LocalPort => $p, Proto => 'tcp', Listen => 1);
+            LocalPort => $p, Proto => 'tcp', Listen => 1,
+            ReuseAddr => 1);
         next unless $s;
         close $s;
         # and nothing listens there on another address either

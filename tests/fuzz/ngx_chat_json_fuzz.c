@@ -55,6 +55,8 @@ static const ngx_chat_fuzz_field_t  ngx_chat_fuzz_fields[] = {
     { "contentType", offsetof(ngx_chat_cmd_t, content_type),
       NGX_CHAT_F_CONTENT_TYPE, 128 },
     { "sha256", offsetof(ngx_chat_cmd_t, sha256), NGX_CHAT_F_SHA256, 64 },
+    { "user", offsetof(ngx_chat_cmd_t, user), NGX_CHAT_F_USER, 64 },
+    { "device", offsetof(ngx_chat_cmd_t, device), NGX_CHAT_F_DEVICE, 64 },
 };
 
 #define NGX_CHAT_FUZZ_NFIELDS                                                \
@@ -131,7 +133,7 @@ ngx_chat_fuzz_check_cmd(const ngx_chat_cmd_t *c)
         }
     }
 
-    ngx_chat_fuzz_assert(c->size >= 0);
+    ngx_chat_fuzz_assert(c->size >= 0 && c->ttl >= 0);
     ngx_chat_fuzz_assert(c->nparticipants <= 1000);
     ngx_chat_fuzz_assert(c->nattachments <= 64);
     ngx_chat_fuzz_assert(c->nevent_ids <= 1000);
@@ -172,6 +174,11 @@ ngx_chat_fuzz_echo(ngx_chat_json_out_t *o, const ngx_chat_cmd_t *c)
     if (c->present & NGX_CHAT_F_SIZE) {
         ngx_chat_json_out_key(o, S("size"));
         ngx_chat_json_out_int(o, c->size);
+    }
+
+    if (c->present & NGX_CHAT_F_TTL) {
+        ngx_chat_json_out_key(o, S("ttl"));
+        ngx_chat_json_out_int(o, c->ttl);
     }
 
     if (c->present & NGX_CHAT_F_PARTICIPANTS) {
@@ -238,6 +245,7 @@ ngx_chat_fuzz_compare(const ngx_chat_cmd_t *a, const ngx_chat_cmd_t *b)
     }
 
     ngx_chat_fuzz_assert(a->size == b->size);
+    ngx_chat_fuzz_assert(a->ttl == b->ttl);
     ngx_chat_fuzz_assert(a->nparticipants == b->nparticipants);
     ngx_chat_fuzz_assert(a->nattachments == b->nattachments);
     ngx_chat_fuzz_assert(a->nevent_ids == b->nevent_ids);

@@ -143,7 +143,8 @@ DELETE FROM inbox;
 SELECT status AS st, event_json IS NULL AS noev, recipients IS NULL AS norc
   FROM chat_modify('carol', :chat, 'dave', 'ADD', 10) \gset
 SELECT t.is(:st, 0, 'modify: adding a member again is ok');
-SELECT t.ok(:'noev'::boolean AND :'norc'::boolean, 'modify: adding a member again has no event');
+SELECT t.ok(:'noev'::boolean AND :'norc'::boolean,
+            'modify: adding a member again has no event');
 SELECT t.is((SELECT count(*) FROM inbox), 0::bigint,
             'modify: adding a member again queues nothing');
 

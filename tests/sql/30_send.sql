@@ -117,7 +117,7 @@ SELECT t.ok(:mb = ANY (t.inbox_of('bob', 'bob1'))
 SELECT t.is((SELECT count(*) FROM inbox WHERE event_id = :mb), 5::bigint,
             'send: 3 devices x 2 users minus the sender = 5 rows');
 
--- no recipient device at all ---------------------------------------------------
+-- no recipient device at all ------------------------------------------------
 
 SELECT status AS st, message_id AS ml, recipients::text AS rc,
        event_json IS NOT NULL AS hasev

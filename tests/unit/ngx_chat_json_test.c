@@ -193,11 +193,12 @@ ngx_chat_test_full(void)
            "\"clientMessageId\":\"c1\",\"message\":\"hi\","
            "\"contentType\":\"image/png\",\"sha256\":\"abcd\","
            "\"size\":1234,\"participants\":[\"u2\",\"u3\"],"
-           "\"attachments\":[\"x\"],\"eventIds\":[\"7\",8]}";
+           "\"attachments\":[\"x\"],\"eventIds\":[\"7\",8],"
+           "\"user\":\"u9\",\"device\":\"d9\",\"ttl\":60}";
 
     check_rc(json, NGX_CHAT_JSON_OK);
     check(err[0] == '\0');
-    check(cmd.present == 0xffff);
+    check(cmd.present == 0x7ffff);
     check(ngx_chat_test_str_eq(&cmd.type, "send"));
     check(ngx_chat_test_str_eq(&cmd.id, "r-1"));
     check(!cmd.id_is_number);
@@ -219,6 +220,9 @@ ngx_chat_test_full(void)
     check(ngx_chat_test_str_eq(&cmd.attachments[0], "x"));
     check(cmd.nevent_ids == 2);
     check(cmd.event_ids[0] == 7 && cmd.event_ids[1] == 8);
+    check(ngx_chat_test_str_eq(&cmd.user, "u9"));
+    check(ngx_chat_test_str_eq(&cmd.device, "d9"));
+    check(cmd.ttl == 60);
 
     /* only what is there is present; whitespace everywhere */
     check_rc(" \t\r\n{ \"type\" : \"ping\" } \n", NGX_CHAT_JSON_OK);
@@ -279,6 +283,9 @@ ngx_chat_test_strings(void)
           NGX_CHAT_F_CONTENT_TYPE },
         { "sha256", 64, offsetof(ngx_chat_cmd_t, sha256), NGX_CHAT_F_SHA256 },
         { "id", 64, offsetof(ngx_chat_cmd_t, id), NGX_CHAT_F_ID },
+        { "user", 64, offsetof(ngx_chat_cmd_t, user), NGX_CHAT_F_USER },
+        { "device", 64, offsetof(ngx_chat_cmd_t, device),
+          NGX_CHAT_F_DEVICE },
     };
 
     memset(&b, 0, sizeof(b));
@@ -462,6 +469,24 @@ ngx_chat_test_size(void)
     check_err("{\"size\":false}", NGX_CHAT_JSON_ETYPE, msg);
     check_err("{\"size\":[]}", NGX_CHAT_JSON_ETYPE, msg);
     check_err("{\"size\":{}}", NGX_CHAT_JSON_ETYPE, msg);
+
+    /* "ttl" (admin token requests) is the same kind of field */
+    check_rc("{\"ttl\":3600,\"user\":\"u\",\"device\":\"d\"}",
+             NGX_CHAT_JSON_OK);
+    check(cmd.ttl == 3600);
+    check(cmd.present == (NGX_CHAT_F_TTL | NGX_CHAT_F_USER
+                          | NGX_CHAT_F_DEVICE));
+    check(ngx_chat_test_str_eq(&cmd.user, "u"));
+    check(ngx_chat_test_str_eq(&cmd.device, "d"));
+    check_err("{\"ttl\":-1}", NGX_CHAT_JSON_ETYPE,
+              "field \"ttl\" must be a non-negative integer");
+    check_err("{\"ttl\":\"60\"}", NGX_CHAT_JSON_ETYPE,
+              "field \"ttl\" must be a non-negative integer");
+    check_err("{\"ttl\":9223372036854775808}", NGX_CHAT_JSON_ETYPE,
+              "field \"ttl\" is out of range");
+    check_err("{\"ttl\":1,\"ttl\":2}", NGX_CHAT_JSON_ETYPE,
+              "duplicate field \"ttl\"");
+    check(cmd.ttl == 1);
 }
 
 
@@ -1031,8 +1056,9 @@ ngx_chat_test_out_basic(void)
     check(ngx_chat_json_out_array_close(&o) == NGX_CHAT_JSON_OK);
     check(ngx_chat_json_out_key(&o, S("e")) == NGX_CHAT_JSON_OK);
     check(ngx_chat_json_out_str(&o, S("")) == NGX_CHAT_JSON_OK);
+    check(!o.done);
     check(ngx_chat_json_out_map_close(&o) == NGX_CHAT_JSON_OK);
-    check(!o.failed);
+    check(!o.failed && o.done);
 
     check(strcmp(ngx_chat_test_out_text(&o, 14),
                  "{\"s\":\"a\\\"b\\\\c\\n\\t\\u0001/\","
@@ -1047,6 +1073,12 @@ ngx_chat_test_out_basic(void)
 
     ngx_chat_json_out_free(&o);
     check(o.buf == NULL && o.g == NULL);
+    ngx_chat_json_out_free(&o);
+
+    /* a failed init leaves nothing to free */
+    check(ngx_chat_json_out_init(&o, SIZE_MAX) == NGX_CHAT_JSON_ERROR);
+    check(o.failed && o.buf == NULL && o.g == NULL);
+    check(ngx_chat_json_out_null(&o) == NGX_CHAT_JSON_ERROR);
     ngx_chat_json_out_free(&o);
 }
 

@@ -46,6 +46,7 @@ use constant {
 use constant GUID => '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 
 my $JSON = JSON::PP->new->utf8->canonical->allow_nonref;
+my $conn_count = 0;
 
 $SIG{PIPE} = 'IGNORE';
 
@@ -68,7 +69,8 @@ sub connect {
 }
 
 # ($client or undef, $status, \%headers, $body)
-# %o: user, device, token (given: used as is; undef: no credentials),
+# %o: user (default: a new "userN" per connection), device (default
+#     "phone"), token (given: used as is; undef: no credentials),
 #     auth => 'header' (default) | 'query', query => extra query string,
 #     path (default /chat), key, version, method, headers => [name => value]
 #     (replace defaults of the same name; value undef drops the header),
@@ -79,6 +81,10 @@ sub try_connect {
     my $timeout = $o{timeout} // 5;
     my $deadline = time + $timeout;
 
+    # by default every connection is a different user, so that none
+    # replaces another (same device) or hits chat_max_devices
+    $o{user} //= "user" . ++$conn_count;
+    $o{device} //= "phone";
     my $token = exists $o{token} ? $o{token}
         : $t->token(user => $o{user} // 'alice',
             device => $o{device} // 'phone');
