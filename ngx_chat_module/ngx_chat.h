@@ -128,6 +128,8 @@ struct ngx_chat_conn_s {
     unsigned                 shutdown:1;        /* worker is exiting */
     unsigned                 read_paused:1;     /* input waits for reg. */
     unsigned                 in_unparsed:1;     /* cc->in not yet parsed */
+    unsigned                 sending:1;         /* a send batch is out */
+    unsigned                 batching:1;        /* in the batch being built */
 };
 
 

@@ -55,6 +55,8 @@ static void ngx_chat_cmd_created(ngx_chat_conn_t *cc, void *data,
     PGresult *res, ngx_int_t rc);
 static void ngx_chat_cmd_modified(ngx_chat_conn_t *cc, void *data,
     PGresult *res, ngx_int_t rc);
+static void ngx_chat_cmd_acked(ngx_chat_conn_t *cc, void *data,
+    PGresult *res, ngx_int_t rc);
 static void ngx_chat_cmd_listed(ngx_chat_conn_t *cc, void *data,
     PGresult *res, ngx_int_t rc);
 static void ngx_chat_cmd_removed(ngx_chat_conn_t *cc, void *data,
@@ -446,6 +448,8 @@ ngx_chat_cmd_send_failed(ngx_chat_conn_t *cc, ngx_chat_send_t *s)
 static ngx_int_t
 ngx_chat_cmd_ack(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd)
 {
+    ngx_chat_cmd_req_t  *req;
+
     if (!(cmd->present & NGX_CHAT_F_EVENT_IDS)) {
         return ngx_chat_cmd_error(cc, cmd->present & NGX_CHAT_F_ID
                                       ? cmd->id.data : NULL,
@@ -461,16 +465,34 @@ ngx_chat_cmd_ack(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd)
             return NGX_ERROR;
         }
 
+        req = NULL;
+
+        if (cmd->present & NGX_CHAT_F_ID) {
+            /* answered once the inbox rows are really deleted */
+            req = ngx_chat_cmd_req(cmd, NULL);
+            if (req == NULL) {
+                return ngx_chat_cmd_error(cc, NULL, 0, 0, "internal_error",
+                                          "out of memory");
+            }
+        }
+
         if (cc->user == NULL
-            || ngx_chat_store_ack(cc, cmd->event_ids, cmd->nevent_ids)
+            || ngx_chat_store_ack(cc, cmd->event_ids, cmd->nevent_ids,
+                                  req ? ngx_chat_cmd_acked : NULL, req)
                != NGX_OK)
         {
+            if (req) {
+                ngx_free(req);
+            }
+
             return ngx_chat_cmd_error(cc, cmd->present & NGX_CHAT_F_ID
                                           ? cmd->id.data : NULL,
                                       cmd->id.len, cmd->id_is_number,
                                       "unavailable",
                                       "too many acks pending, retry later");
         }
+
+        return NGX_OK;
     }
 
     if (cmd->present & NGX_CHAT_F_ID) {
@@ -478,6 +500,27 @@ ngx_chat_cmd_ack(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd)
     }
 
     return NGX_OK;
+}
+
+
+static void
+ngx_chat_cmd_acked(ngx_chat_conn_t *cc, void *data, PGresult *res,
+    ngx_int_t rc)
+{
+    ngx_chat_cmd_req_t  *req = data;
+
+    ngx_chat_json_out_t  o;
+
+    if (cc && rc != NGX_OK) {
+        (void) ngx_chat_cmd_req_error(cc, req, "unavailable",
+                                      "acks not stored yet, send them again");
+
+    } else if (cc && ngx_chat_cmd_open_ok(&o, req) == NGX_OK) {
+        ngx_chat_json_out_map_close(&o);
+        (void) ngx_chat_cmd_flush(cc, &o);
+    }
+
+    ngx_free(req);
 }
 
 
@@ -874,7 +917,7 @@ ngx_chat_cmd_flush(ngx_chat_conn_t *cc, ngx_chat_json_out_t *o)
 
     rc = NGX_OK;
 
-    if (!o->failed && cc->connection) {
+    if (!o->failed && o->done && cc->connection) {
         rc = ngx_chat_ws_send_text(cc, o->buf + NGX_CHAT_WS_HEADER_MAX,
                                    o->len - NGX_CHAT_WS_HEADER_MAX);
     }

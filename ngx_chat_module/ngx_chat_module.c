@@ -11,6 +11,7 @@
 #include "ngx_chat_ws.h"
 #include "ngx_chat_admin.h"
 #include "ngx_chat_worker.h"
+#include "ngx_chat_redis.h"
 
 
 static void *ngx_chat_create_main_conf(ngx_conf_t *cf);
@@ -596,14 +597,12 @@ invalid:
 }
 
 
-/* chat_redis host:port|unix:/path [prefix=str] */
+/* chat_redis ip:port|[ipv6]:port|unix:/path [prefix=str] */
 static char *
 ngx_chat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_chat_main_conf_t  *cmcf = conf;
 
-    u_char     *colon;
-    ngx_int_t   port;
     ngx_str_t  *value;
 
     if (cmcf->redis_addr.data) {
@@ -612,45 +611,25 @@ ngx_chat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     value = cf->args->elts;
 
-    if (value[1].len > 5 && ngx_strncmp(value[1].data, "unix:", 5) == 0) {
-        cmcf->redis_addr = value[1];
+    /* workers never resolve names (it would block them): numeric only */
 
-    } else {
-        colon = ngx_strlchr(value[1].data, value[1].data + value[1].len, ':');
-        while (colon) {
-            /* the last colon separates the port (IPv6 has colons too) */
-            u_char *next = ngx_strlchr(colon + 1,
-                                       value[1].data + value[1].len, ':');
-            if (next == NULL) {
-                break;
-            }
-            colon = next;
-        }
-
-        if (colon == NULL || colon == value[1].data) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "\"chat_redis\" needs \"host:port\" or "
-                               "\"unix:/path\", not \"%V\"", &value[1]);
-            return NGX_CONF_ERROR;
-        }
-
-        port = ngx_atoi(colon + 1, value[1].data + value[1].len - colon - 1);
-        if (port < 1 || port > 65535) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "\"chat_redis\" has an invalid port in \"%V\"",
-                               &value[1]);
-            return NGX_CONF_ERROR;
-        }
-
-        cmcf->redis_addr = value[1];
+    if (ngx_chat_redis_check_addr(&value[1]) != NGX_OK) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chat_redis\" needs a numeric \"ip:port\", "
+                           "\"[ipv6]:port\" or \"unix:/path\", not \"%V\"",
+                           &value[1]);
+        return NGX_CONF_ERROR;
     }
 
+    cmcf->redis_addr = value[1];
+
     if (cf->args->nelts == 3) {
-        if (value[2].len < 8 || ngx_strncmp(value[2].data, "prefix=", 7) != 0)
+        if (value[2].len < 8 || value[2].len > 64
+            || ngx_strncmp(value[2].data, "prefix=", 7) != 0)
         {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "invalid parameter \"%V\" in \"chat_redis\" "
-                               "(prefix=...)", &value[2]);
+                               "(prefix=..., at most 57 bytes)", &value[2]);
             return NGX_CONF_ERROR;
         }
 

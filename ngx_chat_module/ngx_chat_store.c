@@ -41,6 +41,16 @@ typedef struct {
 } ngx_chat_ack_t;
 
 
+/* an ack command waiting for its rows to be deleted */
+typedef struct {
+    ngx_queue_t              queue;
+    ngx_chat_conn_t         *cc;
+    uint64_t                 end;           /* acks enqueued up to it */
+    ngx_chat_store_done_pt   done;
+    void                    *data;
+} ngx_chat_ack_waiter_t;
+
+
 typedef struct {
     ngx_queue_t              sends;         /* ngx_chat_send_t, waiting */
     ngx_uint_t               nsends;
@@ -51,6 +61,10 @@ typedef struct {
     ngx_uint_t               acks_cap;
     ngx_chat_ack_t          *acks_out;      /* in flight */
     ngx_uint_t               nacks_out;
+
+    uint64_t                 acks_in;       /* acks ever enqueued */
+    uint64_t                 acks_done;     /* ... stored or given up */
+    ngx_queue_t              waiters;       /* ngx_chat_ack_waiter_t */
 } ngx_chat_store_t;
 
 
@@ -69,6 +83,7 @@ static void ngx_chat_store_send_row(ngx_chat_send_t *s, PGresult *res,
 static void ngx_chat_store_ack_flush(ngx_event_t *ev);
 static void ngx_chat_store_ack_done(void *data, PGresult *res,
     ngx_int_t rc);
+static void ngx_chat_store_ack_wake(ngx_chat_store_t *st, ngx_int_t rc);
 
 
 const ngx_chat_pg_stmt_t  ngx_chat_store_stmts[] = {
@@ -114,6 +129,34 @@ const ngx_chat_pg_stmt_t  ngx_chat_store_stmts[] = {
       "SELECT user_id, device_id, event_id, event_json"
       " FROM chat_poll($1::text[], $2::text[], $3::bigint[], $4::int)", 4 },
 
+    /* media (sql/920_media.sql, ngx_chat_media*.c) */
+
+    { "chat_media_create",
+      "SELECT status, attachment_id"
+      " FROM chat_media_create($1, $2, $3, $4::bigint, $5)", 5 },
+
+    { "chat_media_uploaded",
+      "SELECT chat_media_uploaded($1, $2::bigint, $3)", 3 },
+
+    { "chat_media_pending",
+      "SELECT attachment_id, size, sha256"
+      " FROM chat_media_pending($1, $2::text[])", 2 },
+
+    { "chat_media_get",
+      "SELECT status, content_type, size, sha256"
+      " FROM chat_media_get($1, $2)", 2 },
+
+    { "chat_media_received",
+      "SELECT status, purge FROM chat_media_received($1, $2, $3)", 3 },
+
+    { "chat_media_purged",
+      "SELECT chat_media_purged($1::text[])", 1 },
+
+    { "chat_media_sweep",
+      "SELECT attachment_id FROM chat_media_sweep("
+      "make_interval(secs => $1::float8), make_interval(secs => $2::float8),"
+      " $3::int)", 3 },
+
     { NULL, NULL, 0 }
 };
 
@@ -129,6 +172,7 @@ ngx_chat_store_init(ngx_chat_worker_t *w)
     }
 
     ngx_queue_init(&st->sends);
+    ngx_queue_init(&st->waiters);
 
     w->store = st;
 
@@ -180,6 +224,9 @@ ngx_chat_store_exit(ngx_chat_worker_t *w)
                       "chat: %ui acks not stored at exit; those events "
                       "will be delivered again", st->nacks);
     }
+
+    st->acks_done = st->acks_in;
+    ngx_chat_store_ack_wake(st, NGX_DECLINED);
 
     ngx_free(st->acks);
     ngx_free(st);
@@ -330,11 +377,26 @@ ngx_chat_store_send_flush(ngx_event_t *ev)
         b->n = 0;
         ngx_memzero(room, sizeof(room));
 
+        /*
+         * A connection's sends keep their order: while one batch holding
+         * some of them is out, its later sends wait for the next batch.
+         */
+
         for (q = ngx_queue_head(&st->sends);
              q != ngx_queue_sentinel(&st->sends) && b->n < NGX_CHAT_SEND_BATCH;
              q = ngx_queue_next(q))
         {
             s = ngx_queue_data(q, ngx_chat_send_t, queue);
+
+            if (s->cc && s->cc->sending && !s->cc->batching) {
+                continue;
+            }
+
+            if (s->cc) {
+                s->cc->batching = 1;
+                s->cc->sending = 1;
+            }
+
             b->sends[b->n++] = s;
 
             room[0] += ngx_chat_store_arr_room(s->user.len);
@@ -345,10 +407,28 @@ ngx_chat_store_send_flush(ngx_event_t *ev)
             room[5] += ngx_chat_store_arr_room(s->attachments.len);
         }
 
+        for (i = 0; i < b->n; i++) {
+            if (b->sends[i]->cc) {
+                b->sends[i]->cc->batching = 0;
+            }
+        }
+
+        if (b->n == 0) {
+            /* every waiting send belongs to a connection with a batch out */
+            ngx_free(b);
+            return;
+        }
+
         for (k = 0; k < 6; k++) {
             if (ngx_chat_store_arr_init(&arr[k], room[k]) != NGX_OK) {
                 while (k--) {
                     ngx_free(arr[k].start);
+                }
+
+                for (i = 0; i < b->n; i++) {
+                    if (b->sends[i]->cc) {
+                        b->sends[i]->cc->sending = 0;
+                    }
                 }
 
                 ngx_free(b);
@@ -406,6 +486,12 @@ ngx_chat_store_send_done(void *data, PGresult *res, ngx_int_t rc)
 
     if (st) {
         st->send_batches--;
+    }
+
+    for (i = 0; i < b->n; i++) {
+        if (b->sends[i] && b->sends[i]->cc) {
+            b->sends[i]->cc->sending = 0;
+        }
     }
 
     if (st && res && rc == NGX_OK) {
@@ -511,16 +597,27 @@ ngx_chat_store_send_row(ngx_chat_send_t *s, PGresult *res, int row)
 
 
 ngx_int_t
-ngx_chat_store_ack(ngx_chat_conn_t *cc, uint64_t *ids, ngx_uint_t n)
+ngx_chat_store_ack(ngx_chat_conn_t *cc, uint64_t *ids, ngx_uint_t n,
+    ngx_chat_store_done_pt done, void *data)
 {
-    ngx_uint_t         i, cap;
-    ngx_chat_ack_t    *a;
-    ngx_chat_store_t  *st;
+    ngx_uint_t              i, cap;
+    ngx_chat_ack_t         *a;
+    ngx_chat_store_t       *st;
+    ngx_chat_ack_waiter_t  *wt;
 
     st = ngx_chat_worker->store;
 
     if (st->nacks + n > NGX_CHAT_ACK_QUEUE_MAX) {
         return NGX_DECLINED;
+    }
+
+    wt = NULL;
+
+    if (done) {
+        wt = ngx_alloc(sizeof(ngx_chat_ack_waiter_t), ngx_cycle->log);
+        if (wt == NULL) {
+            return NGX_DECLINED;
+        }
     }
 
     if (st->nacks + n > st->acks_cap) {
@@ -539,6 +636,17 @@ ngx_chat_store_ack(ngx_chat_conn_t *cc, uint64_t *ids, ngx_uint_t n)
 
         st->acks = a;
         st->acks_cap = cap;
+    }
+
+    st->acks_in += n;
+
+    if (wt) {
+        wt->cc = cc;
+        wt->end = st->acks_in;
+        wt->done = done;
+        wt->data = data;
+        cc->pending++;
+        ngx_queue_insert_tail(&st->waiters, &wt->queue);
     }
 
     for (i = 0; i < n; i++) {
@@ -663,6 +771,8 @@ ngx_chat_store_ack_done(void *data, PGresult *res, ngx_int_t rc)
             ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
                           "chat: dropping %ui acks, their events will be "
                           "delivered again", st->nacks_out);
+            st->acks_done += st->nacks_out;
+            ngx_chat_store_ack_wake(st, NGX_DECLINED);
         }
 
         a = st->acks_out;
@@ -679,12 +789,47 @@ ngx_chat_store_ack_done(void *data, PGresult *res, ngx_int_t rc)
     }
 
     a = st->acks_out;
+    st->acks_done += st->nacks_out;
     st->acks_out = NULL;
     st->nacks_out = 0;
     ngx_free(a);
 
+    ngx_chat_store_ack_wake(st, NGX_OK);
+
     if (st->nacks && !ngx_chat_worker->ack_flush.posted) {
         ngx_post_event(&ngx_chat_worker->ack_flush, &ngx_posted_events);
+    }
+}
+
+
+/* answers the ack commands whose acks are all stored (FIFO) */
+static void
+ngx_chat_store_ack_wake(ngx_chat_store_t *st, ngx_int_t rc)
+{
+    ngx_queue_t            *q;
+    ngx_chat_conn_t        *cc;
+    ngx_chat_ack_waiter_t  *wt;
+
+    while (!ngx_queue_empty(&st->waiters)) {
+        q = ngx_queue_head(&st->waiters);
+        wt = ngx_queue_data(q, ngx_chat_ack_waiter_t, queue);
+
+        if (wt->end > st->acks_done) {
+            break;
+        }
+
+        ngx_queue_remove(q);
+        cc = wt->cc;
+
+        if (!cc->closed) {
+            wt->done(cc, wt->data, NULL, rc);
+
+        } else {
+            wt->done(NULL, wt->data, NULL, rc);
+        }
+
+        ngx_chat_ws_release(cc);
+        ngx_free(wt);
     }
 }
 

@@ -39,6 +39,13 @@ enum {
     NGX_CHAT_STMT_SWEEP,
     NGX_CHAT_STMT_TOUCH,
     NGX_CHAT_STMT_POLL,
+    NGX_CHAT_STMT_MEDIA_CREATE,             /* sql/920_media.sql */
+    NGX_CHAT_STMT_MEDIA_UPLOADED,
+    NGX_CHAT_STMT_MEDIA_PENDING,
+    NGX_CHAT_STMT_MEDIA_GET,
+    NGX_CHAT_STMT_MEDIA_RECEIVED,
+    NGX_CHAT_STMT_MEDIA_PURGED,
+    NGX_CHAT_STMT_MEDIA_SWEEP,
     NGX_CHAT_STMT_N
 };
 
@@ -80,9 +87,13 @@ ngx_int_t ngx_chat_store_query(ngx_chat_conn_t *cc, ngx_uint_t stmt,
 ngx_int_t ngx_chat_store_send(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd,
     ngx_str_t *attachments);
 
-/* queues acks of cc's device; NGX_DECLINED when the queue is full */
+/*
+ * Queues acks of cc's device; NGX_DECLINED when the queue is full.  With
+ * data, done(cc, data, NULL, rc) is called once every one of these acks is
+ * committed (NGX_OK) or given up (NGX_DECLINED).
+ */
 ngx_int_t ngx_chat_store_ack(ngx_chat_conn_t *cc, uint64_t *ids,
-    ngx_uint_t n);
+    ngx_uint_t n, ngx_chat_store_done_pt done, void *data);
 
 /* a connection closes: its queued sends lose their way back */
 void ngx_chat_store_forget(ngx_chat_conn_t *cc);

@@ -55,6 +55,8 @@ static ngx_int_t ngx_chat_ws_header_has(ngx_table_elt_t *h,
 static ngx_int_t ngx_chat_ws_reply_101(ngx_chat_conn_t *cc, ngx_str_t *key);
 static void ngx_chat_ws_takeover(ngx_event_t *ev);
 static void ngx_chat_ws_read_handler(ngx_event_t *rev);
+static void ngx_chat_ws_read(ngx_event_t *rev);
+static void ngx_chat_ws_start(ngx_chat_conn_t *cc, ngx_str_t *user);
 static void ngx_chat_ws_write_handler(ngx_event_t *wev);
 static void ngx_chat_ws_timer(ngx_chat_conn_t *cc);
 static ssize_t ngx_chat_ws_consume(ngx_chat_conn_t *cc, u_char *p,
@@ -339,7 +341,7 @@ ngx_chat_ws_reply_101(ngx_chat_conn_t *cc, ngx_str_t *key)
 {
     u_char         *p;
     u_char          digest[SHA_DIGEST_LENGTH];
-    u_char          buf[128];
+    u_char          buf[192];
     ngx_str_t       src, dst;
     SHA_CTX         sha;
     u_char          accept[32];
@@ -458,6 +460,19 @@ ngx_chat_ws_takeover(ngx_event_t *ev)
         return;
     }
 
+    cc->pending++;
+    ngx_chat_ws_start(cc, &user);
+    ngx_chat_ws_release(cc);
+}
+
+
+static void
+ngx_chat_ws_start(ngx_chat_conn_t *cc, ngx_str_t *user)
+{
+    ngx_connection_t  *c;
+
+    c = cc->connection;
+
     ngx_add_timer(c->read, ngx_chat_worker->cmcf->ping_interval);
 
     if (ngx_chat_ws_flush(cc) == NGX_ERROR) {
@@ -465,8 +480,12 @@ ngx_chat_ws_takeover(ngx_event_t *ev)
         return;
     }
 
-    if (ngx_chat_session_open(cc, &user) != NGX_OK) {
+    if (ngx_chat_session_open(cc, user) != NGX_OK) {
         ngx_chat_ws_close(cc, NGX_CHAT_CLOSE_INTERNAL, "internal error");
+        return;
+    }
+
+    if (cc->connection == NULL) {
         return;
     }
 
@@ -480,13 +499,28 @@ ngx_chat_ws_takeover(ngx_event_t *ev)
     }
 
     if (c->read->ready || cc->in_unparsed) {
-        ngx_chat_ws_read_handler(c->read);
+        ngx_chat_ws_read(c->read);
     }
 }
 
 
 static void
 ngx_chat_ws_read_handler(ngx_event_t *rev)
+{
+    ngx_chat_conn_t   *cc;
+    ngx_connection_t  *c;
+
+    c = rev->data;
+    cc = c->data;
+
+    cc->pending++;
+    ngx_chat_ws_read(rev);
+    ngx_chat_ws_release(cc);
+}
+
+
+static void
+ngx_chat_ws_read(ngx_event_t *rev)
 {
     u_char            *p;
     size_t             size;

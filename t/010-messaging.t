@@ -133,8 +133,8 @@ sub receives {
 
 # --- alice and bob on different workers
 
-my @workers = $t->worker_pids;
-is scalar @workers, 2, 'two workers';
+# the master listens before it forks the workers: wait for them
+ok poll(sub { $t->worker_pids == 2 }), 'two workers';
 
 my $alice = client('alice', 'phone');
 my $wa = worker_of($alice);

@@ -5,8 +5,8 @@ package ChatTest;
 # folder per test file, writes nginx.conf around an http{} snippet, starts
 # and stops Debian's nginx with the module loaded, gives every test its own
 # PostgreSQL database (from the template "chat_template") and Redis channel
-# prefix, mints JWTs, speaks raw HTTP/1.1, and at the end checks error.log for
-# alerts and sanitizer reports.
+# prefix, mints JWTs, speaks raw HTTP/1.1, and at the end checks error.log
+# (and nginx's stderr) for [alert]/[emerg] lines and sanitizer reports.
 #
 #   my $t = ChatTest->new(workers => 1);
 #   $t->conf(<<'EOF')->run;
@@ -16,8 +16,18 @@ package ChatTest;
 #       server { listen 127.0.0.1:%%PORT%%;
 #                location = /chat { chat_websocket; } }
 #   EOF
+#   # or, the usual server (/chat, /chat/admin/token) with extra directives:
+#   $t->chat_conf(http => 'chat_ping_interval 1s;')->run;
 #   ...
 #   $t->done_testing;          # or $t->plan(N) first (adds 2 tests)
+#
+# Placeholders in conf(): %%PORT%% %%TESTDIR%% %%SECRET%% (secret file)
+# %%PG%% (conninfo of this test's own database) %%REDIS%% ("127.0.0.1:port
+# prefix=t<pid>_<n>:") %%REDIS_ADDR%% %%REDIS_PREFIX%%.
+# Also: stop (SIGQUIT, bounded wait), reload (SIGHUP), signal, wait_exit,
+# worker_pids, psql($sql) on the test database, private_pg/private_redis
+# (instances of this test's own, with start/stop/kill), token(...) and
+# decode_token, http(...), grep_log/wait_log.  Clients: ChatTest::WS.
 #
 # Environment:
 #   CHAT_MODULE           path of ngx_chat_module.so ("" or "none": load
@@ -47,6 +57,7 @@ use MIME::Base64 qw(encode_base64 decode_base64);
 use POSIX qw(WNOHANG);
 use Socket qw(IPPROTO_TCP TCP_NODELAY);
 use Test::More ();
+use Test2::API ();
 use Time::HiRes qw(time sleep);
 
 our $VERSION = '0.1';
@@ -156,15 +167,30 @@ sub finish {
     Test::More::ok(!@bad, 'no alerts in error.log')
         or diag_("error.log:\n", map { "  $_\n" } @bad[0 .. min(19, $#bad)]);
 
-    my @san = $self->grep_log(
-        qr/AddressSanitizer|LeakSanitizer|runtime error:|Sanitizer/);
+    my @san = $self->sanitizer_lines;
     Test::More::ok(!@san, 'no sanitizer reports in error.log')
-        or diag_("error.log:\n", map { "  $_\n" } @san[0 .. min(39, $#san)]);
+        or diag_("sanitizer:\n", map { "  $_\n" } @san[0 .. min(39, $#san)]);
 
     $self->cleanup;
 }
 
 sub min { $_[0] < $_[1] ? $_[0] : $_[1] }
+
+my $SANITIZER = qr/AddressSanitizer|LeakSanitizer|ThreadSanitizer|
+    UndefinedBehaviorSanitizer|runtime\ error:|Sanitizer|^\s+\#\d+\ 0x/x;
+
+# sanitizer reports (with their stack frames) in error.log and in nginx's
+# own stderr (ASan writes to fd 2, which is not always error.log)
+sub sanitizer_lines {
+    my ($self) = @_;
+    return ($self->grep_log($SANITIZER), $self->grep_log($SANITIZER, 'stderr'));
+}
+
+sub bad_log_lines {
+    my ($self) = @_;
+    my @l = ($self->grep_log(qr/\[(?:alert|emerg)\]/), $self->sanitizer_lines);
+    return @l[0 .. min(39, $#l)];
+}
 
 sub cleanup {
     my ($self) = @_;
@@ -192,18 +218,24 @@ sub DESTROY {
     my ($self) = @_;
     local ($?, $!, $@);
     return if $self->{destroyed}++;
-    if (!$self->{checked}) {
-        # finish() was not called: run the checks if the plan expects them,
-        # otherwise just clean up
-        my $tb = Test::More->builder;
-        my $plan = $tb->has_plan;
-        if (defined $plan && $plan =~ /^\d+$/ && $tb->current_test < $plan) {
-            $self->finish;
-        } else {
-            $self->{checked} = 1;
-            $self->cleanup;
-        }
+    return if $self->{checked};
+
+    # finish() was not called (the test died, or is at an end without
+    # $t->done_testing): run the checks when tests may still be added,
+    # otherwise clean up and show what the checks would have found
+    my $plan = eval { Test2::API::test2_stack()->top->plan };
+    my $tb = Test::More->builder;
+    if (defined $plan && ($plan eq 'SKIP'
+        || ($plan =~ /^\d+$/ && $tb->current_test >= $plan)))
+    {
+        $self->{checked} = 1;
+        $self->stop if $self->{pid};
+        my @bad = $self->bad_log_lines;
+        diag_("error.log problems:\n", map { "  $_\n" } @bad) if @bad;
+        $self->cleanup;
+        return;
     }
+    $self->finish;
 }
 
 END {
@@ -405,7 +437,11 @@ sub ensure_template {
     };
     return if $exists->();
 
-    my $lockfile = "/tmp/chat-test-template-$s->{pgport}.lock";
+    # beside the PostgreSQL socket when that is a folder (it goes away with
+    # the services), else in /tmp
+    my $lockfile = $s->{pghost} =~ m{^/} && -d $s->{pghost} && -w _
+        ? "$s->{pghost}/chat_template.lock"
+        : "/tmp/chat-test-template-$s->{pgport}.lock";
     open my $lock, '>>', $lockfile or die "can't open $lockfile: $!";
     flock $lock, LOCK_EX or die "flock: $!";
     if (!$exists->()) {
@@ -559,6 +595,25 @@ sub run {
         if (waitpid($pid, WNOHANG) == $pid) {
             my $st = $?;
             delete $self->{pid};
+            # this machine's ephemeral range covers every port: a client
+            # socket may have taken ours since we picked it; pick again
+            if (($self->{port_retries} // 0) < 5
+                && $self->read_file("$dir/stderr") =~ /Address already in use/)
+            {
+                $self->{port_retries}++;
+                my $old = $self->{port};
+                my $new = free_port();
+                my $conf = $self->read_file("$dir/nginx.conf");
+                $conf =~ s/127\.0\.0\.1:$old\b/127.0.0.1:$new/g;
+                $self->write_file('nginx.conf', $conf);
+                $self->{port} = $new;
+                for my $f ("$dir/stderr", "$dir/error.log") {
+                    open my $fh, '>', $f;
+                    close $fh;
+                }
+                verbose("port $old was taken, retrying on $new");
+                return $self->run;
+            }
             die "nginx exited at start (status $st):\n" . $self->log_tail;
         }
         if (-s "$dir/nginx.pid") {

@@ -239,6 +239,7 @@ extern const ngx_chat_bench_counter_info_t
 /* the histograms a worker keeps */
 enum {
     NGX_CHAT_BENCH_H_CONNECT = 0,   /* connect() to first response */
+    NGX_CHAT_BENCH_H_UPGRADE,       /* connect() to 101 */
     NGX_CHAT_BENCH_H_ACK,           /* scheduled send to sendMessage ok */
     NGX_CHAT_BENCH_H_E2E,           /* scheduled send to delivery */
     NGX_CHAT_BENCH_H_DRAIN,         /* offline: connect to last received */
@@ -388,6 +389,7 @@ typedef struct {
     uint8_t    queued;        /* in the connect queue */
     uint8_t    keep_closed;   /* closed on purpose: do not reconnect */
     uint8_t    counted;       /* resolved for the connect phase */
+    uint8_t    starting;      /* counted in w->connecting until ready */
     uint8_t    done;          /* scenario: this unit finished */
     uint8_t    key[16];       /* Sec-WebSocket-Key */
     uint64_t   t_start;       /* connect() */

@@ -144,7 +144,7 @@ ngx_chat_bench_conn_start(ngx_chat_bench_w_t *w, ngx_chat_bench_conn_t *c,
     sin.sin_addr.s_addr = htonl(0x7f000001u + c->g % w->o->src_ips);
 
     if (bind(fd, (struct sockaddr *) &sin, sizeof(sin)) != 0) {
-        NGX_CHAT_BENCH_CNT(w, ngx_chat_bench_errno_counter(errno))++;
+        w->cnt[ngx_chat_bench_errno_counter(errno)]++;
         close(fd);
         goto failed;
     }
@@ -154,6 +154,7 @@ ngx_chat_bench_conn_start(ngx_chat_bench_w_t *w, ngx_chat_bench_conn_t *c,
 
     c->fd = fd;
     c->state = NGX_CHAT_BENCH_CS_CONNECTING;
+    c->starting = 1;
     w->connecting++;
 
     ev.events = EPOLLIN | EPOLLOUT | EPOLLET | EPOLLRDHUP;
@@ -491,8 +492,9 @@ ngx_chat_bench_conn_http(ngx_chat_bench_w_t *w, ngx_chat_bench_conn_t *c,
     }
 
     c->state = NGX_CHAT_BENCH_CS_OPEN;
-    w->connecting--;
     NGX_CHAT_BENCH_CNT(w, UPGRADED)++;
+    ngx_chat_bench_hist_add(w->hist[NGX_CHAT_BENCH_H_UPGRADE],
+                            ngx_chat_bench_now() - c->t_start);
 
     ngx_chat_bench_scen_open(w, c);
 
@@ -785,9 +787,8 @@ ngx_chat_bench_conn_close(ngx_chat_bench_w_t *w, ngx_chat_bench_conn_t *c,
         close(c->fd);
         c->fd = -1;
 
-        if (c->state == NGX_CHAT_BENCH_CS_CONNECTING
-            || c->state == NGX_CHAT_BENCH_CS_HANDSHAKE)
-        {
+        if (c->starting) {
+            c->starting = 0;
             w->connecting--;
         }
 
@@ -831,10 +832,7 @@ ngx_chat_bench_conn_check_timeouts(ngx_chat_bench_w_t *w, uint64_t now)
     for (i = 0; i < w->nconns; i++) {
         c = &w->conns[i];
 
-        if (c->fd >= 0
-            && (c->state == NGX_CHAT_BENCH_CS_CONNECTING
-                || c->state == NGX_CHAT_BENCH_CS_HANDSHAKE)
-            && now - c->t_start > limit)
+        if (c->fd >= 0 && c->starting && now - c->t_start > limit)
         {
             ngx_chat_bench_conn_close(w, c, NGX_CHAT_BENCH_C_CONN_TIMEOUT, 1);
         }

@@ -34,7 +34,7 @@ const ngx_chat_bench_counter_info_t
 };
 
 const char *ngx_chat_bench_hist_names[NGX_CHAT_BENCH_NHISTS] = {
-    "connect", "send_ack", "e2e", "offline_drain", "offline_drain_acked",
+    "connect", "upgrade", "send_ack", "e2e", "offline_drain", "offline_drain_acked",
     "storm_back", "storm_drained"
 };
 
@@ -90,7 +90,7 @@ ngx_chat_bench_stat(int pid, int *ppid, uint64_t *ticks)
 {
     int                 i;
     char                path[64], buf[1024], *p, *end;
-    unsigned long long  v[15];
+    unsigned long long  v[16];
 
     snprintf(path, sizeof(path), "/proc/%d/stat", pid);
 
@@ -113,7 +113,7 @@ ngx_chat_bench_stat(int pid, int *ppid, uint64_t *ticks)
     }
 
     for (i = 0; i < 14; i++) {
-        v[i] = strtoull(p, &end, 10);
+        v[i] = (unsigned long long) strtoll(p, &end, 10);
         if (end == p) {
             return -1;
         }
@@ -122,7 +122,9 @@ ngx_chat_bench_stat(int pid, int *ppid, uint64_t *ticks)
     }
 
     *ppid = (int) v[0];
-    *ticks = v[10] + v[11];
+    /* with cutime + cstime: children that exited and were waited for
+     * (PostgreSQL backends, nginx workers) keep counting */
+    *ticks = v[10] + v[11] + v[12] + v[13];
 
     return 0;
 }
