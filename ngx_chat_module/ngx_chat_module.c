@@ -32,16 +32,28 @@ static ngx_int_t ngx_chat_init_process(ngx_cycle_t *cycle);
 static void ngx_chat_exit_process(ngx_cycle_t *cycle);
 
 
-static ngx_conf_num_bounds_t  ngx_chat_participants_bounds = {
-    ngx_conf_check_num_bounds, 2, 10000
+/* like ngx_conf_num_bounds_t, but nginx then names the directive */
+typedef struct {
+    ngx_conf_post_handler_pt  post_handler;
+    ngx_int_t                 low;
+    ngx_int_t                 high;
+    char                     *message;
+} ngx_chat_bounds_t;
+
+
+static char *ngx_chat_check_bounds(ngx_conf_t *cf, void *post, void *data);
+
+
+static ngx_chat_bounds_t  ngx_chat_participants_bounds = {
+    ngx_chat_check_bounds, 2, 10000, "must be between 2 and 10000"
 };
 
-static ngx_conf_num_bounds_t  ngx_chat_devices_bounds = {
-    ngx_conf_check_num_bounds, 1, 100
+static ngx_chat_bounds_t  ngx_chat_devices_bounds = {
+    ngx_chat_check_bounds, 1, 100, "must be between 1 and 100"
 };
 
-static ngx_conf_num_bounds_t  ngx_chat_drain_bounds = {
-    ngx_conf_check_num_bounds, 1, 10000
+static ngx_chat_bounds_t  ngx_chat_drain_bounds = {
+    ngx_chat_check_bounds, 1, 10000, "must be between 1 and 10000"
 };
 
 
@@ -229,6 +241,20 @@ ngx_module_t  ngx_chat_module = {
 };
 
 
+static char *
+ngx_chat_check_bounds(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_chat_bounds_t  *b = post;
+    ngx_int_t          *np = data;
+
+    if (*np < b->low || *np > b->high) {
+        return b->message;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
 static void *
 ngx_chat_create_main_conf(ngx_conf_t *cf)
 {
@@ -319,10 +345,13 @@ ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
     }
 
     if (cmcf->db_timeout == 0 || cmcf->ping_interval == 0
-        || cmcf->poll_interval == 0 || cmcf->sweep_interval == 0)
+        || cmcf->poll_interval == 0 || cmcf->sweep_interval == 0
+        || cmcf->send_timeout == 0)
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "chat timeouts and intervals must not be zero");
+                           "\"chat_db_timeout\", \"chat_ping_interval\", "
+                           "\"chat_poll_interval\", \"chat_sweep_interval\" "
+                           "and \"chat_send_timeout\" must not be zero");
         return NGX_CONF_ERROR;
     }
 

@@ -1,0 +1,80 @@
+# Bad directive values are refused by `nginx -t` with a message naming the
+# directive; a good configuration passes.
+use strict;
+use warnings;
+use lib 't/lib';
+use Test::More;
+use ChatTest;
+
+my $t = ChatTest->new(workers => 1);
+my $dir = $t->dir;
+my $nginx = $ChatTest::NGINX;
+
+$t->write_file('short.secret', "too short\n");
+
+# a configuration with one line replaced
+sub conf_with {
+    my (%o) = @_;
+    my %d = (
+        secret => "chat_jwt_secret_file $dir/secret;",
+        pg => 'chat_postgres "host=127.0.0.1 port=1 dbname=chat";',
+        redis => 'chat_redis 127.0.0.1:6379;',
+        extra => '',
+        loc => 'chat_websocket;',
+    );
+    %d = (%d, %o);
+    return <<EOF;
+    $d{secret}
+    $d{pg}
+    $d{redis}
+    $d{extra}
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        location = /chat { $d{loc} }
+    }
+EOF
+}
+
+sub nginx_t {
+    my ($http) = @_;
+    $t->conf($http);
+    my $out = `$nginx -t -p $dir/ -c $dir/nginx.conf -e $dir/t.log 2>&1`;
+    return ($? >> 8, $out);
+}
+
+my ($rc, $out) = nginx_t(conf_with());
+is $rc, 0, 'a good configuration passes nginx -t' or diag $out;
+
+my @bad = (
+    [ { extra => 'chat_ping_interval abc;' }, qr/chat_ping_interval/ ],
+    [ { extra => 'chat_max_devices 0;' }, qr/chat_max_devices/ ],
+    [ { extra => 'chat_max_participants 1;' }, qr/chat_max_participants/ ],
+    [ { extra => 'chat_max_frame_size 100;' }, qr/chat_max_frame_size/ ],
+    [ { extra => 'chat_output_limit 1k;' }, qr/chat_output_limit/ ],
+    [ { extra => 'chat_max_message_size 200k;' }, qr/chat_max_message_size/ ],
+    [ { extra => 'chat_retention 0;' }, qr/chat_retention/ ],
+    [ { extra => 'chat_db_timeout 0;' }, qr/chat_/ ],
+    [ { redis => 'chat_redis localhost:6379;' }, qr/chat_redis/ ],
+    [ { redis => 'chat_redis 127.0.0.1:99999;' }, qr/chat_redis/ ],
+    [ { redis => 'chat_redis 127.0.0.1:6379 bogus;' }, qr/chat_redis/ ],
+    [ { redis => '' }, qr/chat_redis/ ],
+    [ { pg => 'chat_postgres "dbname=chat" pool=0;' }, qr/chat_postgres/ ],
+    [ { pg => 'chat_postgres "dbname=chat" lots=1;' }, qr/chat_postgres/ ],
+    [ { pg => '' }, qr/chat_postgres/ ],
+    [ { secret => "chat_jwt_secret_file $dir/none;" },
+      qr/chat_jwt_secret_file/ ],
+    [ { secret => "chat_jwt_secret_file $dir/short.secret;" },
+      qr/chat_jwt_secret_file.*32 bytes/ ],
+    [ { secret => '' }, qr/chat_jwt_secret_file/ ],
+    [ { loc => 'chat_websocket on;' }, qr/chat_websocket/ ],
+);
+
+for my $case (@bad) {
+    my ($o, $re) = @$case;
+    my ($rc, $out) = nginx_t(conf_with(%$o));
+    my $what = join ' ', map { "$_=$o->{$_}" } sort keys %$o;
+    isnt $rc, 0, "nginx -t refuses: $what";
+    like $out, $re, "and names the directive: $what";
+}
+
+$t->done_testing;
