@@ -38,6 +38,8 @@ EOF
 sub nginx_t {
     my ($http) = @_;
     $t->conf($http);
+    local $ENV{LD_PRELOAD} = $ENV{CHAT_TEST_PRELOAD}
+        if $ENV{CHAT_TEST_PRELOAD};
     my $out = `$nginx -t -p $dir/ -c $dir/nginx.conf -e $dir/t.log 2>&1`;
     return ($? >> 8, $out);
 }
