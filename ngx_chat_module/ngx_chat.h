@@ -8,8 +8,9 @@
  *   - one ngx_chat_worker_t per worker process, built in init_process: the
  *     PostgreSQL pool, the Redis contexts, the index of connected users and
  *     the periodic jobs;
- *   - one ngx_chat_conn_t per WebSocket, allocated from the connection pool
- *     after the HTTP request has been freed (see ngx_chat_ws.c).
+ *   - one ngx_chat_conn_t per WebSocket, malloc'd with its device id and
+ *     peer address; the HTTP request and (without TLS) the connection pool
+ *     are freed at takeover (see ngx_chat_ws.c).
  * There is no other mutable state.
  */
 
@@ -88,7 +89,8 @@ typedef struct {
 
 struct ngx_chat_conn_s {
     ngx_connection_t        *connection;        /* NULL once closed */
-    ngx_pool_t              *pool;              /* the connection's pool */
+    ngx_pool_t              *pool;              /* kept for TLS only */
+    ngx_log_t                log;               /* c->log after takeover */
     ngx_queue_t              all;               /* in worker->conns */
     ngx_chat_user_t         *user;              /* shared per user id */
     ngx_queue_t              queue;             /* in user->conns */

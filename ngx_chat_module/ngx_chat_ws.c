@@ -43,9 +43,13 @@
 typedef struct {
     ngx_chat_conn_t        *cc;
     ngx_str_t               user;   /* in the JWT, kept by r->pool */
+    ngx_uint_t              taken;  /* the takeover owns cc */
 } ngx_chat_ws_ctx_t;
 
 
+static void ngx_chat_ws_cleanup(void *data);
+static void ngx_chat_ws_adopt(ngx_chat_conn_t *cc, ngx_connection_t *c,
+    ngx_http_connection_t *hc);
 static ngx_int_t ngx_chat_ws_check_upgrade(ngx_http_request_t *r,
     ngx_str_t *key);
 static ngx_table_elt_t *ngx_chat_ws_header(ngx_http_request_t *r,
@@ -88,6 +92,7 @@ ngx_chat_ws_handler(ngx_http_request_t *r)
     ngx_int_t              rc;
     ngx_str_t              key, user, device;
     ngx_chat_conn_t       *cc;
+    ngx_pool_cleanup_t    *cln;
     ngx_chat_ws_ctx_t     *ctx;
     ngx_connection_t      *c;
     ngx_chat_main_conf_t  *cmcf;
@@ -131,29 +136,38 @@ ngx_chat_ws_handler(ngx_http_request_t *r)
     c = r->connection;
 
     /*
-     * The ngx_chat_conn_t and the device id live in the connection pool:
-     * they outlive the request, which is freed at takeover.
+     * One allocation holds the ngx_chat_conn_t, the device id and the peer
+     * address: at takeover the request and the connection pool go, and
+     * this is all an idle connection keeps.
      */
 
-    cc = ngx_pcalloc(c->pool, sizeof(ngx_chat_conn_t) + device.len);
+    cc = ngx_calloc(sizeof(ngx_chat_conn_t) + device.len + c->socklen
+                    + c->addr_text.len, c->log);
     if (cc == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     cc->connection = c;
-    cc->pool = c->pool;
     cc->utf8 = NGX_CHAT_UTF8_ACCEPT;
     cc->device.len = device.len;
     cc->device.data = (u_char *) cc + sizeof(ngx_chat_conn_t);
     ngx_memcpy(cc->device.data, device.data, device.len);
 
     ctx = ngx_palloc(r->pool, sizeof(ngx_chat_ws_ctx_t));
-    if (ctx == NULL) {
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+
+    if (ctx == NULL || cln == NULL) {
+        ngx_free(cc);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     ctx->cc = cc;
     ctx->user = user;
+    ctx->taken = 0;
+
+    /* the request may die before the takeover: cc must not leak then */
+    cln->handler = ngx_chat_ws_cleanup;
+    cln->data = ctx;
 
     if (ngx_chat_ws_reply_101(cc, &key) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -377,7 +391,6 @@ ngx_chat_ws_takeover(ngx_event_t *ev)
     ngx_int_t               rc;
     ngx_buf_t              *b;
     ngx_str_t               user;
-    ngx_chain_t            *cl, *ln;
     ngx_chat_conn_t        *cc;
     ngx_connection_t       *c;
     ngx_chat_ws_ctx_t      *ctx;
@@ -405,13 +418,12 @@ ngx_chat_ws_takeover(ngx_event_t *ev)
         ngx_del_timer(c->write);
     }
 
+    ctx->taken = 1;
+
     ngx_http_free_request(r, 0);
 
     c->destroyed = 0;
     c->data = cc;
-    c->log->handler = ngx_chat_ws_log_error;
-    c->log->data = cc;
-    c->log->action = "serving websocket";
     c->read->handler = ngx_chat_ws_read_handler;
     c->write->handler = ngx_chat_ws_write_handler;
 
@@ -430,30 +442,7 @@ ngx_chat_ws_takeover(ngx_event_t *ev)
         rc = ngx_chat_ws_keep(cc, b->pos, b->last - b->pos);
     }
 
-    /* give back the header buffers, as ngx_http_set_keepalive() does */
-
-    for (cl = hc->busy; cl; /* void */) {
-        ln = cl;
-        cl = cl->next;
-        ngx_pfree(c->pool, ln->buf->start);
-        ngx_free_chain(c->pool, ln);
-    }
-
-    for (cl = hc->free; cl; /* void */) {
-        ln = cl;
-        cl = cl->next;
-        ngx_pfree(c->pool, ln->buf->start);
-        ngx_free_chain(c->pool, ln);
-    }
-
-    hc->busy = NULL;
-    hc->free = NULL;
-    hc->nbusy = 0;
-
-    if (c->buffer) {
-        ngx_pfree(c->pool, c->buffer->start);
-        c->buffer = NULL;
-    }
+    ngx_chat_ws_adopt(cc, c, hc);
 
     if (rc != NGX_OK || ngx_tcp_nodelay(c) != NGX_OK) {
         ngx_chat_ws_finalize(cc);
@@ -500,6 +489,99 @@ ngx_chat_ws_start(ngx_chat_conn_t *cc, ngx_str_t *user)
 
     if (c->read->ready || cc->in_unparsed) {
         ngx_chat_ws_read(c->read);
+    }
+}
+
+
+/*
+ * Moves what the connection still needs out of its pool (the log, the
+ * peer address) into cc and, without TLS, destroys the pool: the header
+ * buffers, ngx_http_connection_t and the rest of the request's leftovers.
+ */
+static void
+ngx_chat_ws_adopt(ngx_chat_conn_t *cc, ngx_connection_t *c,
+    ngx_http_connection_t *hc)
+{
+    u_char       *p;
+    ngx_buf_t    *buffer;
+    ngx_chain_t  *cl, *ln;
+
+    buffer = c->buffer;
+
+    cc->log = *c->log;
+    cc->log.handler = ngx_chat_ws_log_error;
+    cc->log.data = cc;
+    cc->log.action = "serving websocket";
+    c->log = &cc->log;
+    c->read->log = c->log;
+    c->write->log = c->log;
+
+    p = cc->device.data + cc->device.len;
+    c->sockaddr = (struct sockaddr *) ngx_cpymem(p, c->sockaddr, c->socklen)
+                  - c->socklen;
+    p += c->socklen;
+    c->addr_text.data = ngx_cpymem(p, c->addr_text.data, c->addr_text.len)
+                        - c->addr_text.len;
+
+    c->local_sockaddr = c->listening->sockaddr;
+    c->local_socklen = c->listening->socklen;
+    c->proxy_protocol = NULL;
+    c->buffer = NULL;
+
+#if (NGX_HTTP_SSL)
+
+    if (c->ssl) {
+        /*
+         * OpenSSL's state lives in the pool's cleanups: keep the pool, give
+         * back the header buffers as ngx_http_set_keepalive() does.
+         */
+
+        cc->pool = c->pool;
+
+        for (cl = hc->busy; cl; /* void */) {
+            ln = cl;
+            cl = cl->next;
+            ngx_pfree(c->pool, ln->buf->start);
+            ngx_free_chain(c->pool, ln);
+        }
+
+        for (cl = hc->free; cl; /* void */) {
+            ln = cl;
+            cl = cl->next;
+            ngx_pfree(c->pool, ln->buf->start);
+            ngx_free_chain(c->pool, ln);
+        }
+
+        hc->busy = NULL;
+        hc->free = NULL;
+
+        if (buffer) {
+            ngx_pfree(c->pool, buffer->start);
+        }
+
+        return;
+    }
+
+#endif
+
+    (void) hc;
+    (void) cl;
+    (void) ln;
+    (void) buffer;
+
+    ngx_destroy_pool(c->pool);
+    c->pool = NULL;
+}
+
+
+static void
+ngx_chat_ws_cleanup(void *data)
+{
+    ngx_chat_ws_ctx_t  *ctx = data;
+
+    if (!ctx->taken) {
+        ngx_chat_ws_free_buffers(ctx->cc);
+        ngx_free(ctx->cc);
     }
 }
 
@@ -1310,8 +1392,15 @@ ngx_chat_ws_finalize(ngx_chat_conn_t *cc)
 
     ngx_close_connection(c);
 
-    if (cc->pending == 0) {
+    if (cc->pool) {
         ngx_destroy_pool(cc->pool);
+        cc->pool = NULL;
+    }
+
+    /* c->log was cc->log: nothing logs for c from here on */
+
+    if (cc->pending == 0) {
+        ngx_free(cc);
     }
 }
 
@@ -1320,7 +1409,7 @@ void
 ngx_chat_ws_release(ngx_chat_conn_t *cc)
 {
     if (--cc->pending == 0 && cc->closed) {
-        ngx_destroy_pool(cc->pool);
+        ngx_free(cc);
     }
 }
 
