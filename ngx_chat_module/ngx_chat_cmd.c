@@ -16,6 +16,7 @@
 #include "ngx_chat_session.h"
 #include "ngx_chat_bus.h"
 #include "ngx_chat_ws.h"
+#include "ngx_chat_media.h"
 
 
 typedef ngx_int_t (*ngx_chat_cmd_pt)(ngx_chat_conn_t *cc,
@@ -134,6 +135,13 @@ ngx_chat_cmd_handle(ngx_chat_conn_t *cc, u_char *p, size_t len)
                                    ? cmd.id.data : NULL,
                                cmd.id.len, cmd.id_is_number, "bad_request",
                                "field \"type\" is required");
+        ngx_free(arena);
+        return n;
+    }
+
+    n = ngx_chat_media_command(cc, &cmd);
+
+    if (n != NGX_DECLINED) {
         ngx_free(arena);
         return n;
     }
@@ -351,6 +359,7 @@ ngx_chat_cmd_modified(ngx_chat_conn_t *cc, void *data, PGresult *res,
 static ngx_int_t
 ngx_chat_cmd_send_message(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd)
 {
+    ngx_int_t  rc;
     ngx_str_t  attachments;
 
     if (ngx_chat_cmd_need(cc, cmd, NGX_CHAT_F_CHAT_ID|NGX_CHAT_F_MESSAGE
@@ -373,14 +382,16 @@ ngx_chat_cmd_send_message(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd)
                                   "message longer than chat_max_message_size");
     }
 
-    if (cmd->nattachments) {
-        return ngx_chat_cmd_error(cc, cmd->id.data, cmd->id.len,
-                                  cmd->id_is_number, "bad_request",
-                                  "attachments are not enabled on this "
-                                  "server");
+    rc = ngx_chat_media_attachments(cc, cmd, &attachments);
+
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
     }
 
-    ngx_str_set(&attachments, "[]");
+    if (rc != NGX_OK) {
+        /* answered (NGX_DECLINED), or run again later (NGX_AGAIN) */
+        return NGX_OK;
+    }
 
     if (ngx_chat_store_send(cc, cmd, &attachments) != NGX_OK) {
         return ngx_chat_cmd_error(cc, cmd->id.data, cmd->id.len,
@@ -403,6 +414,19 @@ ngx_chat_cmd_send_done(ngx_chat_conn_t *cc, ngx_chat_send_t *s,
     req.id = s->req_id;
     req.id_is_number = s->req_id_number;
     req.has_id = (s->req_id.data != NULL && s->req_id.len);
+
+    if (status == NGX_CHAT_ST_BAD_REQUEST && !PQgetisnull(res, row, 6)) {
+        u_char  msg[160];
+
+        *ngx_snprintf(msg, sizeof(msg) - 1,
+                      "attachment \"%*s\" is not an uploaded attachment "
+                      "of yours", (size_t) ngx_min(PQgetlength(res, row, 6),
+                                                   64),
+                      PQgetvalue(res, row, 6)) = '\0';
+        (void) ngx_chat_cmd_req_error(cc, &req, "bad_request",
+                                      (const char *) msg);
+        return;
+    }
 
     if (status != NGX_CHAT_ST_OK) {
         ngx_chat_cmd_status_error(cc, &req, status, NGX_OK);

@@ -25,6 +25,7 @@
 #include "ngx_chat_bus.h"
 #include "ngx_chat_store.h"
 #include "ngx_chat_ws.h"
+#include "ngx_chat_media.h"
 #include "ngx_chat_jwt.h"
 
 
@@ -294,11 +295,23 @@ static void
 ngx_chat_session_deliver(ngx_chat_conn_t *cc, uint64_t id, u_char *json,
     size_t len)
 {
+    u_char     *out;
+    size_t      out_len;
+    ngx_int_t   rc;
+
     if (ngx_chat_session_has(cc, id)) {
         return;
     }
 
-    if (ngx_chat_ws_send_copy(cc, json, len) != NGX_OK) {
+    if (ngx_chat_media_render(cc, json, len, &out, &out_len) == NGX_OK) {
+        rc = ngx_chat_ws_send_copy(cc, out, out_len);
+        ngx_free(out);
+
+    } else {
+        rc = ngx_chat_ws_send_copy(cc, json, len);
+    }
+
+    if (rc != NGX_OK) {
         return;
     }
 

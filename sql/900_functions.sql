@@ -550,6 +550,10 @@ DECLARE
     a_seq    bigint[] := '{}';
     a_ms     bigint[] := '{}';
     a_dup    boolean[] := '{}';
+    a_att    jsonb[] := '{}';
+    a_bad    text[] := '{}';
+    v_m      record;
+    n_c      bigint[] := '{}';
     /* per new message */
     n_i      int[] := '{}';
     n_id     bigint[] := '{}';
@@ -587,13 +591,13 @@ BEGIN
 
     /* 3 and 4 */
     FOR r IN
-        SELECT e.i, e.c, e.ok, e.nkey, sk.message_id AS kid, sk.seq AS kseq,
+        SELECT e.i, e.c, e.u, e.d, e.a, e.ok, e.nkey, sk.message_id AS kid, sk.seq AS kseq,
                sk.sent_at AS kat, ch.last_seq,
                e.ok AND EXISTS (SELECT 1 FROM participants p
                                  WHERE p.chat_id = e.c AND p.user_id = e.u)
                    AS member,
                e.u || '/' || e.d || '/' || e.k AS key
-          FROM (SELECT x.i::int AS i, x.u, x.d, x.c, x.k,
+          FROM (SELECT x.i::int AS i, x.u, x.d, x.c, x.k, x.a,
                        chat_send_valid(x.u, x.d, x.c, x.k, x.b, x.a) AS ok,
                        count(*) OVER (PARTITION BY x.u, x.d, x.k) AS nkey
                   FROM unnest(p_users, p_devices, p_chats, p_cmids, p_bodies,
@@ -644,6 +648,17 @@ BEGIN
             CONTINUE;
         END IF;
 
+        IF r.a IS NOT NULL AND r.a <> '[]'::jsonb THEN
+            SELECT * INTO v_m
+              FROM chat_media_attachments_json(r.u, r.d, r.a);
+            IF v_m.bad_id IS NOT NULL THEN
+                a_st[r.i] := 4;
+                a_bad[r.i] := v_m.bad_id;
+                CONTINUE;
+            END IF;
+            a_att[r.i] := v_m.attachments;
+        END IF;
+
         IF v_chat IS DISTINCT FROM r.c THEN
             IF v_chat IS NOT NULL THEN
                 c_id := c_id || v_chat;
@@ -661,6 +676,7 @@ BEGIN
         a_seq[r.i] := v_seq;
         a_ms[r.i] := v_ms;
         n_i := n_i || r.i;
+        n_c := n_c || r.c;
         n_id := n_id || v_id;
         n_seq := n_seq || v_seq;
 
@@ -686,7 +702,7 @@ BEGIN
     RETURN QUERY
     WITH nm AS (
         SELECT n.i, n.id, n.sq, x.u, x.d, x.c, x.k, x.b,
-               coalesce(x.a, '[]') AS a
+               coalesce(a_att[n.i], '[]') AS a
           FROM unnest(n_i, n_id, n_seq) AS n(i, id, sq)
           JOIN unnest(p_users, p_devices, p_chats, p_cmids, p_bodies,
                       p_attachments) WITH ORDINALITY
@@ -727,12 +743,17 @@ BEGIN
            a_dup[e.i],
            CASE WHEN nm.id IS NOT NULL
                 THEN chat_message_event_json(nm.c, nm.id, nm.sq, nm.u, nm.d,
-                                             nm.b, nm.a, v_now) END,
+                                             nm.b, nm.a, v_now)
+                /* status 4 for an attachment: event_json is its id */
+                ELSE a_bad[e.i] END,
            CASE WHEN nm.id IS NOT NULL THEN coalesce(rc.users, '{}') END
       FROM generate_subscripts(a_st, 1) AS e(i)
       LEFT JOIN nm ON nm.i = e.i
       LEFT JOIN rc ON rc.event_id = nm.id
      ORDER BY e.i;
+
+    /* receipts for the devices that got the new messages' attachments */
+    PERFORM chat_media_link(n_c, n_id);
 END
 $$;
 

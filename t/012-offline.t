@@ -198,7 +198,9 @@ for (1 .. 5) {
     my $ev = $bob->next_event('newMessage', 5) or last;
     push @got, $ev;
 }
-is_deeply [ map { $_->{seq} } @got ], [ 1 .. 5 ], 'bob gets 5 live messages';
+is_deeply [ map { $_->{seq} } @got ], [ 1 .. 5 ],
+    'bob gets 5 live messages, in seq order'
+    or diag 'got seqs: ', join ' ', map { $_->{seq} } @got;
 
 $r = $bob->cmd('ack', eventIds => [ map { $_->{eventId} } @got[0, 1] ]);
 ok $r && $r->{ok}, 'bob acks the first two (answered)';

@@ -22,6 +22,8 @@ use ChatTest::WS;
 my $t = ChatTest->new(workers => 2);
 $t->chat_conf(listen => ' reuseport')->run;
 
+my %who;                 # "$ws" => [user, device]
+
 # a connected and registered device (its first response means registered)
 sub client {
     my ($user, $device) = @_;
@@ -29,6 +31,7 @@ sub client {
     my $r = $ws->cmd('ping');
     die "$user/$device: no answer to the first ping\n"
         unless $r && $r->{ok};
+    $who{"$ws"} = [ $user, $device ];
     return $ws;
 }
 
@@ -77,7 +80,21 @@ sub refused {
         "$name: the command was not served";
 }
 
-# @n newMessage events on $ws, acked; returns them
+# ack @events on $ws and wait until the acks have taken effect (their
+# inbox rows are gone), so that later counts of inbox rows and later
+# connections of the device do not race with them
+sub ack_wait {
+    my ($ws, @events) = @_;
+    return unless @events;
+    my ($user, $device) = @{ $who{"$ws"} };
+    my $r = $ws->cmd('ack', eventIds => [ map { $_->{eventId} } @events ]);
+    my $in = join ',', map { int $_->{eventId} } @events;
+    poll(sub { count("SELECT count(*) FROM inbox WHERE user_id = '$user'"
+        . " AND device_id = '$device' AND event_id IN ($in)") == 0 })
+        or diag "$user/$device: acked events still in the inbox";
+}
+
+# @n newMessage events on $ws, acked (ack_wait); returns them
 sub take {
     my ($ws, $n) = @_;
     my @e;
@@ -85,11 +102,7 @@ sub take {
         my $e = $ws->next_event('newMessage', 5) or last;
         push @e, $e;
     }
-    # an ack with an id is answered once the inbox rows are deleted
-    if (@e) {
-        my $r = $ws->cmd('ack', eventIds => [ map { $_->{eventId} } @e ]);
-        ok $r && $r->{ok}, 'ack stored';
-    }
+    ack_wait($ws, @e);
     return @e;
 }
 
@@ -112,7 +125,7 @@ ok $r && $r->{ok}, 'createChat';
 my $chat = $r->{chatId} // 0;
 for my $ws ($alice, $phone, $laptop) {
     my $e = $ws->next_event('chatUpdate', 5);
-    $r = $ws->cmd('ack', eventIds => [ $e ? $e->{eventId} : () ]);
+    ack_wait($ws, $e // ());
 }
 ok poll(sub { inbox_rows('bob', 'laptop') == 0 }),
     'laptop acked the chatUpdate';
@@ -147,7 +160,7 @@ for my $c ([$phone, 'phone'], [$laptop, 'laptop'], [$tablet, 'tablet']) {
     is $e && $e->{messageId}, $s->{messageId},
         "bob/$name receives message 4 live";
     # the tablet keeps it unacked
-    $ws->cmd('ack', eventIds => [ $e->{eventId} ]) if $e && $ws != $tablet;
+    ack_wait($ws, $e) if $e && $ws != $tablet;
 }
 
 refused('bob', 'desktop', 'a 4th device (all 3 online)');

@@ -71,6 +71,8 @@ my $t_start = time;
 is $st, 0, 'Redis started again after ' . int($t_start - $t_stop) . ' s'
     or diag $out;
 my $t_started = time;
+diag sprintf 'Redis stopped at %.3f, started at %.3f-%.3f', $t_stop,
+    $t_start, $t_started;
 
 # sends during the outage: all answered ok
 my @r = $tr->responses($t_stop, $t_started);
@@ -86,6 +88,7 @@ my $back = $tr->pump_until(sub {
     !grep { $up[$_] < $sub_up[$_] + 2 } 0 .. $#up;
 }, 20);
 ok $back, 'every worker resubscribed';
+diag sprintf 'resubscribed by %.3f', time;
 my $t_push = time + 1;
 $tr->pump(5);
 

@@ -198,8 +198,8 @@ is $code, 403, 'upload URL used for a GET: 403';
     $sig =~ s/=+$//;
     my $q = "op=put&type=image%2Fpng&size=" . length($blob)
         . "&sha256=$sha&user=alice&dev=phone&exp=$exp&sig=$sig";
-    ($code) = curl(method => 'PUT', url => "http://127.0.0.1:$port/media/$id?$q",
-        file => "$dir/blob.bin");
+    ($code) = curl(method => 'PUT', file => "$dir/blob.bin",
+        url => "http://127.0.0.1:$port/media/$id?$q");
     is $code, 403, 'expired URL: 403';
 
     # the same, unexpired: proves the format documented in docs/media.md
@@ -212,8 +212,8 @@ is $code, 403, 'upload URL used for a GET: 403';
     $q = "op=put&type=image%2Fpng&size=3&sha256=$sha&user=alice&dev=phone"
         . "&exp=$exp&sig=$sig";
     $t->write_file('three.bin', 'abc');
-    ($code) = curl(method => 'PUT', url => "http://127.0.0.1:$port/media/$id?$q",
-        file => "$dir/three.bin");
+    ($code) = curl(method => 'PUT', file => "$dir/three.bin",
+        url => "http://127.0.0.1:$port/media/$id?$q");
     is $code, 400, 'URL signed by the test itself is accepted, hash refused';
 }
 

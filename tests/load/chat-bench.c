@@ -168,6 +168,12 @@ main(int argc, char **argv)
         return 2;
     }
 
+    if (o.concurrency == 0) {
+        /* the server registers devices in PostgreSQL: a few hundred at a
+         * time is what it can take; more only queue there and time out */
+        o.concurrency = 512 / o.procs > 16 ? 512 / o.procs : 16;
+    }
+
     if (o.src_ips == 0) {
         o.src_ips = o.nconns / 20000 + 1;
     }
@@ -260,13 +266,14 @@ ngx_chat_bench_usage(FILE *f)
 "  --tag STR          prefix of user ids (default: random per run)\n"
 "  --procs N          worker processes (default: 1 per 18000 conns)\n"
 "  --src-ips N        source addresses 127.0.0.1.. (default: 1 per 20000)\n"
-"  --concurrency N    connects in progress per worker (1000)\n"
+"  --concurrency N    connects not yet registered, per worker (512/procs)\n"
 "  --retries N        connect attempts before giving up (3)\n"
 "  --duration S       idle: hold time (2); chat: sending time (5)\n"
 "idle, storm:  --conns N (1000)\n"
 "chat:         --users U (200)  --background B (0)  --rate R msgs/s in\n"
-"              all, 0 = closed loop (1000)  --inflight N (rate 0: 1000 per\n"
-"              worker)  --msg-size BYTES (100)  --group-share F (0.15)\n"
+"              all, 0 = closed loop (1000)  --inflight N (sends in flight\n"
+"              per worker with --rate 0, and in storm's setup: 1000)\n"
+"              --msg-size BYTES (100)  --group-share F (0.15)\n"
 "              --big-share F (0.02; groups of 50-100)\n"
 "offline:      --messages K (1000)  --reps N (5)  --pairs N (1)\n"
 "storm:        --unacked M events held per connection (2)  --storm-rst\n"
@@ -321,7 +328,7 @@ ngx_chat_bench_options(int argc, char **argv, ngx_chat_bench_opts_t *o,
     o->reps = 5;
     o->pairs = 1;
     o->unacked = 2;
-    o->concurrency = 1000;
+    o->concurrency = 0;
     o->retries = 3;
     o->connect_timeout = 30;
     o->request_timeout = 10;
@@ -458,7 +465,7 @@ ngx_chat_bench_options(int argc, char **argv, ngx_chat_bench_opts_t *o,
         break;
     }
 
-    if (o->nconns == 0 || o->concurrency == 0 || o->retries == 0
+    if (o->nconns == 0 || o->retries == 0
         || o->msg_size > 60000 || o->nconns > 16000000)
     {
         fprintf(stderr, "chat-bench: bad sizes\n");

@@ -209,7 +209,8 @@ int ngx_chat_bench_selftest(FILE *out);
     X(BAD_ACCEPT, sum, 1)      /* wrong Sec-WebSocket-Accept */             \
     X(PROTOCOL, sum, 1)        /* server frame or JSON breaking the rules */\
     X(UNKNOWN_RESPONSE, sum, 1)                                             \
-    X(REQUEST_TIMEOUT, sum, 1) /* no response within --request-timeout */
+    X(REQUEST_TIMEOUT, sum, 1) /* no response within --request-timeout */\
+    X(SETUP_UNDELIVERED, sum, 1) /* storm: stored, not delivered in time */
 
 #define NGX_CHAT_BENCH_X_ENUM(name, agg, err)  NGX_CHAT_BENCH_C_##name,
 
@@ -514,7 +515,11 @@ typedef struct {
     uint32_t                 units_left;  /* offline/storm units busy */
     uint32_t                 serial;      /* clientMessageId serial */
     uint64_t                 recv_left;   /* storm setup: held events due */
+    uint32_t                *sq;          /* storm setup: (chat, li) to send */
+    uint32_t                 sq_head;
+    uint32_t                 sq_len;
     uint64_t                 last_timed;  /* last scan of timed requests */
+    uint64_t                 sends_done;  /* setup: all answered at */
     uint64_t                 last_conn_scan;
     uint64_t                 last_report;
     char                    *json;        /* command being built */

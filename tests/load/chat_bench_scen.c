@@ -70,6 +70,7 @@ static void ngx_chat_bench_offline_fill(ngx_chat_bench_w_t *w,
     ngx_chat_bench_conn_t *s, uint64_t now);
 static void ngx_chat_bench_storm_check(ngx_chat_bench_w_t *w,
     ngx_chat_bench_conn_t *c, uint64_t now);
+static void ngx_chat_bench_storm_pace(ngx_chat_bench_w_t *w, uint64_t now);
 static void ngx_chat_bench_phase_done(ngx_chat_bench_w_t *w, int phase);
 static int ngx_chat_bench_error_counter(const ngx_chat_bench_jv_t *code);
 
@@ -596,6 +597,7 @@ ngx_chat_bench_scen_go(ngx_chat_bench_w_t *w, int phase, uint64_t t0)
 
         if (w->o->scenario == NGX_CHAT_BENCH_STORM && pl->nchats) {
             w->recv_left = (uint64_t) w->o->unacked * w->nconns;
+            w->sq = calloc(w->nconns + 1, sizeof(uint32_t));
         }
 
         if (w->o->scenario == NGX_CHAT_BENCH_OFFLINE) {
@@ -729,12 +731,35 @@ ngx_chat_bench_scen_tick(ngx_chat_bench_w_t *w, uint64_t now)
         break;
 
     case NGX_CHAT_BENCH_PH_SETUP:
-        if (w->create_left == 0 && w->learn_left == 0
-            && NGX_CHAT_BENCH_CNT(w, INFLIGHT) == 0 && w->recv_left == 0
+        if (w->sq_len) {
+            ngx_chat_bench_storm_pace(w, now);
+        }
+
+        if (w->create_left == 0 && w->sq_len == 0 && w->learn_left == 0
+            && NGX_CHAT_BENCH_CNT(w, INFLIGHT) == 0
             && (w->o->scenario != NGX_CHAT_BENCH_OFFLINE
                 || w->units_left == 0))
         {
-            ngx_chat_bench_phase_done(w, NGX_CHAT_BENCH_PH_SETUP);
+            if (w->sends_done == 0) {
+                w->sends_done = now;
+            }
+
+            /*
+             * storm: events stored for online devices should arrive; if
+             * some do not within --drain-timeout, say so and go on (they
+             * are still owed: the reconnect must bring them)
+             */
+            if (w->recv_left
+                && now - w->sends_done
+                   > (uint64_t) (w->o->drain_timeout * 1e9))
+            {
+                NGX_CHAT_BENCH_CNT(w, SETUP_UNDELIVERED) += w->recv_left;
+                w->recv_left = 0;
+            }
+
+            if (w->recv_left == 0) {
+                ngx_chat_bench_phase_done(w, NGX_CHAT_BENCH_PH_SETUP);
+            }
         }
 
         break;
@@ -1379,8 +1404,7 @@ ngx_chat_bench_learn(ngx_chat_bench_w_t *w, uint32_t chat,
     ngx_chat_bench_conn_t *c)
 {
     int        isnew;
-    uint32_t   i;
-    uint64_t  *v, now;
+    uint64_t  *v;
 
     v = ngx_chat_bench_map_put(&w->learned,
                                ((uint64_t) (chat + 1) << 20) | c->li, &isnew);
@@ -1392,14 +1416,36 @@ ngx_chat_bench_learn(ngx_chat_bench_w_t *w, uint32_t chat,
         w->learn_left--;
     }
 
-    /* storm setup: each side sends its partner the events to hold */
+    /*
+     * storm setup: each side sends its partner the events to hold, paced
+     * by --inflight (ngx_chat_bench_storm_pace): the queue holds the
+     * connection, its chat is its pair's
+     */
     if (w->o->scenario == NGX_CHAT_BENCH_STORM
-        && w->phase == NGX_CHAT_BENCH_PH_SETUP)
+        && w->phase == NGX_CHAT_BENCH_PH_SETUP && w->sq)
     {
-        now = ngx_chat_bench_now();
+        w->sq[(w->sq_head + w->sq_len) % (w->nconns + 1)] = c->li;
+        w->sq_len++;
+    }
+}
+
+
+static void
+ngx_chat_bench_storm_pace(ngx_chat_bench_w_t *w, uint64_t now)
+{
+    uint32_t                i;
+    ngx_chat_bench_conn_t  *c;
+
+    while (w->sq_len
+           && NGX_CHAT_BENCH_CNT(w, INFLIGHT) + w->o->unacked
+              <= w->o->inflight)
+    {
+        c = &w->conns[w->sq[w->sq_head]];
+        w->sq_head = (w->sq_head + 1) % (w->nconns + 1);
+        w->sq_len--;
 
         for (i = 0; i < w->o->unacked; i++) {
-            ngx_chat_bench_send_to(w, c, chat, i + 1, now, now);
+            ngx_chat_bench_send_to(w, c, c->g / 2, i + 1, now, now);
         }
     }
 }

@@ -17,12 +17,19 @@ SELECT chat_id AS other FROM chat_create('bob', ARRAY['xavier'], 'bx', 10)
 \gset
 DELETE FROM inbox;
 
+-- an attachment that is not an uploaded one of the sender: status 4, and
+-- event_json names it (sql/920_media.sql validates attachments)
+SELECT status AS st, event_json AS ev
+  FROM t.send1('alice', 'alice1', :chat, 'cm-att', 'x', '["nope"]') \gset
+SELECT t.is(:st, 4, 'send: unknown attachment is bad_request');
+SELECT t.is(:'ev', 'nope', 'send: and event_json names it');
+
 -- one message ---------------------------------------------------------------
 
 SELECT status AS st, message_id AS mid, seq AS sq, sent_at_ms AS ms,
        dup AS dp, event_json AS ev, recipients::text AS rc
-  FROM t.send1('alice', 'alice1', :chat, 'cm-1', 'hello "world"',
-               '[{"url":"s3://x/y","size":3}]') \gset
+  FROM t.send1('alice', 'alice1', :chat, 'cm-1', 'hello "world"', '[]')
+\gset
 SELECT t.is(:st, 0, 'send: ok');
 SELECT t.ok(NOT :'dp'::boolean, 'send: not a dup');
 SELECT t.is(:sq, 1::bigint, 'send: first seq is 1');
@@ -38,8 +45,7 @@ SELECT t.is(:'ev'::jsonb,
                                'senderId', 'alice',
                                'senderDevice', 'alice1',
                                'message', 'hello "world"',
-                               'attachments',
-                               '[{"url":"s3://x/y","size":3}]'::jsonb,
+                               'attachments', '[]'::jsonb,
                                'sentAt', :ms),
             'send: newMessage event content');
 SELECT t.is(jsonb_typeof(:'ev'::jsonb -> 'seq'), 'number',
@@ -183,7 +189,7 @@ SELECT * FROM chat_send_batch(
           'mx-g',   'mx-e',   NULL],
     ARRAY['a',      'b',      'c',     'd',      'e',      'f',
           'g',      'h',      'i'],
-    ARRAY[NULL, NULL, NULL, NULL, '[1]', NULL, NULL, NULL, NULL]::jsonb[]);
+    ARRAY[NULL, NULL, NULL, NULL, '[]', NULL, NULL, NULL, NULL]::jsonb[]);
 
 SELECT t.is((SELECT array_agg(idx ORDER BY idx) FROM b)::text,
             '{1,2,3,4,5,6,7,8,9}', 'batch: one row per element');
@@ -210,7 +216,7 @@ SELECT t.is((SELECT seq FROM b WHERE idx = 6), 1::bigint,
 SELECT t.is((SELECT recipients::text FROM b WHERE idx = 6), '{bob,xavier}',
             'batch: recipients per element');
 SELECT t.is((SELECT event_json::jsonb -> 'attachments' FROM b WHERE idx = 5),
-            '[1]'::jsonb, 'batch: attachments per element');
+            '[]'::jsonb, 'batch: attachments per element');
 SELECT t.ok((SELECT bool_and(message_id IS NULL AND event_json IS NULL
                              AND recipients IS NULL)
                FROM b WHERE status <> 0),

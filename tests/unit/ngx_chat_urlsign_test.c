@@ -37,7 +37,8 @@ static const unsigned char  key[] = "0123456789abcdef0123456789abcdef";
 #define KEYLEN  32
 
 #define ID      "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
-#define SHA     "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+#define SHA     "e3b0c44298fc1c149afbf4c8996fb924"                          \
+                "27ae41e4649b934ca495991b7852b855"
 
 
 static void

@@ -105,6 +105,12 @@ sub conf {
     my ($self, %o) = @_;
     my $pg = $o{pg} // $self->pg_conninfo;
     my $redis = $o{redis} // $self->redis_conf;
+    # ports are chosen now, after the services started (their start-up
+    # takes ports too), to narrow the window in which another socket can
+    # take one before nginx binds it
+    for my $x ($self->nodes, $self->{lb} // ()) {
+        $x->{port} = ChatTest::free_port() unless $x->{ran}++;
+    }
     for my $node ($self->nodes) {
         $node->chat_conf(%o, pg => $pg, redis => $redis);
     }
@@ -414,8 +420,23 @@ package ChatTest::Cluster::Traffic;
 # ...] (instead of the generated ones), rate => 2 (per device and second),
 # window => 4 (sends in flight per device), size => 0 (message padding),
 # idle => 0, idle_ports => ports, rcvbuf => {"user/dev" => bytes},
+# quiet => ["user/dev", ...] (devices that send only bursts),
 # backoff => 0.5, backoff_max => 4, max_connecting => 100,
-# req_timeout => 15, tag => "tr")
+# req_timeout => 15 (an unanswered command: reconnect), tag => "tr")
+#
+# Driving it (every wait pumps the loop, so clients keep reading, acking
+# and reconnecting while the test waits or a fault is injected):
+#   start(timeout => 30)      connect all, wait for each first answer,
+#                             create the chats, start sending
+#   pump($secs), pump_until($cond, $timeout), run_cmd(\@argv, $timeout)
+#   sending(0|1), burst($dev, $chat, $n), pause($dev), resume($dev)
+#   dev("user/dev"), devices, chat_of(@users), messages (count stored)
+#   all_ready, dropped_since($t), closes_since($t) (code => count)
+#   latency($from, $to)       (max, n, median) of end-to-end latencies
+#   responses($from, $to)     [t_sent, t_answer, kind, code] of commands
+#   drain($timeout), missing, pending, acks_pending, stats
+#   check($cluster, name => ..., drain => 30, inbox => 20)   the tests
+#   close_all($timeout)
 
 use strict;
 use warnings;
@@ -471,8 +492,8 @@ sub new {
     my @users = map { "$self->{tag}u$_" } 1 .. $nusers;
     for my $i (1 .. $nusers) {
         my $u = $users[$i - 1];
-        $self->add_device($u, 'd1', %o);
-        $self->add_device($u, 'd2', %o) if $two->($i);
+        $self->add_device($u, 'd1', %o, idle => 0);
+        $self->add_device($u, 'd2', %o, idle => 0) if $two->($i);
     }
     for my $k (1 .. ($o{idle} // 0)) {
         $self->add_device("$self->{tag}i$k", 'd1', %o, idle => 1,
@@ -514,6 +535,7 @@ sub add_device {
         dev => $dev,
         idx => scalar @{ $self->{devs} },
         idle => $o{idle} ? 1 : 0,
+        quiet => (grep { $_ eq $name } @{ $o{quiet} // [] }) ? 1 : 0,
         rcvbuf => ($o{rcvbuf} // {})->{$name},
         state => 'down',
         next_connect => 0,
@@ -548,6 +570,16 @@ sub add_chat {
         push @{ $_->{chats} }, $c for @{ $self->{users}{$u} // [] };
     }
     return $c;
+}
+
+# the chat with exactly these members
+sub chat_of {
+    my ($self, @members) = @_;
+    my $want = join ',', sort @members;
+    for my $c (@{ $self->{chats} }) {
+        return $c if join(',', sort @{ $c->{members} }) eq $want;
+    }
+    return undef;
 }
 
 sub devices { @{ $_[0]{devs} } }
@@ -607,7 +639,8 @@ sub sending {
     my $now = time;
     if ($on && !$self->{sending}) {
         for my $d (@{ $self->{devs} }) {
-            next if $d->{idle} || !@{ $d->{chats} } || !$self->{rate};
+            next if $d->{idle} || $d->{quiet} || !@{ $d->{chats} }
+                || !$self->{rate};
             $d->{next_send} = $now + rand(1 / $self->{rate});
         }
     }
@@ -877,6 +910,8 @@ sub connect_dev {
     $d->{frag} = undef;
     $d->{close_code} = undef;
     $d->{registered} = 0;
+    $d->{write_failed} = undef;
+    $d->{salvaging} = 0;
     my $token = $self->{t}->token(user => $d->{user}, device => $d->{dev});
     my $key = encode_base64(join('', map { chr int rand 256 } 1 .. 16), '');
     $d->{wbuf} = "GET /chat HTTP/1.1\r\nHost: 127.0.0.1:$d->{port}\r\n"
@@ -956,14 +991,40 @@ sub writable {
 sub write_out {
     my ($self, $d) = @_;
     return unless length $d->{wbuf} && $d->{sock};
+    return if $d->{salvaging};
     return if $d->{state} eq 'connecting';
     my $n = syswrite $d->{sock}, $d->{wbuf};
     if (!defined $n) {
         return if $! == EAGAIN || $! == EWOULDBLOCK || $! == EINTR;
-        $self->drop($d, 'error');
+        if ($d->{in_parse}) {
+            # parse() is walking rbuf: salvage when it is done
+            $d->{write_failed} //= "write: $!";
+            $d->{wbuf} = '';
+            return;
+        }
+        $self->salvage($d, "write: $!");
         return;
     }
     substr $d->{wbuf}, 0, $n, '';
+}
+
+# the connection failed on a write: what the server sent before (its
+# Close frame, answers) may still wait in the receive buffer: read it,
+# then drop the connection
+sub salvage {
+    my ($self, $d, $why) = @_;
+    my $s = $d->{sock};
+    if ($s && ($d->{state} eq 'open' || $d->{state} eq 'closing')) {
+        $d->{wbuf} = '';
+        $d->{salvaging} = 1;
+        while (1) {
+            my $n = sysread $s, $d->{rbuf}, 262144, length $d->{rbuf};
+            last unless $n;
+        }
+        $self->parse($d);
+        $d->{salvaging} = 0;
+    }
+    $self->drop($d, $d->{close_code} // $why) if $d->{sock};
 }
 
 sub send_frame {
@@ -982,7 +1043,7 @@ sub readable {
     my $n = sysread $d->{sock}, $d->{rbuf}, 262144, length $d->{rbuf};
     if (!defined $n) {
         return if $! == EAGAIN || $! == EWOULDBLOCK || $! == EINTR;
-        $self->drop($d, $d->{close_code} // 'error');
+        $self->drop($d, $d->{close_code} // "read: $!");
         return;
     }
     if ($n == 0) {
@@ -1017,6 +1078,16 @@ sub readable {
 
 # server frames out of rbuf
 sub parse {
+    my ($self, $d) = @_;
+    $d->{in_parse} = 1;
+    $self->parse_frames($d);
+    $d->{in_parse} = 0;
+    if (my $why = delete $d->{write_failed}) {
+        $self->salvage($d, $why) unless $d->{salvaging};
+    }
+}
+
+sub parse_frames {
     my ($self, $d) = @_;
     my $off = 0;
     my $len_all = length $d->{rbuf};
@@ -1180,6 +1251,7 @@ sub response {
         dev => $d->{name}, user => $d->{user}, devid => $d->{dev},
         seq => $m->{seq}, sent_at => ($m->{sentAt} // 0) / 1000,
         text => $r->{text}, tries => $r->{tries},
+        duplicate => $m->{duplicate} ? 1 : 0,
         t_ok => $now, created => $r->{created} };
 }
 
@@ -1194,11 +1266,12 @@ sub pause {
 }
 
 # read again: what is buffered, and after the end of the connection a new
-# one right away
+# one right away (with the default receive buffer)
 sub resume {
     my ($self, $dev) = @_;
     my $d = ref $dev ? $dev : $self->dev($dev);
     $d->{paused} = 0;
+    $d->{rcvbuf} = undef;           # new connections: the default buffer
     $d->{backoff} = $self->{backoff0};
     $d->{next_connect} = time if $d->{state} eq 'down';
 }
@@ -1343,7 +1416,7 @@ sub stats {
 sub check {
     my ($self, $c, %o) = @_;
     my $name = defined $o{name} ? "$o{name}: " : '';
-    my $drained = $self->drain($o{drain} // 60);
+    my $drained = $self->drain($o{drain} // 30);
     Test::More::ok($drained, "${name}traffic drained: every send answered,"
         . ' every message delivered, every ack answered')
         or Test::More::diag(sprintf '%d sends pending, %d acks pending,'
@@ -1369,9 +1442,11 @@ sub check {
             map {
                 my $m = $self->{msgs}{ $_->[0] };
                 sprintf "  message %s (%s, chat %s seq %s, from %s,"
-                    . " stored at %.3f after %d tries) not received by %s",
+                    . " stored at %.3f, ok after %d tries%s) not received"
+                    . " by %s",
                     $_->[0], $m->{cmid}, $m->{chat}{id}, $m->{seq},
-                    $m->{dev}, $m->{sent_at}, $m->{tries}, $_->[1];
+                    $m->{dev}, $m->{sent_at}, $m->{tries},
+                    $m->{duplicate} ? ', "duplicate":true' : '', $_->[1];
             } @miss[0 .. ($#miss < 19 ? $#miss : 19)]);
 
     # nothing that was not meant for a device, nothing unknown, and each

@@ -1,0 +1,170 @@
+#!/usr/bin/perl
+
+# The S3 store over HTTPS: the gateway's own requests (the HEAD before a
+# message references an upload, the DELETE at the end) go through nginx's
+# TLS client code with SNI, certificate and host name verification against
+# ca_file=, here a CA made by the test for an npm s3rver started on
+# loopback with TLS.  As in t/041-media-s3.t: s3rver does NOT verify SigV4
+# signatures, so this proves the TLS transport, not the signatures.
+
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+
+use Test::More;
+use Digest::SHA qw(sha256_hex);
+use IO::Socket::INET;
+use POSIX qw(WNOHANG);
+use Time::HiRes qw(time sleep);
+use ChatTest;
+use ChatTest::WS;
+
+my $node_dir = "$ChatTest::REPO/tests/node";
+my $s3rver = "$node_dir/node_modules/.bin/s3rver";
+
+system('curl --version >/dev/null 2>&1') == 0
+    or plan(skip_all => 'curl is not installed');
+-x $s3rver && system('node --version >/dev/null 2>&1') == 0
+    or plan(skip_all => 'npm s3rver not installed (cd tests/node && npm ci)');
+
+my $t = ChatTest->new;
+my $dir = $t->dir;
+my $sport = ChatTest::free_port();
+
+# s3rver on loopback, its own process group, stopped at the end
+
+my $spid;
+
+sub s3rver_start {
+    mkdir "$dir/s3";
+    $spid = fork // die "fork: $!";
+    if ($spid == 0) {
+        setpgrp(0, 0);
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>>', "$dir/s3rver.log";
+        open STDERR, '>>', "$dir/s3rver.log";
+        exec 'node', $s3rver, '-d', "$dir/s3", '-a', '127.0.0.1',
+            '-p', $sport, '--configure-bucket', 'media',
+            '--key', "$dir/server.key", '--cert', "$dir/server.crt";
+        exit 127;
+    }
+    my $deadline = time + 20;
+    while (time < $deadline) {
+        my $c = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+            PeerPort => $sport);
+        return 1 if $c;
+        sleep 0.1;
+    }
+    die "s3rver did not start:\n" . ($t->read_file('s3rver.log') // '');
+}
+
+sub s3rver_stop {
+    local $?;
+    return unless $spid;
+    kill 'TERM', -$spid;
+    my $deadline = time + 10;
+    while (time < $deadline) {
+        last if waitpid($spid, WNOHANG) == $spid;
+        sleep 0.05;
+    }
+    kill 'KILL', -$spid;
+    waitpid($spid, 0);
+    undef $spid;
+}
+
+END { local $?; s3rver_stop() }
+
+# a CA and a certificate for "localhost" signed by it
+sub openssl {
+    my $out = `openssl @_ 2>&1`;
+    die "openssl @_: $out" if $? != 0;
+}
+openssl("req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=test-ca"
+    . " -keyout $dir/ca.key -out $dir/ca.crt");
+openssl("req -newkey rsa:2048 -nodes -subj /CN=localhost"
+    . " -keyout $dir/server.key -out $dir/server.csr");
+$t->write_file('ext', "subjectAltName=DNS:localhost\n");
+openssl("x509 -req -in $dir/server.csr -CA $dir/ca.crt -CAkey $dir/ca.key"
+    . " -CAcreateserial -days 2 -extfile $dir/ext -out $dir/server.crt");
+
+s3rver_start();
+
+$t->write_file('ak', "S3RVER\n");
+$t->write_file('sk', "S3RVER\n");
+
+$t->chat_conf(http => <<"EOF")->run;
+    chat_media_store s3 endpoint=https://localhost:$sport region=us-east-1
+                     bucket=media access_key_file=$dir/ak
+                     secret_key_file=$dir/sk ca_file=$dir/ca.crt;
+EOF
+
+sub client {
+    my ($user, $device) = @_;
+    my $ws = ChatTest::WS->connect($t, user => $user, device => $device);
+    my $r = $ws->cmd('ping');
+    die "$user/$device: no answer to the first ping\n"
+        unless $r && $r->{ok};
+    return $ws;
+}
+
+sub poll {
+    my ($cond, $timeout) = @_;
+    my $deadline = time + ($timeout // 10);
+    while (1) {
+        return 1 if $cond->();
+        return 0 if time > $deadline;
+        sleep 0.1;
+    }
+}
+
+sub curl {
+    my (%o) = @_;
+    my @cmd = ('curl', '-s', '-o', '/dev/null', '-w', '%{http_code}',
+        '--max-time', '30', '--cacert', "$dir/ca.crt");
+    push @cmd, '-X', $o{method} if $o{method};
+    push @cmd, '--data-binary', "\@$o{file}" if $o{file};
+    for my $k (sort keys %{ $o{headers} // {} }) {
+        push @cmd, '-H', "$k: $o{headers}{$k}";
+    }
+    push @cmd, $o{url};
+    open my $fh, '-|', @cmd or die "curl: $!";
+    local $/;
+    my $code = <$fh>;
+    close $fh;
+    return $code;
+}
+
+sub stored { -e "$dir/s3/media/$_[0]._S3rver_object" }
+
+$t->write_file('data.bin', 'tls media bytes');
+
+my $alice = client('alice', 'phone');
+my $bob = client('bob', 'phone');
+my $r = $alice->cmd('createChat', participants => ['bob']);
+my $chat = $r->{chatId};
+
+$r = $alice->cmd('createAttachment', contentType => 'audio/ogg',
+    size => 15, sha256 => sha256_hex('tls media bytes'));
+my $id = $r->{attachmentId};
+like $r->{uploadUrl}, qr{^https://localhost:$sport/media/$id\?X-Amz-},
+    'an https upload URL (no prefix: the key is the id)';
+is curl(method => 'PUT', url => $r->{uploadUrl}, file => "$dir/data.bin",
+    headers => $r->{headers}), 200, 'PUT over TLS';
+
+$r = $alice->cmd('sendMessage', chatId => $chat, clientMessageId => 'm1',
+    message => 'tls', attachments => [$id]);
+ok $r->{ok}, 'the gateway\'s HEAD over TLS confirmed the upload';
+
+my $ev = $bob->next_event('newMessage', 5);
+is curl(url => $ev->{attachments}[0]{url} // ''), 200, 'GET over TLS';
+
+$r = $bob->cmd('ackAttachment', attachmentId => $id);
+ok $r->{ok}, 'ackAttachment';
+ok poll(sub { !stored($id) }), 'the gateway\'s DELETE over TLS';
+
+is scalar($t->grep_log(qr/certificate|SSL_/)), 0,
+    'no certificate or TLS errors logged';
+
+$t->done_testing;
