@@ -24,7 +24,7 @@
  * cancel request opens a new connection synchronously), so its connection
  * is dropped and reconnected instead.
  *
- * Host names: libpq resolves them with a blocking getaddrinfo() inside
+ * Host names: libpq resolves them with a blocking name lookup inside
  * PQconnectPoll().  The conninfo must therefore use hostaddr=, a numeric
  * host, or a unix socket directory; ngx_chat_pg_create() warns otherwise.
  *
@@ -342,7 +342,7 @@ ngx_chat_pg_check_conninfo(ngx_chat_pg_t *pg)
                 ngx_log_error(NGX_LOG_WARN, pg->log, 0,
                               "chat: postgresql host \"%*s\" is a name: "
                               "libpq resolves it with a blocking "
-                              "getaddrinfo() that stalls the worker; use "
+                              "name lookup that stalls the worker; use "
                               "hostaddr=, a numeric address or a unix "
                               "socket directory", len, p);
             }

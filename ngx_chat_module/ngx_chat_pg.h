@@ -48,7 +48,7 @@ typedef void (*ngx_chat_pg_handler_pt)(void *data, PGresult *res,
  * Call from init_process (the event loop must be initialized); connecting
  * starts at once.  conninfo is a libpq connection string or URI; it must
  * use hostaddr=, a numeric host or a unix socket directory, because libpq
- * resolves host names with a blocking getaddrinfo() (a warning is logged
+ * resolves host names with a blocking DNS lookup (a warning is logged
  * otherwise).  Defaults it may override: fallback_application_name=ngx_chat,
  * client_encoding=UTF8, keepalives=1, keepalives_idle=30, gssencmode=disable.
  * A statement that fails to prepare makes the connection retry with backoff
