@@ -125,6 +125,8 @@ struct ngx_chat_conn_s {
     unsigned                 drain_again:1;     /* live event while out */
     unsigned                 drain_wait:1;      /* window full */
     unsigned                 need_drain:1;      /* retry from the poll */
+    unsigned                 drain_out:1;       /* waits for output room */
+    unsigned                 peer_closed:1;     /* client sent Close */
     unsigned                 ready:1;           /* device row written */
     unsigned                 registering:1;     /* device row pending */
     unsigned                 shutdown:1;        /* worker is exiting */
@@ -162,6 +164,8 @@ struct ngx_chat_worker_s {
     uint64_t                 instance;          /* random worker identity */
     ngx_uint_t               bus_up;            /* redis subscriber up */
     ngx_uint_t               polling;           /* chat_poll running */
+    ngx_queue_t              backlog;           /* publishes to retry */
+    size_t                   backlog_bytes;
 
     u_char                  *scratch;           /* recv buffer */
     size_t                   scratch_size;

@@ -8,6 +8,7 @@
  * other gateway host talk only through these channels.  Messages are text:
  *
  *   e|<event id>|<device to skip or empty>|<event JSON>
+ *   r|...                 the same, published again after Redis was down
  *   k|<device>|<close code>|<identity of the connection to keep or empty>
  *
  * "e" is an event for every connection of the user (the sender's own
@@ -27,6 +28,20 @@
 
 
 #define NGX_CHAT_BUS_IDENTITY_LEN  (NGX_INT64_LEN * 2 + 1)
+#define NGX_CHAT_BUS_BACKLOG_MAX   (16 * 1024 * 1024)
+
+
+/*
+ * A publish Redis refused (its command connection was down): kept, in
+ * order, and sent again when Redis is back, so that devices connected
+ * elsewhere get it live rather than at their next connection.
+ */
+typedef struct {
+    ngx_queue_t              queue;
+    size_t                   channel_len;
+    size_t                   len;
+    u_char                   data[1];       /* channel, then message */
+} ngx_chat_bus_msg_t;
 
 
 static ngx_chat_user_t *ngx_chat_bus_find(ngx_str_t *id, uint32_t hash);
@@ -41,6 +56,8 @@ static void ngx_chat_bus_kick_local(ngx_chat_user_t *u, ngx_str_t *device,
     ngx_uint_t code, u_char *keep, size_t keep_len);
 static void ngx_chat_bus_resubscribe(ngx_rbtree_node_t *node,
     ngx_rbtree_node_t *sentinel);
+static void ngx_chat_bus_publish(u_char *channel, size_t channel_len,
+    u_char *msg, size_t len);
 
 
 ngx_int_t
@@ -48,6 +65,7 @@ ngx_chat_bus_init(ngx_chat_worker_t *w)
 {
     ngx_rbtree_init(&w->users, &w->users_sentinel,
                     ngx_chat_bus_insert_value);
+    ngx_queue_init(&w->backlog);
 
     /* an identity for this worker process, unique across hosts */
     w->instance = ((uint64_t) ngx_random() << 32) ^ (uint64_t) ngx_random()
@@ -207,17 +225,101 @@ ngx_chat_bus_publish_event(ngx_str_t *users, ngx_uint_t n, uint64_t event_id,
         *p++ = '|';
         p = ngx_cpymem(p, json, len);
 
-        if (ngx_chat_redis_publish(ngx_chat_worker->redis, channel.data,
-                                   channel.len, msg, p - msg)
-            != NGX_OK)
-        {
-            /* Redis is down: devices get it from their inbox later */
-            ngx_log_debug0(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
-                           "chat: publish declined");
-        }
+        ngx_chat_bus_publish(channel.data, channel.len, msg, p - msg);
     }
 
     ngx_free(msg);
+}
+
+
+static void
+ngx_chat_bus_publish(u_char *channel, size_t channel_len, u_char *msg,
+    size_t len)
+{
+    ngx_chat_worker_t   *w;
+    ngx_chat_bus_msg_t  *m;
+
+    w = ngx_chat_worker;
+
+    if (ngx_queue_empty(&w->backlog)
+        && ngx_chat_redis_publish(w->redis, channel, channel_len, msg, len)
+           == NGX_OK)
+    {
+        return;
+    }
+
+    if (w->backlog_bytes + len > NGX_CHAT_BUS_BACKLOG_MAX) {
+        /* the inbox still has it: devices get it on their next drain */
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                       "chat: publish backlog full");
+        return;
+    }
+
+    m = ngx_alloc(sizeof(ngx_chat_bus_msg_t) + channel_len + len,
+                  ngx_cycle->log);
+    if (m == NULL) {
+        return;
+    }
+
+    m->channel_len = channel_len;
+    m->len = len;
+    ngx_memcpy(ngx_cpymem(m->data, channel, channel_len), msg, len);
+
+    ngx_queue_insert_tail(&w->backlog, &m->queue);
+    w->backlog_bytes += len;
+}
+
+
+void
+ngx_chat_bus_flush(void)
+{
+    ngx_queue_t         *q;
+    ngx_chat_worker_t   *w;
+    ngx_chat_bus_msg_t  *m;
+
+    w = ngx_chat_worker;
+
+    while (!ngx_queue_empty(&w->backlog)) {
+        q = ngx_queue_head(&w->backlog);
+        m = ngx_queue_data(q, ngx_chat_bus_msg_t, queue);
+
+        /*
+         * "r": a replay.  Receivers that polled their inboxes meanwhile
+         * have it already (it is at or below their drain position).
+         */
+        if (m->data[m->channel_len] == 'e') {
+            m->data[m->channel_len] = 'r';
+        }
+
+        if (ngx_chat_redis_publish(w->redis, m->data, m->channel_len,
+                                   m->data + m->channel_len, m->len)
+            != NGX_OK)
+        {
+            return;
+        }
+
+        ngx_queue_remove(q);
+        w->backlog_bytes -= m->len;
+        ngx_free(m);
+    }
+}
+
+
+void
+ngx_chat_bus_exit(void)
+{
+    ngx_queue_t        *q;
+    ngx_chat_worker_t  *w;
+
+    w = ngx_chat_worker;
+
+    while (!ngx_queue_empty(&w->backlog)) {
+        q = ngx_queue_head(&w->backlog);
+        ngx_queue_remove(q);
+        ngx_free(ngx_queue_data(q, ngx_chat_bus_msg_t, queue));
+    }
+
+    w->backlog_bytes = 0;
 }
 
 
@@ -248,8 +350,7 @@ ngx_chat_bus_kick(ngx_str_t *user, ngx_str_t *device, ngx_uint_t code,
     p = ngx_snprintf(msg, sizeof(msg), "k|%V|%ui|", device, code);
     p = ngx_cpymem(p, ident, klen);
 
-    (void) ngx_chat_redis_publish(ngx_chat_worker->redis, channel.data,
-                                  channel.len, msg, p - msg);
+    ngx_chat_bus_publish(channel.data, channel.len, msg, p - msg);
 }
 
 
@@ -299,7 +400,7 @@ ngx_chat_bus_message(void *data, u_char *channel, size_t channel_len,
         f[i] = ++p;
     }
 
-    if (msg[0] == 'e') {
+    if (msg[0] == 'e' || msg[0] == 'r') {
         ngx_chat_bus_deliver(u, msg, len);
         return;
     }
@@ -377,7 +478,8 @@ ngx_chat_bus_deliver(ngx_chat_user_t *u, u_char *p, size_t len)
     }
 
     for (i = 0; i < k; i++) {
-        ngx_chat_session_event(all[i], event_id, json, last - json);
+        ngx_chat_session_event(all[i], event_id, json, last - json,
+                               p[0] == 'r');
     }
 
     if (all != local) {

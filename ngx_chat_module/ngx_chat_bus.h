@@ -38,6 +38,12 @@ void ngx_chat_bus_publish_event(ngx_str_t *users, ngx_uint_t n,
 void ngx_chat_bus_kick(ngx_str_t *user, ngx_str_t *device, ngx_uint_t code,
     ngx_chat_conn_t *keep);
 
+/* retries publishes that Redis refused while it was down (periodic) */
+void ngx_chat_bus_flush(void);
+
+/* frees what is left at exit */
+void ngx_chat_bus_exit(void);
+
 /* the Redis callbacks */
 void ngx_chat_bus_message(void *data, u_char *channel, size_t channel_len,
     u_char *msg, size_t len);

@@ -457,6 +457,17 @@ ngx_chat_pg_query(ngx_chat_pg_t *pg, ngx_uint_t stmt, int nparams,
 
 
 void
+ngx_chat_pg_query_expire(ngx_chat_pg_query_t *q, ngx_msec_t ms)
+{
+    if (q->ev.timer_set
+        && (ngx_msec_int_t) (q->ev.timer.key - (ngx_current_msec + ms)) > 0)
+    {
+        ngx_add_timer(&q->ev, ms);
+    }
+}
+
+
+void
 ngx_chat_pg_cancel(ngx_chat_pg_query_t *q)
 {
     ngx_chat_pg_t  *pg;

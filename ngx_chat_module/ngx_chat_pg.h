@@ -82,6 +82,9 @@ ngx_chat_pg_query_t *ngx_chat_pg_query(ngx_chat_pg_t *pg, ngx_uint_t stmt,
  */
 void ngx_chat_pg_cancel(ngx_chat_pg_query_t *q);
 
+/* brings the query's deadline closer: ms from now, if that is sooner */
+void ngx_chat_pg_query_expire(ngx_chat_pg_query_t *q, ngx_msec_t ms);
+
 /* 1 when at least one connection is established */
 ngx_uint_t ngx_chat_pg_up(ngx_chat_pg_t *pg);
 

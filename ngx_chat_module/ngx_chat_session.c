@@ -184,7 +184,7 @@ ngx_chat_session_drain(ngx_chat_conn_t *cc)
     const char             *values[4];
     ngx_chat_main_conf_t   *cmcf;
 
-    if (!cc->ready || cc->drain_query || cc->close_sent) {
+    if (!cc->ready || cc->drain_query || cc->drain_out || cc->close_sent) {
         return;
     }
 
@@ -229,6 +229,7 @@ ngx_chat_session_drained(ngx_chat_conn_t *cc, void *data, PGresult *res,
     ngx_int_t rc)
 {
     int         row, rows;
+    size_t      len, room;
     uint64_t    id;
 
     cc->drain_query = 0;
@@ -245,16 +246,30 @@ ngx_chat_session_drained(ngx_chat_conn_t *cc, void *data, PGresult *res,
 
     rows = PQntuples(res);
 
+    /*
+     * A backlog must not overflow chat_output_limit: fill at most half of
+     * it, then wait until the client has taken it (ngx_chat_session_
+     * writable); the rest of the page is fetched again from the cursor.
+     */
+
+    room = ngx_chat_worker->cmcf->output_limit / 2;
+
     for (row = 0; row < rows; row++) {
         id = (uint64_t) ngx_atoof((u_char *) PQgetvalue(res, row, 0),
                                   PQgetlength(res, row, 0));
+        len = PQgetlength(res, row, 1);
+
+        if (cc->out_bytes && cc->out_bytes + len + 16 > room) {
+            cc->drain_out = 1;
+            return;
+        }
 
         if (id > cc->cursor) {
             cc->cursor = id;
         }
 
         ngx_chat_session_deliver(cc, id, (u_char *) PQgetvalue(res, row, 1),
-                                 PQgetlength(res, row, 1));
+                                 len);
 
         if (cc->connection == NULL || cc->close_sent) {
             return;
@@ -273,11 +288,26 @@ ngx_chat_session_drained(ngx_chat_conn_t *cc, void *data, PGresult *res,
 
 
 void
+ngx_chat_session_writable(ngx_chat_conn_t *cc)
+{
+    if (cc->drain_out) {
+        cc->drain_out = 0;
+        ngx_chat_session_drain(cc);
+    }
+}
+
+
+void
 ngx_chat_session_event(ngx_chat_conn_t *cc, uint64_t id, u_char *json,
-    size_t len)
+    size_t len, ngx_uint_t replay)
 {
     if (!cc->ready || cc->close_sent) {
         /* not registered yet: the drain after registration brings it */
+        return;
+    }
+
+    if (replay && id <= cc->cursor) {
+        /* published late after a Redis outage: the poll delivered it */
         return;
     }
 

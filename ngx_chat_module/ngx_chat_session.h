@@ -19,7 +19,10 @@ void ngx_chat_session_close(ngx_chat_conn_t *cc);
 
 /* an event for cc's user arrived from the bus */
 void ngx_chat_session_event(ngx_chat_conn_t *cc, uint64_t id, u_char *json,
-    size_t len);
+    size_t len, ngx_uint_t replay);
+
+/* cc's output queue is empty again */
+void ngx_chat_session_writable(ngx_chat_conn_t *cc);
 
 /* the device acked these events */
 void ngx_chat_session_acked(ngx_chat_conn_t *cc, uint64_t *ids,

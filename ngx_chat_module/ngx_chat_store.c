@@ -331,6 +331,7 @@ ngx_chat_store_send(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd,
 
     s->req_id_number = cmd->id_is_number;
     s->cc = cc;
+    s->deadline = ngx_current_msec + ngx_chat_worker->cmcf->db_timeout;
     cc->pending++;
 
     ngx_queue_insert_tail(&st->sends, &s->queue);
@@ -356,8 +357,10 @@ static void
 ngx_chat_store_send_flush(ngx_event_t *ev)
 {
     size_t                  room[6];
+    ngx_msec_t              deadline;
     ngx_uint_t              i, k;
-    ngx_queue_t            *q;
+    ngx_queue_t            *q, *next;
+    ngx_chat_pg_query_t    *pq;
     ngx_chat_arr_t          arr[6];
     const char             *values[6];
     ngx_chat_send_t        *s;
@@ -365,6 +368,36 @@ ngx_chat_store_send_flush(ngx_event_t *ev)
     ngx_chat_send_batch_t  *b;
 
     st = ngx_chat_worker->store;
+
+    /*
+     * A send answers within chat_db_timeout of its arrival, even when it
+     * had to wait for a batch slot: the late ones fail now.
+     */
+
+    for (q = ngx_queue_head(&st->sends);
+         q != ngx_queue_sentinel(&st->sends);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        s = ngx_queue_data(q, ngx_chat_send_t, queue);
+
+        if ((ngx_msec_int_t) (s->deadline - ngx_current_msec) > 0) {
+            continue;
+        }
+
+        ngx_queue_remove(q);
+        st->nsends--;
+
+        if (s->cc && !s->cc->closed) {
+            ngx_chat_cmd_send_failed(s->cc, s);
+        }
+
+        if (s->cc) {
+            ngx_chat_ws_release(s->cc);
+        }
+
+        ngx_free(s);
+    }
 
     while (st->nsends
            && st->send_batches < ngx_chat_worker->cmcf->pg_pool_size)
@@ -375,6 +408,7 @@ ngx_chat_store_send_flush(ngx_event_t *ev)
         }
 
         b->n = 0;
+        deadline = ngx_current_msec + ngx_chat_worker->cmcf->db_timeout;
         ngx_memzero(room, sizeof(room));
 
         /*
@@ -395,6 +429,10 @@ ngx_chat_store_send_flush(ngx_event_t *ev)
             if (s->cc) {
                 s->cc->batching = 1;
                 s->cc->sending = 1;
+            }
+
+            if ((ngx_msec_int_t) (s->deadline - deadline) < 0) {
+                deadline = s->deadline;
             }
 
             b->sends[b->n++] = s;
@@ -458,11 +496,18 @@ ngx_chat_store_send_flush(ngx_event_t *ev)
 
         st->send_batches++;
 
-        if (ngx_chat_pg_query(ngx_chat_worker->pg, NGX_CHAT_STMT_SEND, 6,
-                              values, NULL, ngx_chat_store_send_done, b)
-            == NULL)
-        {
+        pq = ngx_chat_pg_query(ngx_chat_worker->pg, NGX_CHAT_STMT_SEND, 6,
+                               values, NULL, ngx_chat_store_send_done, b);
+
+        if (pq == NULL) {
             ngx_chat_store_send_done(b, NULL, NGX_DECLINED);
+
+        } else {
+            /* the batch is as patient as its oldest send */
+            ngx_chat_pg_query_expire(pq,
+                                     (ngx_msec_int_t) (deadline
+                                                       - ngx_current_msec)
+                                     > 1 ? deadline - ngx_current_msec : 1);
         }
 
         for (k = 0; k < 6; k++) {

@@ -62,6 +62,7 @@ typedef void (*ngx_chat_store_done_pt)(ngx_chat_conn_t *cc, void *data,
 typedef struct {
     ngx_queue_t              queue;
     ngx_chat_conn_t         *cc;           /* NULL once it closed */
+    ngx_msec_t               deadline;     /* arrival + chat_db_timeout */
     ngx_str_t                req_id;       /* client request id */
     unsigned                 req_id_number:1;
     ngx_str_t                user;

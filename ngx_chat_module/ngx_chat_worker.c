@@ -126,6 +126,7 @@ ngx_chat_worker_exit(ngx_cycle_t *cycle)
     }
 
     ngx_chat_store_exit(w);
+    ngx_chat_bus_exit();
 
     if (w->redis) {
         ngx_chat_redis_destroy(w->redis);
@@ -163,6 +164,7 @@ ngx_chat_worker_poll(ngx_event_t *ev)
         return;
     }
 
+    ngx_chat_bus_flush();
     ngx_chat_session_poll();
 
     ngx_add_timer(ev, ngx_chat_worker->cmcf->poll_interval);

@@ -1020,7 +1020,7 @@ ngx_chat_ws_control(ngx_chat_conn_t *cc, ngx_chat_ws_frame_t *f,
                        "chat: client close %ui", (ngx_uint_t) code);
 
         /* echo the code; the socket closes once the echo is out */
-        cc->shutdown = 1;
+        cc->peer_closed = 1;
         ngx_chat_ws_close(cc, code == 1005 ? 0 : code, NULL);
         return NGX_ERROR;
     }
@@ -1295,10 +1295,14 @@ ngx_chat_ws_flush(ngx_chat_conn_t *cc)
         return NGX_ERROR;
     }
 
-    if (cc->close_sent && cc->shutdown) {
-        /* our close frame is out and no answer is awaited */
+    if (cc->close_sent && cc->peer_closed) {
+        /* the echo of the client's close is out: nothing more to say */
         ngx_chat_ws_finalize(cc);
         return NGX_DONE;
+    }
+
+    if (cc->drain_out) {
+        ngx_chat_session_writable(cc);
     }
 
     return NGX_OK;

@@ -744,12 +744,31 @@ BEGIN
            CASE WHEN nm.id IS NOT NULL
                 THEN chat_message_event_json(nm.c, nm.id, nm.sq, nm.u, nm.d,
                                              nm.b, nm.a, v_now)
+                WHEN dp.users IS NOT NULL THEN dp.ev
                 /* status 4 for an attachment: event_json is its id */
                 ELSE a_bad[e.i] END,
-           CASE WHEN nm.id IS NOT NULL THEN coalesce(rc.users, '{}') END
+           CASE WHEN nm.id IS NOT NULL THEN coalesce(rc.users, '{}')
+                ELSE dp.users END
       FROM generate_subscripts(a_st, 1) AS e(i)
       LEFT JOIN nm ON nm.i = e.i
       LEFT JOIN rc ON rc.event_id = nm.id
+      /*
+       * A retry of a send that was committed but never answered (the
+       * gateway gave up waiting): publish it again to the users whose
+       * devices have not acked it yet, or it would wait for their next
+       * connection.  Devices that have it in flight drop the copy.
+       */
+      LEFT JOIN LATERAL (
+          SELECT chat_message_event_json(m.chat_id, m.id, m.seq,
+                                         m.sender_id, m.sender_device,
+                                         m.body, m.attachments, m.sent_at)
+                     AS ev,
+                 (SELECT array_agg(DISTINCT ib.user_id)
+                    FROM inbox ib
+                   WHERE ib.event_id = m.id) AS users
+            FROM messages m
+           WHERE a_dup[e.i] AND m.chat_id = p_chats[e.i]
+             AND m.id = a_mid[e.i]) AS dp ON true
      ORDER BY e.i;
 
     /* receipts for the devices that got the new messages' attachments */

@@ -19,7 +19,10 @@ use ChatTest;
 use ChatTest::WS;
 
 my $t = ChatTest->new(workers => 2);
-$t->chat_conf(listen => ' reuseport')->run;
+# idle clients (not reading while the test talks to others) must not be
+# disconnected for missing PONGs, even on a loaded machine
+$t->chat_conf(listen => ' reuseport',
+    http => 'chat_ping_interval 600s;')->run;
 
 # a connected and registered device (its first response means registered)
 sub client {

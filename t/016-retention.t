@@ -21,6 +21,7 @@ my $t = ChatTest->new(workers => 2);
 $t->chat_conf(listen => ' reuseport', http => <<'EOF')->run;
     chat_retention 3s;
     chat_sweep_interval 1s;
+    chat_ping_interval 600s;
 EOF
 
 # a connected and registered device (its first response means registered)

@@ -21,6 +21,7 @@ use ChatTest::WS;
 my $t = ChatTest->new;
 $t->chat_conf(http => <<'EOF')->run;
     chat_max_message_size 1000;
+    chat_ping_interval 600s;
 EOF
 
 my $JSON = JSON::PP->new->canonical->allow_nonref;

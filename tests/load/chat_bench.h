@@ -210,7 +210,9 @@ int ngx_chat_bench_selftest(FILE *out);
     X(PROTOCOL, sum, 1)        /* server frame or JSON breaking the rules */\
     X(UNKNOWN_RESPONSE, sum, 1)                                             \
     X(REQUEST_TIMEOUT, sum, 1) /* no response within --request-timeout */\
-    X(SETUP_UNDELIVERED, sum, 1) /* storm: stored, not delivered in time */
+    X(SETUP_UNDELIVERED, sum, 1) /* setup: events stored for online \
+                                    devices, not delivered in time */   \
+    X(NO_CHAT_ID, sum, 1)      /* sends skipped: chat id never learned */
 
 #define NGX_CHAT_BENCH_X_ENUM(name, agg, err)  NGX_CHAT_BENCH_C_##name,
 
@@ -555,7 +557,8 @@ void ngx_chat_bench_conn_event(ngx_chat_bench_w_t *w,
 /* a text message; -1 if the connection failed (it is closed then) */
 int ngx_chat_bench_conn_send(ngx_chat_bench_w_t *w,
     ngx_chat_bench_conn_t *c, const char *text, size_t len);
-/* close: rst = 1 resets; the scenario is told unless keep_closed */
+/* close: rst = 1 resets; the scenario is told (it reconnects unless
+ * keep_closed or stopping) */
 void ngx_chat_bench_conn_close(ngx_chat_bench_w_t *w,
     ngx_chat_bench_conn_t *c, int counter, int rst);
 void ngx_chat_bench_conn_check_timeouts(ngx_chat_bench_w_t *w,
@@ -576,7 +579,8 @@ void ngx_chat_bench_scen_open(ngx_chat_bench_w_t *w,
     ngx_chat_bench_conn_t *c);
 void ngx_chat_bench_scen_message(ngx_chat_bench_w_t *w,
     ngx_chat_bench_conn_t *c, const char *text, size_t len);
-/* the connection is gone (counter: why); not called for keep_closed */
+/* the connection is gone: its requests are dropped or kept for a resend,
+ * and a reconnect is scheduled unless c->keep_closed or w->stopping */
 void ngx_chat_bench_scen_closed(ngx_chat_bench_w_t *w,
     ngx_chat_bench_conn_t *c);
 /* the user id of a global connection index */

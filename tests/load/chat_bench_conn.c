@@ -181,9 +181,7 @@ failed:
     c->fd = -1;
     c->state = NGX_CHAT_BENCH_CS_IDLE;
 
-    if (!c->keep_closed && !w->stopping) {
-        ngx_chat_bench_scen_closed(w, c);
-    }
+    ngx_chat_bench_scen_closed(w, c);
 }
 
 
@@ -814,9 +812,7 @@ ngx_chat_bench_conn_close(ngx_chat_bench_w_t *w, ngx_chat_bench_conn_t *c,
         w->cnt[counter]++;
     }
 
-    if (!c->keep_closed && !w->stopping) {
-        ngx_chat_bench_scen_closed(w, c);
-    }
+    ngx_chat_bench_scen_closed(w, c);
 }
 
 

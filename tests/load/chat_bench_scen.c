@@ -735,7 +735,7 @@ ngx_chat_bench_scen_tick(ngx_chat_bench_w_t *w, uint64_t now)
             ngx_chat_bench_storm_pace(w, now);
         }
 
-        if (w->create_left == 0 && w->sq_len == 0 && w->learn_left == 0
+        if (w->create_left == 0 && w->sq_len == 0
             && NGX_CHAT_BENCH_CNT(w, INFLIGHT) == 0
             && (w->o->scenario != NGX_CHAT_BENCH_OFFLINE
                 || w->units_left == 0))
@@ -745,19 +745,23 @@ ngx_chat_bench_scen_tick(ngx_chat_bench_w_t *w, uint64_t now)
             }
 
             /*
-             * storm: events stored for online devices should arrive; if
-             * some do not within --drain-timeout, say so and go on (they
-             * are still owed: the reconnect must bring them)
+             * chatUpdate events (chat ids) and storm's held messages are
+             * stored for online devices and should arrive; if some do not
+             * within --drain-timeout, count them and go on (messages are
+             * still owed: a reconnect must bring them)
              */
-            if (w->recv_left
+            if ((w->recv_left || w->learn_left)
                 && now - w->sends_done
-                   > (uint64_t) (w->o->drain_timeout * 1e9))
+                   > (uint64_t) (w->o->drain_timeout * 1e9)
+                && w->o->scenario != NGX_CHAT_BENCH_OFFLINE)
             {
-                NGX_CHAT_BENCH_CNT(w, SETUP_UNDELIVERED) += w->recv_left;
+                NGX_CHAT_BENCH_CNT(w, SETUP_UNDELIVERED) += w->recv_left
+                                                            + w->learn_left;
                 w->recv_left = 0;
+                w->learn_left = 0;
             }
 
-            if (w->recv_left == 0) {
+            if (w->recv_left == 0 && w->learn_left == 0) {
                 ngx_chat_bench_phase_done(w, NGX_CHAT_BENCH_PH_SETUP);
             }
         }
@@ -934,6 +938,10 @@ ngx_chat_bench_scen_closed(ngx_chat_bench_w_t *w, ngx_chat_bench_conn_t *c)
         } else {
             ngx_chat_bench_rq_free(w, idx);
         }
+    }
+
+    if (c->keep_closed || w->stopping) {
+        return;
     }
 
     if (c->tries < 255) {
@@ -1456,7 +1464,7 @@ ngx_chat_bench_storm_pace(ngx_chat_bench_w_t *w, uint64_t now)
 static void
 ngx_chat_bench_send_one(ngx_chat_bench_w_t *w, uint64_t sched, uint64_t now)
 {
-    int                     kind;
+    int                     kind, tries;
     double                  r;
     uint32_t                n;
     ngx_chat_bench_plan_t  *pl;
@@ -1475,11 +1483,18 @@ ngx_chat_bench_send_one(ngx_chat_bench_w_t *w, uint64_t sched, uint64_t now)
         }
     }
 
-    n = (uint32_t) (ngx_chat_bench_rand(w) % pl->nslots[kind]);
-    s = &pl->slots[kind][n];
+    /* a chat whose id this worker never learned cannot be sent to */
+    for (tries = 0; tries < 8; tries++) {
+        n = (uint32_t) (ngx_chat_bench_rand(w) % pl->nslots[kind]);
+        s = &pl->slots[kind][n];
+
+        if (pl->chat_id[s->chat]) {
+            break;
+        }
+    }
 
     if (pl->chat_id[s->chat] == 0) {
-        NGX_CHAT_BENCH_CNT(w, SEND_FAILED)++;
+        NGX_CHAT_BENCH_CNT(w, NO_CHAT_ID)++;
         return;
     }
 

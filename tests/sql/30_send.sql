@@ -79,15 +79,17 @@ SELECT t.is((SELECT message_id FROM sent_keys
 -- idempotent re-send -------------------------------------------------------
 
 SELECT status AS st2, message_id AS mid2, seq AS sq2, sent_at_ms AS ms2,
-       dup AS dp2, event_json IS NULL AS noev, recipients IS NULL AS norc
+       dup AS dp2, event_json AS ev2, recipients::text AS rc2
   FROM t.send1('alice', 'alice1', :chat, 'cm-1', 'changed body') \gset
 SELECT t.is(:st2, 0, 're-send: status 0');
 SELECT t.ok(:'dp2'::boolean, 're-send: dup');
 SELECT t.is(:mid2::bigint, :mid::bigint, 're-send: same message id');
 SELECT t.is(:sq2::bigint, :sq::bigint, 're-send: same seq');
 SELECT t.is(:ms2::bigint, :ms::bigint, 're-send: same sent_at');
-SELECT t.ok(:'noev'::boolean AND :'norc'::boolean,
-            're-send: no event, no recipients');
+SELECT t.is(:'ev2'::jsonb ->> 'message', 'hello "world"',
+            're-send: the stored event again (not the changed body)');
+SELECT t.is(:'rc2', '{alice,bob}',
+            're-send: to the users who have not acked it yet');
 SELECT t.is((SELECT count(*) FROM inbox), 5::bigint,
             're-send: nothing delivered twice');
 SELECT t.is((SELECT last_seq FROM chats WHERE id = :chat), 1::bigint,

@@ -99,8 +99,7 @@ sub redis_conf {
 }
 
 # $c->conf(%o): chat_conf(%o) for every node (the options of
-# ChatTest::chat_conf; pg and redis default to the shared ones), and the
-# load balancer's conf over all of them
+# ChatTest::chat_conf; pg and redis default to the shared ones)
 sub conf {
     my ($self, %o) = @_;
     my $pg = $o{pg} // $self->pg_conninfo;
@@ -114,14 +113,18 @@ sub conf {
     for my $node ($self->nodes) {
         $node->chat_conf(%o, pg => $pg, redis => $redis);
     }
-    $self->{lb}->lb_conf($self->ports) if $self->{lb};
     return $self;
 }
 
+# start the nodes, then the load balancer over their ports (written now:
+# ChatTest::run may move a node to another port when its own was taken)
 sub run {
     my ($self) = @_;
     $_->run for $self->nodes;
-    $self->{lb}->run if $self->{lb};
+    if ($self->{lb}) {
+        $self->{lb}->lb_conf($self->ports);
+        $self->{lb}->run;
+    }
     return $self;
 }
 
