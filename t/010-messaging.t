@@ -184,8 +184,8 @@ for my $c ([$alice, 'alice/phone'], [$laptop, 'alice/laptop'],
 # --- alice -> bob (and alice's laptop), texts that need JSON escaping
 
 my @texts = ('hello bob', "h\x{e9}llo \x{2713} \x{1F600}",
-    "quote \" backslash \\ slash / newline \n tab \t nul-free \x{7f}");
-my (@sent, $prev);
+    "quote \" backslash \\ slash / newline \n tab \t ctrl \x{01} del \x{7f}");
+my @sent;
 my $t0 = time;
 for my $i (0 .. $#texts) {
     my $s = sent_ok($alice->cmd('sendMessage', chatId => $chat,

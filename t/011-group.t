@@ -34,28 +34,29 @@ sub client {
     return $ws;
 }
 
-# the nginx worker serving a client (see t/010-messaging.t)
-sub worker_of {
-    my ($ws) = @_;
+# the nginx workers serving these clients, in one pass (see worker_of in
+# t/010-messaging.t): the server side of each TCP connection in
+# /proc/net/tcp, then the worker holding that socket
+sub workers_of {
+    my (@ws) = @_;
     my $local = sprintf '0100007F:%04X', $t->port;
-    my $peer = sprintf '0100007F:%04X', $ws->socket->sockport;
-    my $inode;
-    open my $fh, '<', '/proc/net/tcp' or return undef;
+    my %inode;                              # client port => socket inode
+    open my $fh, '<', '/proc/net/tcp' or return ();
     while (my $line = <$fh>) {
         my @f = split ' ', $line;
-        next unless @f > 9 && $f[1] eq $local && $f[2] eq $peer;
-        $inode = $f[9];
-        last;
+        next unless @f > 9 && $f[1] eq $local
+            && $f[2] =~ /^0100007F:([0-9A-F]{4})$/;
+        $inode{ hex $1 } = $f[9];
     }
     close $fh;
-    return undef unless $inode;
+    my %pid_of;                             # socket inode => worker pid
     for my $pid ($t->worker_pids) {
         for my $fd (glob "/proc/$pid/fd/*") {
             my $l = readlink $fd // next;
-            return $pid if $l eq "socket:[$inode]";
+            $pid_of{$1} = $pid if $l =~ /^socket:\[(\d+)\]$/;
         }
     }
-    return undef;
+    return map { $pid_of{ $inode{ $_->socket->sockport } // '' } } @ws;
 }
 
 my @others = map { sprintf 'u%03d', $_ } 1 .. 99;
@@ -67,7 +68,7 @@ my $late = client($extra);
 my @all = ($owner, map { $ws{$_} } @others);
 
 my %per_worker;
-$per_worker{ worker_of($_) // 'unknown' }++ for @all;
+$per_worker{ $_ // 'unknown' }++ for workers_of(@all);
 is scalar(grep { $_ ne 'unknown' } keys %per_worker), 2,
     '100 clients, on both workers: '
     . join(', ', map { "$_: $per_worker{$_}" } sort keys %per_worker);

@@ -74,7 +74,7 @@ while (time < $deadline) {
     sleep 0.1;
 }
 ok $all_gone, 'the undelivered messages and inbox rows disappear';
-diag sprintf 'first row gone after %.1fs, all after %.1fs',
+note sprintf 'first row gone after %.1fs, all after %.1fs',
     ($first_gone // 0) - $t0, ($all_gone // 0) - $t0;
 ok defined $first_gone && $first_gone - $t0 >= 2.5,
     'nothing went before the 3 s of retention';
