@@ -279,6 +279,8 @@ ngx_chat_bench_usage(FILE *f)
 "storm:        --unacked M events held per connection (2)  --storm-rst\n"
 "timeouts (s): --connect-timeout (30)  --request-timeout (10)\n"
 "              --phase-timeout (300)  --drain-timeout (15)\n"
+"              --retry-max (5: cap of the backoff before resending a\n"
+"              sendMessage/createChat answered \"unavailable\")\n"
 "measuring:    --nginx-pid P  --pg-pid P  --redis-pid P  --seed N\n"
 "              --quiet (no progress line)  --selftest\n");
 }
@@ -308,6 +310,7 @@ ngx_chat_bench_options(int argc, char **argv, ngx_chat_bench_opts_t *o,
         { "request-timeout", 1, NULL, 'Q' },
         { "phase-timeout", 1, NULL, 'W' },
         { "drain-timeout", 1, NULL, 'D' }, { "seed", 1, NULL, 'e' },
+        { "retry-max", 1, NULL, 'M' },
         { "nginx-pid", 1, NULL, 'N' }, { "pg-pid", 1, NULL, 'O' },
         { "redis-pid", 1, NULL, 'E' }, { "quiet", 0, NULL, 'q' },
         { "selftest", 0, NULL, 'Z' }, { "help", 0, NULL, 'H' },
@@ -334,6 +337,7 @@ ngx_chat_bench_options(int argc, char **argv, ngx_chat_bench_opts_t *o,
     o->request_timeout = 10;
     o->phase_timeout = 300;
     o->drain_timeout = 15;
+    o->retry_max = 5;
     o->seed = 1;
 
     secret = NULL;
@@ -387,6 +391,7 @@ ngx_chat_bench_options(int argc, char **argv, ngx_chat_bench_opts_t *o,
         case 'Q': o->request_timeout = atof(optarg); break;
         case 'W': o->phase_timeout = atof(optarg); break;
         case 'D': o->drain_timeout = atof(optarg); break;
+        case 'M': o->retry_max = atof(optarg); break;
         case 'e': o->seed = strtoull(optarg, NULL, 10); break;
         case 'N': o->nginx_pid = atoi(optarg); break;
         case 'O': o->pg_pid = atoi(optarg); break;
@@ -463,6 +468,10 @@ ngx_chat_bench_options(int argc, char **argv, ngx_chat_bench_opts_t *o,
     default:
         o->nconns = o->conns;
         break;
+    }
+
+    if (o->retry_max < 0.05) {
+        o->retry_max = 0.05;
     }
 
     if (o->nconns == 0 || o->retries == 0
@@ -952,7 +961,12 @@ ngx_chat_bench_parent(ngx_chat_bench_parent_t *pa)
                 continue;
             }
 
-            if (o->scenario == NGX_CHAT_BENCH_CHAT) {
+            /* every scenario: what is owed must arrive (chat always
+             * drains; storm may owe what setup did not deliver) */
+            if (o->scenario == NGX_CHAT_BENCH_CHAT
+                || pa->agg[NGX_CHAT_BENCH_C_DELIVERED]
+                   < pa->agg[NGX_CHAT_BENCH_C_EXPECTED])
+            {
                 pa->draining = 1;
                 drain_end = now + (uint64_t) (o->drain_timeout * 1e9);
 
@@ -1171,13 +1185,13 @@ ngx_chat_bench_result(ngx_chat_bench_parent_t *pa, FILE *f)
             "\"rate\": %.0f, \"duration_s\": %.1f, \"msg_size\": %u, "
             "\"group_share\": %.3f, \"big_share\": %.3f, \"messages\": %u, "
             "\"reps\": %u, \"pairs\": %u, \"unacked\": %u, "
-            "\"concurrency\": %u, \"seed\": %llu},\n",
+            "\"concurrency\": %u, \"retry_max_s\": %.2f, \"seed\": %llu},\n",
             o->procs, o->src_ips, o->nconns,
             o->scenario == NGX_CHAT_BENCH_CHAT ? o->users : 0,
             o->scenario == NGX_CHAT_BENCH_CHAT ? o->background : 0,
             o->rate, o->duration, o->msg_size, o->group_share,
             o->big_share, o->messages, o->reps, o->pairs, o->unacked,
-            o->concurrency, (unsigned long long) o->seed);
+            o->concurrency, o->retry_max, (unsigned long long) o->seed);
     fprintf(f, "  \"elapsed_s\": %.2f,\n",
             ngx_chat_bench_sec(pa->t_start, ngx_chat_bench_now()));
 

@@ -304,6 +304,7 @@ typedef struct {
     double          request_timeout;
     double          phase_timeout;
     double          drain_timeout;
+    double          retry_max;      /* cap of the resend backoff, s */
     uint64_t        seed;
     int             nginx_pid;
     int             pg_pid;

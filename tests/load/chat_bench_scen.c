@@ -542,8 +542,13 @@ ngx_chat_bench_rq_retry(ngx_chat_bench_w_t *w, uint32_t idx, uint64_t now)
         r->tries++;
     }
 
-    delay = 50 * NGX_CHAT_BENCH_MS << (r->tries < 6 ? r->tries : 6);
-    delay = delay / 2 + ngx_chat_bench_rand(w) % delay;
+    /* 100 ms doubling up to --retry-max, times a random 0.5-1.5 */
+    delay = 50 * NGX_CHAT_BENCH_MS << (r->tries < 16 ? r->tries : 16);
+    if (delay > (uint64_t) (w->o->retry_max * 1e9)) {
+        delay = (uint64_t) (w->o->retry_max * 1e9);
+    }
+
+    delay = delay / 2 + ngx_chat_bench_rand(w) % (delay + 1);
 
     r->state = NGX_CHAT_BENCH_RS_WAITING;
     r->retry_at = now + delay;
