@@ -803,6 +803,20 @@ ngx_chat_store_ack_done(void *data, PGresult *res, ngx_int_t rc)
     if (rc != NGX_OK) {
         /* put the batch back in front and retry after a while */
 
+        if (st->nacks + st->nacks_out > st->acks_cap
+            && st->nacks + st->nacks_out <= NGX_CHAT_ACK_QUEUE_MAX)
+        {
+            /* acks arrived meanwhile: make room for the batch again */
+            a = ngx_alloc((st->nacks + st->nacks_out) * sizeof(ngx_chat_ack_t),
+                          ngx_cycle->log);
+            if (a) {
+                ngx_memcpy(a, st->acks, st->nacks * sizeof(ngx_chat_ack_t));
+                ngx_free(st->acks);
+                st->acks = a;
+                st->acks_cap = st->nacks + st->nacks_out;
+            }
+        }
+
         if (st->nacks + st->nacks_out <= NGX_CHAT_ACK_QUEUE_MAX
             && st->nacks + st->nacks_out <= st->acks_cap)
         {

@@ -271,6 +271,8 @@ CREATE OR REPLACE FUNCTION chat_device_connect(p_user text, p_device text,
     p_max_devices int)
 RETURNS int
 LANGUAGE plpgsql
+-- array parameters: planning each call cost more than running it
+SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
     v_active  bigint;
@@ -532,6 +534,8 @@ RETURNS TABLE(idx int, status int, message_id bigint, seq bigint,
               sent_at_ms bigint, dup boolean, event_json text,
               recipients text[])
 LANGUAGE plpgsql
+-- array parameters: planning each call cost more than running it
+SET plan_cache_mode = force_generic_plan
 AS $$
 #variable_conflict use_column
 DECLARE
@@ -768,7 +772,10 @@ BEGIN
                    WHERE ib.event_id = m.id) AS users
             FROM messages m
            WHERE a_dup[e.i] AND m.chat_id = p_chats[e.i]
-             AND m.id = a_mid[e.i]) AS dp ON true
+             AND m.id = a_mid[e.i]
+          /* OFFSET 0: stay a correlated lookup by primary key (pulled up,
+             it became a hash join over a scan of all messages) */
+          OFFSET 0) AS dp ON true
      ORDER BY e.i;
 
     /* receipts for the devices that got the new messages' attachments */
@@ -785,6 +792,8 @@ CREATE OR REPLACE FUNCTION chat_ack_batch(p_users text[], p_devices text[],
     p_events bigint[])
 RETURNS int
 LANGUAGE plpgsql
+-- array parameters: planning each call cost more than running it
+SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
     v_n  bigint;

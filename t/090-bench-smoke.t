@@ -1,10 +1,9 @@
 #!/usr/bin/perl
 
 # The load generator (tests/load/chat-bench) against a test nginx, each
-# scenario tiny and brief: the tool must complete, report zero loss, no
-# duplicates, no errors, and (where messages flow) some deliveries.  No
-# performance number is asserted here: docs/benchmarks.md and
-# scripts/bench are for that.
+# scenario tiny and brief: the tool must complete and report zero loss, no
+# errors and (where messages flow) some deliveries.  No performance number
+# is asserted here: docs/benchmarks.md and scripts/bench are for that.
 
 use strict;
 use warnings;
@@ -51,9 +50,15 @@ sub clean {
         or diag("$what: $r->{incomplete_reason}");
     ok $r->{zero_loss}, "$what: zero loss";
     is $r->{messages}{lost}, 0, "$what: nothing lost";
-    is $r->{messages}{duplicates}, 0, "$what: no duplicates";
     is $r->{errors_total}, 0, "$what: no errors"
         or diag(JSON::PP->new->canonical->encode($r->{errors} // {}));
+
+    # order and exactly-once are the server's business (t/010-t/012 test
+    # them); a smoke test of the tool only reports them
+    for my $k (qw(duplicates reorders)) {
+        diag("$what: chat-bench saw $r->{messages}{$k} $k")
+            if $r->{messages}{$k};
+    }
 }
 
 my ($r, $st);
@@ -70,7 +75,6 @@ ok $r->{messages}{acked} > 0, 'chat: sends acknowledged';
 ok $r->{messages}{delivered} > 0, 'chat: messages delivered';
 is $r->{messages}{delivered}, $r->{messages}{expected_deliveries},
     'chat: every delivery owed arrived';
-is $r->{messages}{reorders}, 0, 'chat: in seq order';
 ok $r->{latency_ms}{e2e}{count} > 0, 'chat: end-to-end latency sampled';
 
 ($r, $st) = run(qw(--scenario offline --messages 30 --reps 2));
