@@ -164,6 +164,7 @@ struct ngx_chat_worker_s {
     uint64_t                 instance;          /* random worker identity */
     ngx_uint_t               bus_up;            /* redis subscriber up */
     ngx_uint_t               polling;           /* chat_poll running */
+    ngx_uint_t               retry;             /* a conn needs the poll */
     ngx_queue_t              backlog;           /* publishes to retry */
     size_t                   backlog_bytes;
 

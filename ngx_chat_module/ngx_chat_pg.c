@@ -115,8 +115,9 @@ struct ngx_chat_pg_s {
     ngx_queue_t                 waiting;    /* queries, FIFO */
     ngx_uint_t                  nwaiting;
     ngx_queue_t                 failing;    /* DECLINED answers posted */
-    const char                 *keywords[8];
-    const char                 *values[8];
+    const char                 *keywords[10];
+    const char                 *values[10];
+    char                        options[64]; /* statement_timeout */
     ngx_msec_t                  err_time;   /* last connect failure log */
     ngx_uint_t                  nerrs;      /* failures not logged since */
     unsigned                    failed:1;   /* in a run of failures */
@@ -238,6 +239,18 @@ ngx_chat_pg_create(ngx_cycle_t *cycle, ngx_str_t *conninfo,
     pg->values[n++] = "30";
     pg->keywords[n] = "gssencmode";
     pg->values[n++] = "disable";
+
+    /*
+     * A statement we stopped waiting for must not go on running: the
+     * server gives up too (a conninfo "options" replaces this).
+     */
+    if (timeout) {
+        *ngx_snprintf((u_char *) pg->options, sizeof(pg->options) - 1,
+                      "-c statement_timeout=%M", timeout) = '\0';
+        pg->keywords[n] = "options";
+        pg->values[n++] = pg->options;
+    }
+
     pg->keywords[n] = "dbname";
     pg->values[n++] = pg->conninfo;
     pg->keywords[n] = NULL;
