@@ -76,13 +76,8 @@ static void ngx_chat_cmd_publish(PGresult *res, int json_col, int users_col);
 static void ngx_chat_cmd_status_error(ngx_chat_conn_t *cc,
     ngx_chat_cmd_req_t *req, ngx_int_t status, ngx_int_t rc);
 static ngx_int_t ngx_chat_cmd_ok(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd);
-static ngx_int_t ngx_chat_cmd_error(ngx_chat_conn_t *cc, const char *id,
-    size_t id_len, ngx_uint_t id_is_number, const char *code,
-    const char *message);
 static ngx_int_t ngx_chat_cmd_req_error(ngx_chat_conn_t *cc,
     ngx_chat_cmd_req_t *req, const char *code, const char *message);
-static ngx_int_t ngx_chat_cmd_flush(ngx_chat_conn_t *cc,
-    ngx_chat_json_out_t *o);
 static ngx_int_t ngx_chat_cmd_open_ok(ngx_chat_json_out_t *o,
     ngx_chat_cmd_req_t *req);
 
@@ -883,6 +878,15 @@ ngx_chat_cmd_ok(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd)
 static ngx_int_t
 ngx_chat_cmd_open_ok(ngx_chat_json_out_t *o, ngx_chat_cmd_req_t *req)
 {
+    return ngx_chat_cmd_open_id(o, req->id.data, req->id.len, req->has_id,
+                                req->id_is_number);
+}
+
+
+ngx_int_t
+ngx_chat_cmd_open_id(ngx_chat_json_out_t *o, const u_char *id,
+    size_t id_len, ngx_uint_t has_id, ngx_uint_t id_is_number)
+{
     ngx_chat_cmd_t  cmd;
 
     if (ngx_chat_json_out_init(o, NGX_CHAT_WS_HEADER_MAX) != NGX_CHAT_JSON_OK)
@@ -892,11 +896,11 @@ ngx_chat_cmd_open_ok(ngx_chat_json_out_t *o, ngx_chat_cmd_req_t *req)
 
     ngx_memzero(&cmd, sizeof(ngx_chat_cmd_t));
 
-    if (req->has_id) {
+    if (has_id) {
         cmd.present = NGX_CHAT_F_ID;
-        cmd.id.data = (const char *) req->id.data;
-        cmd.id.len = req->id.len;
-        cmd.id_is_number = req->id_is_number;
+        cmd.id.data = (const char *) id;
+        cmd.id.len = id_len;
+        cmd.id_is_number = id_is_number;
     }
 
     ngx_chat_json_response_ok_open(o, &cmd);
@@ -915,7 +919,7 @@ ngx_chat_cmd_req_error(ngx_chat_conn_t *cc, ngx_chat_cmd_req_t *req,
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_chat_cmd_error(ngx_chat_conn_t *cc, const char *id, size_t id_len,
     ngx_uint_t id_is_number, const char *code, const char *message)
 {
@@ -934,7 +938,7 @@ ngx_chat_cmd_error(ngx_chat_conn_t *cc, const char *id, size_t id_len,
 
 
 /* sends the frame built in o and frees o; NGX_ERROR if cc was closed */
-static ngx_int_t
+ngx_int_t
 ngx_chat_cmd_flush(ngx_chat_conn_t *cc, ngx_chat_json_out_t *o)
 {
     ngx_int_t  rc;

@@ -10,10 +10,24 @@
 
 #include "ngx_chat.h"
 #include "ngx_chat_store.h"
+#include "ngx_chat_json.h"
 
 
 /* one text message of cc; NGX_OK unless the connection was closed */
 ngx_int_t ngx_chat_cmd_handle(ngx_chat_conn_t *cc, u_char *p, size_t len);
+
+/*
+ * Responses, for commands answered here and in ngx_chat_media_cmd.c: an
+ * error frame for a request id (id NULL: the command had none); an "ok"
+ * frame opened for the caller's fields; and sending a built frame (frees
+ * o; NGX_ERROR when cc was closed meanwhile).
+ */
+ngx_int_t ngx_chat_cmd_error(ngx_chat_conn_t *cc, const char *id,
+    size_t id_len, ngx_uint_t id_is_number, const char *code,
+    const char *message);
+ngx_int_t ngx_chat_cmd_open_id(ngx_chat_json_out_t *o, const u_char *id,
+    size_t id_len, ngx_uint_t has_id, ngx_uint_t id_is_number);
+ngx_int_t ngx_chat_cmd_flush(ngx_chat_conn_t *cc, ngx_chat_json_out_t *o);
 
 /* the outcome of a sendMessage, from its batch */
 void ngx_chat_cmd_send_done(ngx_chat_conn_t *cc, ngx_chat_send_t *s,

@@ -1086,25 +1086,8 @@ ngx_chat_media_req_free(ngx_chat_media_req_t *req)
 static ngx_int_t
 ngx_chat_media_open_ok(ngx_chat_json_out_t *o, ngx_chat_media_req_t *req)
 {
-    ngx_chat_cmd_t  cmd;
-
-    if (ngx_chat_json_out_init(o, NGX_CHAT_WS_HEADER_MAX) != NGX_CHAT_JSON_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    ngx_memzero(&cmd, sizeof(ngx_chat_cmd_t));
-
-    if (req->has_id) {
-        cmd.present = NGX_CHAT_F_ID;
-        cmd.id.data = (const char *) req->id.data;
-        cmd.id.len = req->id.len;
-        cmd.id_is_number = req->id_is_number;
-    }
-
-    ngx_chat_json_response_ok_open(o, &cmd);
-
-    return NGX_OK;
+    return ngx_chat_cmd_open_id(o, req->id.data, req->id.len, req->has_id,
+                                req->id_is_number);
 }
 
 
@@ -1113,44 +1096,30 @@ static ngx_int_t
 ngx_chat_media_error(ngx_chat_conn_t *cc, ngx_chat_media_req_t *req,
     ngx_chat_cmd_t *cmd, const char *code, const char *message)
 {
-    ngx_chat_json_out_t  o;
-
-    if (ngx_chat_json_out_init(&o, NGX_CHAT_WS_HEADER_MAX) != NGX_CHAT_JSON_OK)
-    {
+    if (cc->connection == NULL || cc->closed) {
         return NGX_OK;
     }
 
     if (req) {
-        ngx_chat_json_response_error(&o, req->has_id
-                                         ? (const char *) req->id.data
-                                         : NULL,
-                                     req->id.len, req->id_is_number, code,
-                                     message);
-
-    } else {
-        ngx_chat_json_response_error(&o, (cmd->present & NGX_CHAT_F_ID)
-                                         ? cmd->id.data : NULL,
-                                     cmd->id.len, cmd->id_is_number, code,
-                                     message);
+        return ngx_chat_cmd_error(cc, req->has_id ? (const char *) req->id.data
+                                                  : NULL,
+                                  req->id.len, req->id_is_number, code,
+                                  message);
     }
 
-    return ngx_chat_media_flush(cc, &o);
+    return ngx_chat_cmd_error(cc, (cmd->present & NGX_CHAT_F_ID)
+                                  ? cmd->id.data : NULL,
+                              cmd->id.len, cmd->id_is_number, code, message);
 }
 
 
 static ngx_int_t
 ngx_chat_media_flush(ngx_chat_conn_t *cc, ngx_chat_json_out_t *o)
 {
-    ngx_int_t  rc;
-
-    rc = NGX_OK;
-
-    if (!o->failed && cc->connection && !cc->closed) {
-        rc = ngx_chat_ws_send_text(cc, o->buf + NGX_CHAT_WS_HEADER_MAX,
-                                   o->len - NGX_CHAT_WS_HEADER_MAX);
+    if (cc->connection == NULL || cc->closed) {
+        ngx_chat_json_out_free(o);
+        return NGX_OK;
     }
 
-    ngx_chat_json_out_free(o);
-
-    return cc->connection ? NGX_OK : rc;
+    return ngx_chat_cmd_flush(cc, o);
 }
