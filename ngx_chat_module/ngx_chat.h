@@ -176,6 +176,11 @@ struct ngx_chat_worker_s {
     ngx_event_t              send_flush;        /* batched sends */
     ngx_event_t              poll;              /* inbox polling */
     ngx_event_t              touch;             /* device last_seen */
+    ngx_event_t              reg_flush;         /* batched registrations */
+
+    ngx_chat_conn_t        **regs;              /* waiting to register */
+    ngx_uint_t               nregs;
+    ngx_uint_t               regs_cap;
 
     void                    *store;             /* ngx_chat_store.c */
 };

@@ -32,9 +32,24 @@
 #define NGX_CHAT_INFLIGHT_MAX(cmcf)  ((cmcf)->drain_window * 4)
 
 
+#define NGX_CHAT_REG_BATCH  500
+
+
+/* registrations sent in one statement */
+typedef struct {
+    ngx_uint_t               n;
+    ngx_chat_conn_t         *conns[1];     /* NULL once answered */
+} ngx_chat_reg_batch_t;
+
+
 static void ngx_chat_session_register(ngx_chat_conn_t *cc);
-static void ngx_chat_session_registered(ngx_chat_conn_t *cc, void *data,
+static void ngx_chat_session_reg_flush(ngx_event_t *ev);
+static void ngx_chat_session_reg_done(ngx_chat_conn_t *unused, void *data,
     PGresult *res, ngx_int_t rc);
+static void ngx_chat_session_registered(ngx_chat_reg_batch_t *b,
+    PGresult *res, ngx_int_t rc);
+static void ngx_chat_session_register_status(ngx_chat_conn_t *cc,
+    ngx_int_t status);
 static void ngx_chat_session_drain(ngx_chat_conn_t *cc);
 static void ngx_chat_session_drained(ngx_chat_conn_t *cc, void *data,
     PGresult *res, ngx_int_t rc);
@@ -99,59 +114,215 @@ ngx_chat_session_ready(ngx_chat_conn_t *cc)
 }
 
 
+/*
+ * Registrations are batched: connections wait in ngx_chat_worker->regs
+ * until the end of the event loop pass, and up to NGX_CHAT_REG_BATCH of
+ * them go in one chat_device_connect_batch() statement.  A burst of
+ * connects (a reload, a storm of reconnects) costs few round trips.
+ */
 static void
 ngx_chat_session_register(ngx_chat_conn_t *cc)
 {
-    u_char       max[NGX_INT_T_LEN + 1];
-    u_char       user[NGX_CHAT_ID_MAX + 1], dev[NGX_CHAT_ID_MAX + 1];
-    const char  *values[3];
+    ngx_uint_t          cap;
+    ngx_chat_conn_t   **regs;
+    ngx_chat_worker_t  *w;
 
     if (cc->registering || cc->ready || cc->close_sent || !cc->registered) {
         return;
     }
 
-    /* ids are not NUL-terminated: pass copies */
+    w = ngx_chat_worker;
 
-    *ngx_sprintf(max, "%ui", ngx_chat_worker->cmcf->max_devices) = '\0';
-    *ngx_cpymem(user, cc->user->id.data, cc->user->id.len) = '\0';
-    *ngx_cpymem(dev, cc->device.data, cc->device.len) = '\0';
+    if (w->nregs == w->regs_cap) {
+        cap = ngx_max(w->regs_cap * 2, 64);
 
-    values[0] = (const char *) user;
-    values[1] = (const char *) dev;
-    values[2] = (const char *) max;
+        regs = ngx_alloc(cap * sizeof(ngx_chat_conn_t *), ngx_cycle->log);
+        if (regs == NULL) {
+            w->retry = 1;
+            return;
+        }
 
-    if (ngx_chat_store_query(cc, NGX_CHAT_STMT_DEVICE_CONNECT, 3, values,
-                             ngx_chat_session_registered, NULL)
-        != NGX_OK)
-    {
-        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, cc->connection->log, 0,
-                       "chat: device not registered yet: database "
-                       "unavailable, will retry");
-        ngx_chat_worker->retry = 1;
-        return;
+        if (w->regs) {
+            ngx_memcpy(regs, w->regs, w->nregs * sizeof(ngx_chat_conn_t *));
+            ngx_free(w->regs);
+        }
+
+        w->regs = regs;
+        w->regs_cap = cap;
     }
 
+    w->regs[w->nregs++] = cc;
+    cc->pending++;
     cc->registering = 1;
+
+    if (!w->reg_flush.posted) {
+        w->reg_flush.handler = ngx_chat_session_reg_flush;
+        w->reg_flush.data = w;
+        w->reg_flush.log = w->log;
+        ngx_post_event(&w->reg_flush, &ngx_posted_events);
+    }
 }
 
 
 static void
-ngx_chat_session_registered(ngx_chat_conn_t *cc, void *data, PGresult *res,
+ngx_chat_session_reg_flush(ngx_event_t *ev)
+{
+    size_t                  room[2];
+    ngx_uint_t              i, k, n;
+    ngx_chat_arr_t          arr[2];
+    const char             *values[3];
+    ngx_chat_conn_t        *cc;
+    ngx_chat_worker_t      *w;
+    ngx_chat_reg_batch_t   *b;
+    u_char                  max[NGX_INT_T_LEN + 1];
+
+    w = ngx_chat_worker;
+
+    while (w->nregs) {
+        n = ngx_min(w->nregs, NGX_CHAT_REG_BATCH);
+
+        b = ngx_alloc(sizeof(ngx_chat_reg_batch_t)
+                      + (n - 1) * sizeof(ngx_chat_conn_t *), ev->log);
+        if (b == NULL) {
+            return;
+        }
+
+        b->n = 0;
+        room[0] = 0;
+        room[1] = 0;
+
+        for (i = 0; i < n; i++) {
+            cc = w->regs[i];
+
+            if (cc->closed || cc->close_sent || !cc->registered) {
+                /* gone before its turn */
+                cc->registering = 0;
+                ngx_chat_ws_release(cc);
+                continue;
+            }
+
+            b->conns[b->n++] = cc;
+            room[0] += ngx_chat_store_arr_room(cc->user->id.len);
+            room[1] += ngx_chat_store_arr_room(cc->device.len);
+        }
+
+        ngx_memmove(w->regs, w->regs + n,
+                    (w->nregs - n) * sizeof(ngx_chat_conn_t *));
+        w->nregs -= n;
+
+        if (b->n == 0) {
+            ngx_free(b);
+            continue;
+        }
+
+        if (ngx_chat_store_arr_init(&arr[0], room[0]) != NGX_OK) {
+            ngx_chat_session_registered(b, NULL, NGX_ERROR);
+            continue;
+        }
+
+        if (ngx_chat_store_arr_init(&arr[1], room[1]) != NGX_OK) {
+            ngx_free(arr[0].start);
+            ngx_chat_session_registered(b, NULL, NGX_ERROR);
+            continue;
+        }
+
+        for (i = 0; i < b->n; i++) {
+            cc = b->conns[i];
+            ngx_chat_store_arr_str(&arr[0], cc->user->id.data,
+                                   cc->user->id.len);
+            ngx_chat_store_arr_str(&arr[1], cc->device.data, cc->device.len);
+        }
+
+        for (k = 0; k < 2; k++) {
+            ngx_chat_store_arr_close(&arr[k]);
+            values[k] = (const char *) arr[k].start;
+        }
+
+        *ngx_sprintf(max, "%ui", w->cmcf->max_devices) = '\0';
+        values[2] = (const char *) max;
+
+        if (ngx_chat_store_query(NULL, NGX_CHAT_STMT_DEVICE_CONNECT_BATCH, 3,
+                                 values, ngx_chat_session_reg_done, b)
+            != NGX_OK)
+        {
+            ngx_chat_session_registered(b, NULL, NGX_DECLINED);
+        }
+
+        ngx_free(arr[0].start);
+        ngx_free(arr[1].start);
+    }
+}
+
+
+static void
+ngx_chat_session_reg_done(ngx_chat_conn_t *unused, void *data, PGresult *res,
     ngx_int_t rc)
 {
-    ngx_int_t  status;
+    ngx_chat_session_registered(data, res, rc);
+}
 
+
+/* the outcome of a batch: each connection's status, or a failure for all */
+static void
+ngx_chat_session_registered(ngx_chat_reg_batch_t *b, PGresult *res,
+    ngx_int_t rc)
+{
+    int               row, rows;
+    ngx_int_t         idx, status;
+    ngx_uint_t        i;
+    ngx_chat_conn_t  *cc;
+
+    if (rc == NGX_OK && res) {
+        rows = PQntuples(res);
+
+        for (row = 0; row < rows; row++) {
+            idx = ngx_atoi((u_char *) PQgetvalue(res, row, 0),
+                           PQgetlength(res, row, 0));
+            status = ngx_atoi((u_char *) PQgetvalue(res, row, 1),
+                              PQgetlength(res, row, 1));
+
+            if (idx < 1 || (ngx_uint_t) idx > b->n
+                || b->conns[idx - 1] == NULL)
+            {
+                continue;
+            }
+
+            cc = b->conns[idx - 1];
+            b->conns[idx - 1] = NULL;
+
+            ngx_chat_session_register_status(cc, status);
+            ngx_chat_ws_release(cc);
+        }
+    }
+
+    for (i = 0; i < b->n; i++) {
+        cc = b->conns[i];
+
+        if (cc) {
+            ngx_chat_session_register_status(cc, NGX_ERROR);
+            ngx_chat_ws_release(cc);
+        }
+    }
+
+    ngx_free(b);
+}
+
+
+static void
+ngx_chat_session_register_status(ngx_chat_conn_t *cc, ngx_int_t status)
+{
     cc->registering = 0;
 
-    if (rc != NGX_OK || cc->close_sent || !cc->registered) {
+    if (cc->closed || cc->close_sent || !cc->registered) {
+        return;
+    }
+
+    if (status == NGX_ERROR) {
         /* commands go on, answering "unavailable" until it works */
         ngx_chat_worker->retry = 1;
         ngx_chat_ws_resume(cc);
         return;
     }
-
-    status = ngx_atoi((u_char *) PQgetvalue(res, 0, 0),
-                      PQgetlength(res, 0, 0));
 
     if (status == NGX_CHAT_ST_LIMIT) {
         ngx_log_error(NGX_LOG_INFO, cc->connection->log, 0,
@@ -448,6 +619,34 @@ ngx_chat_session_add(ngx_chat_conn_t *cc, uint64_t id)
 
     set->ids[set->n++] = id;
     cc->inflight = set;
+}
+
+
+/* at worker exit: what waits to register is dropped */
+void
+ngx_chat_session_exit(void)
+{
+    ngx_uint_t          i;
+    ngx_chat_worker_t  *w;
+
+    w = ngx_chat_worker;
+
+    if (w->reg_flush.posted) {
+        ngx_delete_posted_event(&w->reg_flush);
+    }
+
+    for (i = 0; i < w->nregs; i++) {
+        w->regs[i]->registering = 0;
+        ngx_chat_ws_release(w->regs[i]);
+    }
+
+    if (w->regs) {
+        ngx_free(w->regs);
+    }
+
+    w->regs = NULL;
+    w->nregs = 0;
+    w->regs_cap = 0;
 }
 
 

@@ -31,6 +31,9 @@ void ngx_chat_session_acked(ngx_chat_conn_t *cc, uint64_t *ids,
 /* NGX_OK when the device is registered; else starts registering */
 ngx_int_t ngx_chat_session_ready(ngx_chat_conn_t *cc);
 
+/* frees the registrations still waiting (exit_process) */
+void ngx_chat_session_exit(void);
+
 /* drain every connection again (Redis came back) */
 void ngx_chat_session_resync_all(void);
 

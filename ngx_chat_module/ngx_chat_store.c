@@ -157,6 +157,10 @@ const ngx_chat_pg_stmt_t  ngx_chat_store_stmts[] = {
       "make_interval(secs => $1::float8), make_interval(secs => $2::float8),"
       " $3::int)", 3 },
 
+    { "chat_device_connect_batch",
+      "SELECT idx, status FROM chat_device_connect_batch($1::text[],"
+      " $2::text[], $3::int)", 3 },
+
     { NULL, NULL, 0 }
 };
 

@@ -112,6 +112,7 @@ ngx_chat_worker_exit(ngx_cycle_t *cycle)
     }
 
     ngx_chat_ws_close_all();
+    ngx_chat_session_exit();
 
     if (w->poll.timer_set) {
         ngx_del_timer(&w->poll);

@@ -15,3 +15,31 @@ AS $$
      CROSS JOIN LATERAL chat_drain(d.u, d.d, d.a, p_limit) AS e
      ORDER BY d.u, d.d, e.event_id
 $$;
+
+
+-- chat_device_connect_batch: the registrations of many connections in one
+-- statement (the gateway batches them as it does sends and acks).  Rows
+-- are processed in (user, device) order, so the per-user advisory locks of
+-- chat_device_connect are always taken in one order: no deadlock between
+-- concurrent batches.  One row per input element, idx 1-based.
+CREATE OR REPLACE FUNCTION chat_device_connect_batch(p_users text[],
+    p_devices text[], p_max int)
+RETURNS TABLE(idx int, status int)
+LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan
+SET jit = off
+AS $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN
+        SELECT x.i::int AS i, x.u, x.d
+          FROM unnest(p_users, p_devices) WITH ORDINALITY AS x(u, d, i)
+         ORDER BY x.u, x.d, x.i
+    LOOP
+        idx := r.i;
+        status := chat_device_connect(r.u, r.d, p_max);
+        RETURN NEXT;
+    END LOOP;
+END
+$$;

@@ -82,3 +82,16 @@ SELECT t.ok((SELECT last_seen < now() - interval '1 hour' FROM devices
             'touch leaves devices not listed alone');
 SELECT chat_touch_devices('{}', '{}');
 SELECT t.ok(true, 'touch with empty arrays');
+
+-- batched registration -------------------------------------------------------
+
+SELECT t.is((SELECT array_agg(status ORDER BY idx)
+               FROM chat_device_connect_batch(
+                        ARRAY['zed', 'zed', 'yan', 'zed', 'zed'],
+                        ARRAY['z1', 'z2', 'y1', 'z3', 'z4'], 3))::text,
+            '{0,0,0,0,3}',
+            'batch connect: one status per element, the 4th device refused');
+SELECT t.is((SELECT array_agg(status ORDER BY idx)
+               FROM chat_device_connect_batch(ARRAY['zed'], ARRAY['z1'],
+                                              3))::text,
+            '{0}', 'batch connect: an active device again is ok');
