@@ -47,6 +47,8 @@ static ngx_int_t ngx_chat_media_create(ngx_chat_conn_t *cc,
     ngx_chat_cmd_t *cmd);
 static void ngx_chat_media_created(ngx_chat_conn_t *unused, void *data,
     PGresult *res, ngx_int_t rc);
+static ngx_int_t ngx_chat_media_need_id(ngx_chat_conn_t *cc,
+    ngx_chat_cmd_t *cmd);
 static ngx_int_t ngx_chat_media_get_url(ngx_chat_conn_t *cc,
     ngx_chat_cmd_t *cmd);
 static void ngx_chat_media_got(ngx_chat_conn_t *unused, void *data,
@@ -322,6 +324,34 @@ done:
 }
 
 
+/*
+ * getAttachmentUrl and ackAttachment need media enabled and a valid
+ * attachmentId; NGX_DECLINED when the error response was sent.
+ */
+static ngx_int_t
+ngx_chat_media_need_id(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd)
+{
+    if (ngx_chat_media_conf() == NULL) {
+        (void) ngx_chat_media_error(cc, NULL, cmd, "bad_request",
+                                    "attachments are not enabled on this "
+                                    "server");
+        return NGX_DECLINED;
+    }
+
+    if (!(cmd->present & NGX_CHAT_F_ATTACHMENT_ID)
+        || !ngx_chat_media_id_valid((u_char *) cmd->attachment_id.data,
+                                    cmd->attachment_id.len))
+    {
+        (void) ngx_chat_media_error(cc, NULL, cmd, "bad_request",
+                                    "attachmentId required (32 lowercase "
+                                    "hex digits)");
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
 /* getAttachmentUrl {"attachmentId"} */
 static ngx_int_t
 ngx_chat_media_get_url(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd)
@@ -329,19 +359,8 @@ ngx_chat_media_get_url(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd)
     const char  *values[2];
     u_char       user[NGX_CHAT_ID_MAX + 1];
 
-    if (ngx_chat_media_conf() == NULL) {
-        return ngx_chat_media_error(cc, NULL, cmd, "bad_request",
-                                    "attachments are not enabled on this "
-                                    "server");
-    }
-
-    if (!(cmd->present & NGX_CHAT_F_ATTACHMENT_ID)
-        || !ngx_chat_media_id_valid((u_char *) cmd->attachment_id.data,
-                                    cmd->attachment_id.len))
-    {
-        return ngx_chat_media_error(cc, NULL, cmd, "bad_request",
-                                    "attachmentId required (32 lowercase "
-                                    "hex digits)");
+    if (ngx_chat_media_need_id(cc, cmd) != NGX_OK) {
+        return NGX_OK;
     }
 
     *ngx_cpymem(user, cc->user->id.data, cc->user->id.len) = '\0';
@@ -450,19 +469,8 @@ ngx_chat_media_ack(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd)
     u_char       user[NGX_CHAT_ID_MAX + 1];
     u_char       device[NGX_CHAT_ID_MAX + 1];
 
-    if (ngx_chat_media_conf() == NULL) {
-        return ngx_chat_media_error(cc, NULL, cmd, "bad_request",
-                                    "attachments are not enabled on this "
-                                    "server");
-    }
-
-    if (!(cmd->present & NGX_CHAT_F_ATTACHMENT_ID)
-        || !ngx_chat_media_id_valid((u_char *) cmd->attachment_id.data,
-                                    cmd->attachment_id.len))
-    {
-        return ngx_chat_media_error(cc, NULL, cmd, "bad_request",
-                                    "attachmentId required (32 lowercase "
-                                    "hex digits)");
+    if (ngx_chat_media_need_id(cc, cmd) != NGX_OK) {
+        return NGX_OK;
     }
 
     *ngx_cpymem(user, cc->user->id.data, cc->user->id.len) = '\0';

@@ -37,14 +37,7 @@ sub jtype {
 }
 
 # a connected and registered device (its first response means registered)
-sub client {
-    my ($user, $device) = @_;
-    my $ws = ChatTest::WS->connect($t, user => $user, device => $device);
-    my $r = $ws->cmd('ping');
-    die "$user/$device: no answer to the first ping\n"
-        unless $r && $r->{ok};
-    return $ws;
-}
+sub client { $t->client(@_) }
 
 # the pid of the nginx worker serving this client: the server side of the
 # TCP connection in /proc/net/tcp, then the worker holding that socket
@@ -72,15 +65,7 @@ sub worker_of {
 }
 
 # true once $cond->() is, false if not within $timeout seconds
-sub poll {
-    my ($cond, $timeout) = @_;
-    my $deadline = time + ($timeout // 5);
-    while (1) {
-        return 1 if $cond->();
-        return 0 if time > $deadline;
-        select undef, undef, undef, 0.05;
-    }
-}
+sub poll { ChatTest::poll($_[0], $_[1] // 5, 0.05) }
 
 my %got;                # "$ws" => event ids it received
 

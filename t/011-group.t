@@ -25,14 +25,7 @@ $t->chat_conf(listen => ' reuseport',
     http => 'chat_ping_interval 600s;')->run;
 
 # a connected and registered device (its first response means registered)
-sub client {
-    my ($user, $device) = @_;
-    my $ws = ChatTest::WS->connect($t, user => $user,
-        device => $device // 'phone', timeout => 10);
-    my $r = $ws->cmd('ping');
-    die "$user: no answer to the first ping\n" unless $r && $r->{ok};
-    return $ws;
-}
+sub client { $t->client($_[0], $_[1] // 'phone', timeout => 10) }
 
 # the nginx workers serving these clients, in one pass (see worker_of in
 # t/010-messaging.t): the server side of each TCP connection in

@@ -26,26 +26,10 @@ $t->chat_conf(listen => ' reuseport',
     http => 'chat_ping_interval 600s;')->run;
 
 # a connected and registered device (its first response means registered)
-sub client {
-    my ($user, $device) = @_;
-    my $ws = ChatTest::WS->connect($t, user => $user,
-        device => $device // 'phone', timeout => 10);
-    my $r = $ws->cmd('ping');
-    die "$user/" . ($device // 'phone') . ": no answer to the first ping\n"
-        unless $r && $r->{ok};
-    return $ws;
-}
+sub client { $t->client($_[0], $_[1] // 'phone', timeout => 10) }
 
 # true once $cond->() is, false if not within $timeout seconds
-sub poll {
-    my ($cond, $timeout) = @_;
-    my $deadline = time + ($timeout // 10);
-    while (1) {
-        return 1 if $cond->();
-        return 0 if time > $deadline;
-        sleep 0.1;
-    }
-}
+sub poll { ChatTest::poll($_[0], $_[1] // 10, 0.1) }
 
 sub count { scalar $t->psql($_[0]) }
 

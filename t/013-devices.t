@@ -30,24 +30,13 @@ my %who;                 # "$ws" => [user, device]
 # a connected and registered device (its first response means registered)
 sub client {
     my ($user, $device) = @_;
-    my $ws = ChatTest::WS->connect($t, user => $user, device => $device);
-    my $r = $ws->cmd('ping');
-    die "$user/$device: no answer to the first ping\n"
-        unless $r && $r->{ok};
+    my $ws = $t->client($user, $device);
     $who{"$ws"} = [ $user, $device ];
     return $ws;
 }
 
 # true once $cond->() is, false if not within $timeout seconds
-sub poll {
-    my ($cond, $timeout) = @_;
-    my $deadline = time + ($timeout // 5);
-    while (1) {
-        return 1 if $cond->();
-        return 0 if time > $deadline;
-        sleep 0.05;
-    }
-}
+sub poll { ChatTest::poll($_[0], $_[1] // 5, 0.05) }
 
 sub count { scalar $t->psql($_[0]) }
 

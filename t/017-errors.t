@@ -33,13 +33,7 @@ sub jtype {
 }
 
 # a connected and registered device (its first response means registered)
-sub client {
-    my ($user) = @_;
-    my $ws = ChatTest::WS->connect($t, user => $user, device => 'phone');
-    my $r = $ws->cmd('ping');
-    die "$user: no answer to the first ping\n" unless $r && $r->{ok};
-    return $ws;
-}
+sub client { $t->client($_[0], 'phone') }
 
 my $alice = client('alice');
 my $bob = client('bob');

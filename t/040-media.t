@@ -48,24 +48,9 @@ EOF
 
 my $dir = $t->dir;
 
-sub client {
-    my ($user, $device) = @_;
-    my $ws = ChatTest::WS->connect($t, user => $user, device => $device);
-    my $r = $ws->cmd('ping');
-    die "$user/$device: no answer to the first ping\n"
-        unless $r && $r->{ok};
-    return $ws;
-}
+sub client { $t->client(@_) }
 
-sub poll {
-    my ($cond, $timeout) = @_;
-    my $deadline = time + ($timeout // 10);
-    while (1) {
-        return 1 if $cond->();
-        return 0 if time > $deadline;
-        sleep 0.1;
-    }
-}
+sub poll { ChatTest::poll($_[0], $_[1] // 10, 0.1) }
 
 # curl(%o): (status, body file); o: method, url, file (upload), headers,
 # range, out

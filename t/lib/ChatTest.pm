@@ -751,6 +751,32 @@ sub worker_pids {
 # --------------------------------------------------------------------------
 # tokens
 
+# a connected and registered device: its first response means the device
+# row is written, so events committed from then on reach it
+sub client {
+    my ($self, $user, $device, %o) = @_;
+    require ChatTest::WS;
+    my $ws = ChatTest::WS->connect($self, user => $user, device => $device,
+        %o);
+    my $r = $ws->cmd('ping');
+    die "$user/$device: no answer to the first ping\n"
+        unless $r && $r->{ok};
+    return $ws;
+}
+
+# true once $cond->() is, false if not within $timeout seconds: a bounded
+# wait on state the test can observe (the database, a log), checked every
+# $step seconds
+sub poll {
+    my ($cond, $timeout, $step) = @_;
+    my $deadline = time + ($timeout // 5);
+    while (1) {
+        return 1 if $cond->();
+        return 0 if time > $deadline;
+        sleep($step // 0.05);
+    }
+}
+
 sub b64url {
     my ($s) = @_;
     my $b = encode_base64($s, '');
