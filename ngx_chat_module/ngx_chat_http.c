@@ -73,14 +73,13 @@ ngx_chat_http_json(ngx_http_request_t *r, ngx_uint_t status, u_char *body,
         return rc;
     }
 
-    b = ngx_calloc_buf(r->pool);
+    /* a copy: callers build bodies on their stack, and output may wait */
+    b = ngx_create_temp_buf(r->pool, len);
     if (b == NULL) {
         return NGX_ERROR;
     }
 
-    b->pos = body;
-    b->last = body + len;
-    b->memory = 1;
+    b->last = ngx_cpymem(b->last, body, len);
     b->last_buf = (r == r->main) ? 1 : 0;
     b->last_in_chain = 1;
 

@@ -16,7 +16,7 @@
 ngx_int_t ngx_chat_http_error(ngx_http_request_t *r, ngx_uint_t status,
     const char *code, const char *message);
 
-/* sends body (JSON) with status; returns what finalize wants */
+/* sends a copy of body (JSON) with status; returns what finalize wants */
 ngx_int_t ngx_chat_http_json(ngx_http_request_t *r, ngx_uint_t status,
     u_char *body, size_t len);
 

@@ -36,6 +36,7 @@
 
 #include "ngx_chat.h"
 #include "ngx_chat_media.h"
+#include "ngx_chat_http.h"
 #include "ngx_chat_urlsign.h"
 #include "ngx_chat_store.h"
 #include "ngx_chat_pg.h"
@@ -77,8 +78,6 @@ static off_t ngx_chat_media_num(u_char **p, u_char *last, u_char stop);
 static void ngx_chat_media_received(ngx_chat_conn_t *unused, void *data,
     PGresult *res, ngx_int_t rc);
 static void ngx_chat_media_md_cleanup(void *data);
-static ngx_int_t ngx_chat_media_http_send(ngx_http_request_t *r,
-    ngx_uint_t status, u_char *body, size_t len);
 static ngx_int_t ngx_chat_media_http_error(ngx_http_request_t *r,
     ngx_uint_t status, const char *code, const char *message);
 
@@ -606,7 +605,7 @@ ngx_chat_media_put_done(ngx_chat_conn_t *unused, void *data, PGresult *res,
                         ctx->sha256);
 
         ngx_http_finalize_request(r,
-            ngx_chat_media_http_send(r, NGX_HTTP_OK, body, p - body));
+            ngx_chat_http_json(r, NGX_HTTP_OK, body, p - body));
         return;
     }
 
@@ -828,46 +827,6 @@ ngx_chat_media_md_cleanup(void *data)
 }
 
 
-static ngx_int_t
-ngx_chat_media_http_send(ngx_http_request_t *r, ngx_uint_t status,
-    u_char *body, size_t len)
-{
-    ngx_int_t     rc;
-    ngx_buf_t    *b;
-    ngx_chain_t   out;
-
-    r->headers_out.status = status;
-    r->headers_out.content_length_n = len;
-    ngx_str_set(&r->headers_out.content_type, "application/json");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-    r->headers_out.content_type_lowcase = NULL;
-
-    if (r->method == NGX_HTTP_HEAD || len == 0) {
-        r->header_only = 1;
-    }
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    b = ngx_create_temp_buf(r->pool, len);
-    if (b == NULL) {
-        return NGX_ERROR;
-    }
-
-    b->last = ngx_cpymem(b->last, body, len);
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
-}
-
-
 /* {"error":{"code":...,"message":...}} with status */
 static ngx_int_t
 ngx_chat_media_http_error(ngx_http_request_t *r, ngx_uint_t status,
@@ -886,5 +845,5 @@ ngx_chat_media_http_error(ngx_http_request_t *r, ngx_uint_t status,
                      "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}",
                      code, message);
 
-    return ngx_chat_media_http_send(r, status, body, p - body);
+    return ngx_chat_http_json(r, status, body, p - body);
 }
