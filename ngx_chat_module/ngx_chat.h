@@ -58,6 +58,8 @@ typedef struct {
     ngx_uint_t               drain_page;        /* events per query */
     ngx_uint_t               drain_window;      /* unacked in flight */
     ngx_msec_t               shutdown_spread;   /* 1001 closes spread */
+    ngx_uint_t               send_batch_size;   /* sends per transaction */
+    ngx_uint_t               send_batches;      /* ... in flight */
     ngx_flag_t               used;              /* chat_websocket seen */
 } ngx_chat_main_conf_t;
 

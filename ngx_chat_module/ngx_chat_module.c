@@ -56,6 +56,14 @@ static ngx_chat_bounds_t  ngx_chat_drain_bounds = {
     ngx_chat_check_bounds, 1, 10000, "must be between 1 and 10000"
 };
 
+static ngx_chat_bounds_t  ngx_chat_send_batch_bounds = {
+    ngx_chat_check_bounds, 1, 5000, "must be between 1 and 5000"
+};
+
+static ngx_chat_bounds_t  ngx_chat_send_batches_bounds = {
+    ngx_chat_check_bounds, 1, 64, "must be between 1 and 64"
+};
+
 
 static ngx_command_t  ngx_chat_commands[] = {
 
@@ -199,6 +207,20 @@ static ngx_command_t  ngx_chat_commands[] = {
       offsetof(ngx_chat_main_conf_t, drain_window),
       &ngx_chat_drain_bounds },
 
+    { ngx_string("chat_send_batch_size"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, send_batch_size),
+      &ngx_chat_send_batch_bounds },
+
+    { ngx_string("chat_send_batches"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, send_batches),
+      &ngx_chat_send_batches_bounds },
+
     { ngx_string("chat_shutdown_spread"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_msec_slot,
@@ -290,6 +312,8 @@ ngx_chat_create_main_conf(ngx_conf_t *cf)
     cmcf->drain_page = NGX_CONF_UNSET_UINT;
     cmcf->drain_window = NGX_CONF_UNSET_UINT;
     cmcf->shutdown_spread = NGX_CONF_UNSET_MSEC;
+    cmcf->send_batch_size = NGX_CONF_UNSET_UINT;
+    cmcf->send_batches = NGX_CONF_UNSET_UINT;
 
     return cmcf;
 }
@@ -317,6 +341,8 @@ ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_uint_value(cmcf->drain_page, 100);
     ngx_conf_init_uint_value(cmcf->drain_window, 200);
     ngx_conf_init_msec_value(cmcf->shutdown_spread, 2000);
+    ngx_conf_init_uint_value(cmcf->send_batch_size, 500);
+    ngx_conf_init_uint_value(cmcf->send_batches, 2);
 
     if (cmcf->max_frame_size < 1024) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,

@@ -5,10 +5,12 @@
  * Every statement calls one SQL function of sql/900_functions.sql and is
  * prepared on each pooled connection.  The two hot paths are batched:
  *   - sendMessage requests wait in a per-worker queue; a posted event takes
- *     up to NGX_CHAT_SEND_BATCH of them into one chat_send_batch() call (one
- *     transaction, one commit for all), with at most pool-size batches in
- *     flight.  While PostgreSQL is busy the queue fills, so batches grow
- *     with the load: group commit without a timer.
+ *     up to chat_send_batch_size of them into one chat_send_batch() call
+ *     (one transaction, one commit for all), with at most chat_send_batches
+ *     batches in flight.  While PostgreSQL is busy the queue fills, so
+ *     batches grow with the load: group commit without a timer.  Few large
+ *     batches beat many small ones: concurrent batches wait for each
+ *     other's chat row locks, and each costs a transaction.
  *   - acks accumulate likewise and leave as one chat_ack_batch() per round
  *     trip; a failed batch is kept and retried.
  * Parameters are text; arrays go as PostgreSQL array literals.
@@ -70,7 +72,7 @@ typedef struct {
 
 typedef struct {
     ngx_uint_t               n;
-    ngx_chat_send_t         *sends[NGX_CHAT_SEND_BATCH];
+    ngx_chat_send_t         *sends[1];      /* chat_send_batch_size */
 } ngx_chat_send_batch_t;
 
 
@@ -370,6 +372,7 @@ ngx_chat_store_send_flush(ngx_event_t *ev)
     ngx_chat_send_t        *s;
     ngx_chat_store_t       *st;
     ngx_chat_send_batch_t  *b;
+    ngx_chat_main_conf_t   *cmcf;
 
     st = ngx_chat_worker->store;
 
@@ -403,10 +406,12 @@ ngx_chat_store_send_flush(ngx_event_t *ev)
         ngx_free(s);
     }
 
-    while (st->nsends
-           && st->send_batches < ngx_chat_worker->cmcf->pg_pool_size)
-    {
-        b = ngx_alloc(sizeof(ngx_chat_send_batch_t), ev->log);
+    cmcf = ngx_chat_worker->cmcf;
+
+    while (st->nsends && st->send_batches < cmcf->send_batches) {
+        b = ngx_alloc(offsetof(ngx_chat_send_batch_t, sends)
+                      + cmcf->send_batch_size * sizeof(ngx_chat_send_t *),
+                      ev->log);
         if (b == NULL) {
             return;
         }
@@ -421,7 +426,8 @@ ngx_chat_store_send_flush(ngx_event_t *ev)
          */
 
         for (q = ngx_queue_head(&st->sends);
-             q != ngx_queue_sentinel(&st->sends) && b->n < NGX_CHAT_SEND_BATCH;
+             q != ngx_queue_sentinel(&st->sends)
+             && b->n < cmcf->send_batch_size;
              q = ngx_queue_next(q))
         {
             s = ngx_queue_data(q, ngx_chat_send_t, queue);

@@ -21,7 +21,6 @@
 #define NGX_CHAT_ST_LIMIT           3
 #define NGX_CHAT_ST_BAD_REQUEST     4
 
-#define NGX_CHAT_SEND_BATCH         100     /* messages per transaction */
 #define NGX_CHAT_SEND_QUEUE_MAX     20000   /* waiting sends per worker */
 #define NGX_CHAT_ACK_BATCH          2000    /* acks per statement */
 #define NGX_CHAT_ACK_QUEUE_MAX      200000  /* waiting acks per worker */

@@ -271,10 +271,13 @@ CREATE OR REPLACE FUNCTION chat_device_connect(p_user text, p_device text,
     p_max_devices int)
 RETURNS int
 LANGUAGE plpgsql
--- array parameters: planning each call cost more than running it; and
--- the generic plan's estimates must not trigger JIT (40 ms a call)
+-- array parameters: planning each call cost more than running it; the
+-- generic plan's estimates must not trigger JIT (40 ms a call); and a
+-- plan cached while the tables were nearly empty must not scan them (one
+-- did: hash joins over whole sent_keys scans, most of PostgreSQL's CPU)
 SET plan_cache_mode = force_generic_plan
 SET jit = off
+SET enable_seqscan = off
 AS $$
 DECLARE
     v_active  bigint;
@@ -536,10 +539,13 @@ RETURNS TABLE(idx int, status int, message_id bigint, seq bigint,
               sent_at_ms bigint, dup boolean, event_json text,
               recipients text[])
 LANGUAGE plpgsql
--- array parameters: planning each call cost more than running it; and
--- the generic plan's estimates must not trigger JIT (40 ms a call)
+-- array parameters: planning each call cost more than running it; the
+-- generic plan's estimates must not trigger JIT (40 ms a call); and a
+-- plan cached while the tables were nearly empty must not scan them (one
+-- did: hash joins over whole sent_keys scans, most of PostgreSQL's CPU)
 SET plan_cache_mode = force_generic_plan
 SET jit = off
+SET enable_seqscan = off
 AS $$
 #variable_conflict use_column
 DECLARE
@@ -796,10 +802,13 @@ CREATE OR REPLACE FUNCTION chat_ack_batch(p_users text[], p_devices text[],
     p_events bigint[])
 RETURNS int
 LANGUAGE plpgsql
--- array parameters: planning each call cost more than running it; and
--- the generic plan's estimates must not trigger JIT (40 ms a call)
+-- array parameters: planning each call cost more than running it; the
+-- generic plan's estimates must not trigger JIT (40 ms a call); and a
+-- plan cached while the tables were nearly empty must not scan them (one
+-- did: hash joins over whole sent_keys scans, most of PostgreSQL's CPU)
 SET plan_cache_mode = force_generic_plan
 SET jit = off
+SET enable_seqscan = off
 AS $$
 DECLARE
     v_n  bigint;

@@ -26,8 +26,10 @@ CREATE OR REPLACE FUNCTION chat_device_connect_batch(p_users text[],
     p_devices text[], p_max int)
 RETURNS TABLE(idx int, status int)
 LANGUAGE plpgsql
+-- as chat_send_batch (sql/900_functions.sql)
 SET plan_cache_mode = force_generic_plan
 SET jit = off
+SET enable_seqscan = off
 AS $$
 DECLARE
     r record;

@@ -23,9 +23,12 @@ my $t = ChatTest->new(workers => 2);
 # reuseport: each worker accepts on its own socket, so connections spread
 # over both workers (which one serves a client is checked below anyway);
 # a long ping interval: idle clients (not reading while the test talks to
-# others) must not be disconnected for missing PONGs on a loaded machine
+# others) must not be disconnected for missing PONGs on a loaded machine;
+# tiny send batches, one at a time: the 10 pipelined sends below need four
+# transactions one after another and must keep their order across them
 $t->chat_conf(listen => ' reuseport',
-    http => 'chat_ping_interval 600s;')->run;
+    http => 'chat_ping_interval 600s; chat_send_batch_size 3; '
+        . 'chat_send_batches 1;')->run;
 
 my $JSON = JSON::PP->new->canonical->allow_nonref;
 
