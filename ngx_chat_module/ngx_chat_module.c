@@ -342,7 +342,7 @@ ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_uint_value(cmcf->drain_window, 200);
     ngx_conf_init_msec_value(cmcf->shutdown_spread, 2000);
     ngx_conf_init_uint_value(cmcf->send_batch_size, 500);
-    ngx_conf_init_uint_value(cmcf->send_batches, 2);
+    ngx_conf_init_uint_value(cmcf->send_batches, 1);
 
     if (cmcf->max_frame_size < 1024) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,

@@ -558,6 +558,7 @@ DECLARE
     v_w      text;
     v_id     bigint;
     v_locked bigint[];          /* chats locked in step 2 */
+    v_media  boolean := false;  /* a new message has attachments */
     /* per element, indexed by idx */
     a_st     int[] := '{}';
     a_mid    bigint[] := '{}';
@@ -586,7 +587,7 @@ BEGIN
               WHERE chat_send_valid(x.u, x.d, x.c, x.k, x.b, x.a)
               ORDER BY 1) AS s;
 
-    /* 2: a pure retry (every key stored) locks nothing */
+    /* 2: also for retries (one sent_keys lookup less per message) */
     v_locked := ARRAY(
         SELECT c.id
           FROM chats c
@@ -594,12 +595,7 @@ BEGIN
                           FROM unnest(p_users, p_devices, p_chats, p_cmids,
                                       p_bodies, p_attachments)
                                AS x(u, d, c, k, b, a)
-                         WHERE chat_send_valid(x.u, x.d, x.c, x.k, x.b, x.a)
-                           AND NOT EXISTS (
-                               SELECT 1 FROM sent_keys sk
-                                WHERE sk.user_id = x.u
-                                  AND sk.device_id = x.d
-                                  AND sk.client_message_id = x.k))
+                         WHERE chat_send_valid(x.u, x.d, x.c, x.k, x.b, x.a))
          ORDER BY c.id
            FOR NO KEY UPDATE);
 
@@ -671,6 +667,7 @@ BEGIN
                 CONTINUE;
             END IF;
             a_att[r.i] := v_m.attachments;
+            v_media := true;
         END IF;
 
         IF v_chat IS DISTINCT FROM r.c THEN
@@ -789,7 +786,9 @@ BEGIN
      ORDER BY e.i;
 
     /* receipts for the devices that got the new messages' attachments */
-    PERFORM chat_media_link(n_c, n_id);
+    IF v_media THEN
+        PERFORM chat_media_link(n_c, n_id);
+    END IF;
 END
 $$;
 
