@@ -136,6 +136,7 @@ struct ngx_chat_conn_s {
     unsigned                 in_unparsed:1;     /* cc->in not yet parsed */
     unsigned                 sending:1;         /* a send batch is out */
     unsigned                 batching:1;        /* in the batch being built */
+    unsigned                 has_busy:1;        /* a send came back busy */
 };
 
 

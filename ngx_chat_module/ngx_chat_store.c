@@ -57,6 +57,8 @@ typedef struct {
     ngx_queue_t              sends;         /* ngx_chat_send_t, waiting */
     ngx_uint_t               nsends;
     ngx_uint_t               send_batches;  /* in flight */
+    ngx_uint_t               nbusy;         /* waiting sends with busy */
+    ngx_uint_t               wait_batches;  /* in flight, 0 or 1 */
 
     ngx_chat_ack_t          *acks;          /* waiting */
     ngx_uint_t               nacks;
@@ -72,12 +74,15 @@ typedef struct {
 
 typedef struct {
     ngx_uint_t               n;
+    ngx_uint_t               wait;          /* sends that were busy */
     ngx_chat_send_t         *sends[1];      /* chat_send_batch_size */
 } ngx_chat_send_batch_t;
 
 
 static void ngx_chat_store_done(void *data, PGresult *res, ngx_int_t rc);
 static void ngx_chat_store_send_flush(ngx_event_t *ev);
+static ngx_int_t ngx_chat_store_send_batch(ngx_chat_store_t *st,
+    ngx_uint_t wait, ngx_log_t *log);
 static void ngx_chat_store_send_done(void *data, PGresult *res,
     ngx_int_t rc);
 static void ngx_chat_store_send_row(ngx_chat_send_t *s, PGresult *res,
@@ -104,7 +109,8 @@ const ngx_chat_pg_stmt_t  ngx_chat_store_stmts[] = {
     { "chat_send_batch",
       "SELECT idx, status, message_id, seq, sent_at_ms, dup, event_json,"
       " recipients FROM chat_send_batch($1::text[], $2::text[],"
-      " $3::bigint[], $4::text[], $5::text[], $6::jsonb[])", 6 },
+      " $3::bigint[], $4::text[], $5::text[], $6::jsonb[], $7::boolean)",
+      7 },
 
     { "chat_ack_batch",
       "SELECT chat_ack_batch($1::text[], $2::text[], $3::bigint[])", 3 },
@@ -330,6 +336,7 @@ ngx_chat_store_send(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd,
     ngx_chat_store_keep(s->cmid, cmd->client_message_id.data,
                         cmd->client_message_id.len);
     ngx_chat_store_keep(s->body, cmd->message.data, cmd->message.len);
+    s->busy = 0;
     ngx_chat_store_keep(s->attachments, attachments->data,
                         attachments->len);
 
@@ -362,19 +369,13 @@ ngx_chat_store_forget(ngx_chat_conn_t *cc)
 static void
 ngx_chat_store_send_flush(ngx_event_t *ev)
 {
-    size_t                  room[6];
-    ngx_msec_t              deadline;
-    ngx_uint_t              i, k;
     ngx_queue_t            *q, *next;
-    ngx_chat_pg_query_t    *pq;
-    ngx_chat_arr_t          arr[6];
-    const char             *values[6];
     ngx_chat_send_t        *s;
     ngx_chat_store_t       *st;
-    ngx_chat_send_batch_t  *b;
     ngx_chat_main_conf_t   *cmcf;
 
     st = ngx_chat_worker->store;
+    cmcf = ngx_chat_worker->cmcf;
 
     /*
      * A send answers within chat_db_timeout of its arrival, even when it
@@ -395,6 +396,10 @@ ngx_chat_store_send_flush(ngx_event_t *ev)
         ngx_queue_remove(q);
         st->nsends--;
 
+        if (s->busy) {
+            st->nbusy--;
+        }
+
         if (s->cc && !s->cc->closed) {
             ngx_chat_cmd_send_failed(s->cc, s);
         }
@@ -406,124 +411,195 @@ ngx_chat_store_send_flush(ngx_event_t *ev)
         ngx_free(s);
     }
 
-    cmcf = ngx_chat_worker->cmcf;
+    /*
+     * New sends never wait for a lock another batch holds (they come back
+     * busy instead); those that came back busy go in one batch that
+     * waits, so a chat held by the other workers cannot starve them.  A
+     * connection's later sends wait behind its busy ones.
+     */
 
-    while (st->nsends && st->send_batches < cmcf->send_batches) {
-        b = ngx_alloc(offsetof(ngx_chat_send_batch_t, sends)
-                      + cmcf->send_batch_size * sizeof(ngx_chat_send_t *),
-                      ev->log);
-        if (b == NULL) {
-            return;
-        }
+    for (q = ngx_queue_head(&st->sends);
+         q != ngx_queue_sentinel(&st->sends);
+         q = ngx_queue_next(q))
+    {
+        s = ngx_queue_data(q, ngx_chat_send_t, queue);
 
-        b->n = 0;
-        deadline = ngx_current_msec + ngx_chat_worker->cmcf->db_timeout;
-        ngx_memzero(room, sizeof(room));
-
-        /*
-         * A connection's sends keep their order: while one batch holding
-         * some of them is out, its later sends wait for the next batch.
-         */
-
-        for (q = ngx_queue_head(&st->sends);
-             q != ngx_queue_sentinel(&st->sends)
-             && b->n < cmcf->send_batch_size;
-             q = ngx_queue_next(q))
-        {
-            s = ngx_queue_data(q, ngx_chat_send_t, queue);
-
-            if (s->cc && s->cc->sending && !s->cc->batching) {
-                continue;
-            }
-
-            if (s->cc) {
-                s->cc->batching = 1;
-                s->cc->sending = 1;
-            }
-
-            if ((ngx_msec_int_t) (s->deadline - deadline) < 0) {
-                deadline = s->deadline;
-            }
-
-            b->sends[b->n++] = s;
-
-            room[0] += ngx_chat_store_arr_room(s->user.len);
-            room[1] += ngx_chat_store_arr_room(s->device.len);
-            room[2] += ngx_chat_store_arr_room(s->chat_id.len);
-            room[3] += ngx_chat_store_arr_room(s->cmid.len);
-            room[4] += ngx_chat_store_arr_room(s->body.len);
-            room[5] += ngx_chat_store_arr_room(s->attachments.len);
-        }
-
-        for (i = 0; i < b->n; i++) {
-            if (b->sends[i]->cc) {
-                b->sends[i]->cc->batching = 0;
-            }
-        }
-
-        if (b->n == 0) {
-            /* every waiting send belongs to a connection with a batch out */
-            ngx_free(b);
-            return;
-        }
-
-        for (k = 0; k < 6; k++) {
-            if (ngx_chat_store_arr_init(&arr[k], room[k]) != NGX_OK) {
-                while (k--) {
-                    ngx_free(arr[k].start);
-                }
-
-                for (i = 0; i < b->n; i++) {
-                    if (b->sends[i]->cc) {
-                        b->sends[i]->cc->sending = 0;
-                    }
-                }
-
-                ngx_free(b);
-                return;
-            }
-        }
-
-        for (i = 0; i < b->n; i++) {
-            s = b->sends[i];
-
-            ngx_queue_remove(&s->queue);
-            st->nsends--;
-
-            ngx_chat_store_arr_str(&arr[0], s->user.data, s->user.len);
-            ngx_chat_store_arr_str(&arr[1], s->device.data, s->device.len);
-            ngx_chat_store_arr_str(&arr[2], s->chat_id.data, s->chat_id.len);
-            ngx_chat_store_arr_str(&arr[3], s->cmid.data, s->cmid.len);
-            ngx_chat_store_arr_str(&arr[4], s->body.data, s->body.len);
-            ngx_chat_store_arr_str(&arr[5], s->attachments.data,
-                                   s->attachments.len);
-        }
-
-        for (k = 0; k < 6; k++) {
-            ngx_chat_store_arr_close(&arr[k]);
-            values[k] = (const char *) arr[k].start;
-        }
-
-        st->send_batches++;
-
-        pq = ngx_chat_pg_query(ngx_chat_worker->pg, NGX_CHAT_STMT_SEND, 6,
-                               values, NULL, ngx_chat_store_send_done, b);
-
-        if (pq == NULL) {
-            ngx_chat_store_send_done(b, NULL, NGX_DECLINED);
-
-        } else {
-            /* the batch is as patient as its oldest send */
-            ngx_chat_pg_query_expire(pq,
-                                     (ngx_msec_int_t) (deadline
-                                                       - ngx_current_msec)
-                                     > 1 ? deadline - ngx_current_msec : 1);
-        }
-
-        for (k = 0; k < 6; k++) {
-            ngx_free(arr[k].start);
+        if (s->cc) {
+            s->cc->has_busy = 0;
         }
     }
+
+    for (q = ngx_queue_head(&st->sends);
+         q != ngx_queue_sentinel(&st->sends);
+         q = ngx_queue_next(q))
+    {
+        s = ngx_queue_data(q, ngx_chat_send_t, queue);
+
+        if (s->cc && s->busy) {
+            s->cc->has_busy = 1;
+        }
+    }
+
+    while (st->nsends > st->nbusy && st->send_batches < cmcf->send_batches) {
+        if (ngx_chat_store_send_batch(st, 0, ev->log) != NGX_OK) {
+            break;
+        }
+    }
+
+    if (st->nbusy && st->wait_batches == 0) {
+        (void) ngx_chat_store_send_batch(st, 1, ev->log);
+    }
+}
+
+
+/* one chat_send_batch() call from the queue; NGX_DECLINED: none taken */
+static ngx_int_t
+ngx_chat_store_send_batch(ngx_chat_store_t *st, ngx_uint_t wait,
+    ngx_log_t *log)
+{
+    size_t                  room[6];
+    ngx_msec_t              deadline;
+    ngx_uint_t              i, k;
+    ngx_queue_t            *q;
+    ngx_chat_pg_query_t    *pq;
+    ngx_chat_arr_t          arr[6];
+    const char             *values[7];
+    ngx_chat_send_t        *s;
+    ngx_chat_send_batch_t  *b;
+    ngx_chat_main_conf_t   *cmcf;
+
+    cmcf = ngx_chat_worker->cmcf;
+
+    b = ngx_alloc(offsetof(ngx_chat_send_batch_t, sends)
+                  + cmcf->send_batch_size * sizeof(ngx_chat_send_t *), log);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->n = 0;
+    b->wait = wait;
+    deadline = ngx_current_msec + cmcf->db_timeout;
+    ngx_memzero(room, sizeof(room));
+
+    /*
+     * A connection's sends keep their order: while one batch holding
+     * some of them is out, its later sends wait for the next batch.
+     */
+
+    for (q = ngx_queue_head(&st->sends);
+         q != ngx_queue_sentinel(&st->sends)
+         && b->n < cmcf->send_batch_size;
+         q = ngx_queue_next(q))
+    {
+        s = ngx_queue_data(q, ngx_chat_send_t, queue);
+
+        if ((s->cc && s->cc->sending && !s->cc->batching)
+            || s->busy != wait
+            || (!wait && s->cc && s->cc->has_busy))
+        {
+            continue;
+        }
+
+        if (s->cc) {
+            s->cc->batching = 1;
+            s->cc->sending = 1;
+        }
+
+        if ((ngx_msec_int_t) (s->deadline - deadline) < 0) {
+            deadline = s->deadline;
+        }
+
+        b->sends[b->n++] = s;
+
+        room[0] += ngx_chat_store_arr_room(s->user.len);
+        room[1] += ngx_chat_store_arr_room(s->device.len);
+        room[2] += ngx_chat_store_arr_room(s->chat_id.len);
+        room[3] += ngx_chat_store_arr_room(s->cmid.len);
+        room[4] += ngx_chat_store_arr_room(s->body.len);
+        room[5] += ngx_chat_store_arr_room(s->attachments.len);
+    }
+
+    for (i = 0; i < b->n; i++) {
+        if (b->sends[i]->cc) {
+            b->sends[i]->cc->batching = 0;
+        }
+    }
+
+    if (b->n == 0) {
+        /* every waiting send belongs to a connection with a batch out */
+        ngx_free(b);
+        return NGX_DECLINED;
+    }
+
+    for (k = 0; k < 6; k++) {
+        if (ngx_chat_store_arr_init(&arr[k], room[k]) != NGX_OK) {
+            while (k--) {
+                ngx_free(arr[k].start);
+            }
+
+            for (i = 0; i < b->n; i++) {
+                if (b->sends[i]->cc) {
+                    b->sends[i]->cc->sending = 0;
+                }
+            }
+
+            ngx_free(b);
+            return NGX_ERROR;
+        }
+    }
+
+    for (i = 0; i < b->n; i++) {
+        s = b->sends[i];
+
+        ngx_queue_remove(&s->queue);
+        st->nsends--;
+
+        if (s->busy) {
+            st->nbusy--;
+        }
+
+        ngx_chat_store_arr_str(&arr[0], s->user.data, s->user.len);
+        ngx_chat_store_arr_str(&arr[1], s->device.data, s->device.len);
+        ngx_chat_store_arr_str(&arr[2], s->chat_id.data, s->chat_id.len);
+        ngx_chat_store_arr_str(&arr[3], s->cmid.data, s->cmid.len);
+        ngx_chat_store_arr_str(&arr[4], s->body.data, s->body.len);
+        ngx_chat_store_arr_str(&arr[5], s->attachments.data,
+                               s->attachments.len);
+    }
+
+    for (k = 0; k < 6; k++) {
+        ngx_chat_store_arr_close(&arr[k]);
+        values[k] = (const char *) arr[k].start;
+    }
+
+    values[6] = wait ? "t" : "f";
+
+    if (wait) {
+        st->wait_batches++;
+
+    } else {
+        st->send_batches++;
+    }
+
+    pq = ngx_chat_pg_query(ngx_chat_worker->pg, NGX_CHAT_STMT_SEND, 7,
+                           values, NULL, ngx_chat_store_send_done, b);
+
+    if (pq == NULL) {
+        ngx_chat_store_send_done(b, NULL, NGX_DECLINED);
+
+    } else {
+        /* the batch is as patient as its oldest send */
+        ngx_chat_pg_query_expire(pq,
+                                 (ngx_msec_int_t) (deadline
+                                                   - ngx_current_msec)
+                                 > 1 ? deadline - ngx_current_msec : 1);
+    }
+
+    for (k = 0; k < 6; k++) {
+        ngx_free(arr[k].start);
+    }
+
+    return NGX_OK;
 }
 
 
@@ -533,15 +609,24 @@ ngx_chat_store_send_done(void *data, PGresult *res, ngx_int_t rc)
     ngx_chat_send_batch_t  *b = data;
 
     int                 row, rows, idx;
-    ngx_uint_t          i;
+    ngx_int_t           status;
+    ngx_uint_t          i, busy, done;
+    ngx_queue_t        *head;
     ngx_chat_send_t    *s;
     ngx_chat_store_t   *st;
 
     st = ngx_chat_worker ? ngx_chat_worker->store : NULL;
 
-    if (st) {
+    if (st && b->wait) {
+        st->wait_batches--;
+
+    } else if (st) {
         st->send_batches--;
     }
+
+    busy = 0;
+    done = 0;
+    head = st ? &st->sends : NULL;
 
     for (i = 0; i < b->n; i++) {
         if (b->sends[i] && b->sends[i]->cc) {
@@ -565,6 +650,31 @@ ngx_chat_store_send_done(void *data, PGresult *res, ngx_int_t rc)
             s = b->sends[idx - 1];
             b->sends[idx - 1] = NULL;
 
+            status = ngx_atoi((u_char *) PQgetvalue(res, row, 1),
+                              PQgetlength(res, row, 1));
+
+            if (status == NGX_CHAT_ST_BUSY
+                && (s->cc == NULL || !s->cc->closed))
+            {
+                /*
+                 * its chat or key is held by a concurrent batch: back to
+                 * the front of the queue, in batch order, before the
+                 * connection's later sends; the deadline still holds
+                 */
+                ngx_queue_insert_after(head, &s->queue);
+                head = &s->queue;
+                st->nsends++;
+
+                if (!s->busy) {
+                    s->busy = 1;
+                    st->nbusy++;
+                }
+
+                busy++;
+                continue;
+            }
+
+            done++;
             ngx_chat_store_send_row(s, res, row);
         }
     }
@@ -586,6 +696,11 @@ ngx_chat_store_send_done(void *data, PGresult *res, ngx_int_t rc)
         }
 
         ngx_free(s);
+    }
+
+    if (busy) {
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                       "chat: send batch: %ui busy, %ui done", busy, done);
     }
 
     ngx_free(b);

@@ -20,6 +20,8 @@
 #define NGX_CHAT_ST_FORBIDDEN       2
 #define NGX_CHAT_ST_LIMIT           3
 #define NGX_CHAT_ST_BAD_REQUEST     4
+#define NGX_CHAT_ST_BUSY            5       /* sendMessage: try again */
+
 
 #define NGX_CHAT_SEND_QUEUE_MAX     20000   /* waiting sends per worker */
 #define NGX_CHAT_ACK_BATCH          2000    /* acks per statement */
@@ -71,6 +73,7 @@ typedef struct {
     ngx_str_t                cmid;
     ngx_str_t                body;
     ngx_str_t                attachments;  /* JSON array text */
+    unsigned                 busy:1;       /* came back busy: wait */
 } ngx_chat_send_t;
 
 

@@ -518,7 +518,11 @@ $$;
 --    status 0 ok (dup = true: an earlier send with the same key, nothing
 --    delivered again), 1 no such chat, 2 sender not a participant,
 --    4 bad element (ids, NULL chat or body, client id not 1..128
---    characters, attachments not a JSON array).
+--    characters, attachments not a JSON array), 5 busy: its chat or its
+--    key is locked by a concurrent batch; nothing was done for it, send
+--    it again in a later batch.  With p_wait the batch waits for those
+--    locks instead and nothing is busy (the gateway sends elements that
+--    came back busy that way, so no chat can starve them).
 -- ---------------------------------------------------------------------------
 
 -- Whether element fields are acceptable at all (status 4 otherwise).
@@ -535,10 +539,16 @@ AS $$
 $$;
 
 
--- Six statements per batch, whatever its size:
---   1. lock every idempotency key (advisory, in hash order);
+-- Six statements per batch, whatever its size, and no lock waits:
+--   1. lock every idempotency key (advisory, in hash order, without
+--      waiting: an element whose key another batch holds is busy);
 --   2. lock the chats that may get messages (FOR NO KEY UPDATE, ascending
---      id); only those are read in step 3;
+--      id, SKIP LOCKED: an element whose chat another batch holds is
+--      busy); only the locked ones are read in step 3.  Batches of
+--      different workers therefore never wait for each other's commit:
+--      each takes the chats it can and leaves the rest for its next batch
+--      (waiting made every batch wait for every other one that shared a
+--      chat, serialising all workers);
 --   3. read each element with what the locks now protect: its stored key,
 --      its chat's last_seq, the sender's membership (a fresh snapshot,
 --      taken after the locks, so nothing read can change before commit);
@@ -549,9 +559,13 @@ $$;
 --   5. write each chat's last_seq back once;
 --   6. insert inbox rows, messages, keys in one statement and return the
 --      rows in idx order.
+-- (the signature before p_wait)
+DROP FUNCTION IF EXISTS chat_send_batch(text[], text[], bigint[], text[],
+    text[], jsonb[]);
+
 CREATE OR REPLACE FUNCTION chat_send_batch(p_users text[], p_devices text[],
     p_chats bigint[], p_cmids text[], p_bodies text[],
-    p_attachments jsonb[])
+    p_attachments jsonb[], p_wait boolean DEFAULT false)
 RETURNS TABLE(idx int, status int, message_id bigint, seq bigint,
               sent_at_ms bigint, dup boolean, event_json text,
               recipients text[])
@@ -575,6 +589,7 @@ DECLARE
     v_w      text;
     v_id     bigint;
     v_locked bigint[];          /* chats locked in step 2 */
+    v_busy   bigint[];          /* key locks held by other batches */
     v_media  boolean := false;  /* a new message has attachments */
     /* per element, indexed by idx */
     a_st     int[] := '{}';
@@ -595,26 +610,48 @@ DECLARE
     c_seq    bigint[] := '{}';
 BEGIN
     /* 1 */
-    PERFORM pg_advisory_xact_lock(s.h)
-       FROM (SELECT DISTINCT
-                    hashtextextended('key:' || x.u || '/' || x.d || '/'
-                                     || x.k, 0) AS h
-               FROM unnest(p_users, p_devices, p_chats, p_cmids, p_bodies,
-                           p_attachments) AS x(u, d, c, k, b, a)
-              WHERE chat_send_valid(x.u, x.d, x.c, x.k, x.b, x.a)
-              ORDER BY 1) AS s;
+    v_busy := ARRAY(
+        SELECT s.h
+          FROM (SELECT DISTINCT
+                       hashtextextended('key:' || x.u || '/' || x.d || '/'
+                                        || x.k, 0) AS h
+                  FROM unnest(p_users, p_devices, p_chats, p_cmids, p_bodies,
+                              p_attachments) AS x(u, d, c, k, b, a)
+                 WHERE chat_send_valid(x.u, x.d, x.c, x.k, x.b, x.a)
+                 ORDER BY 1) AS s
+         WHERE CASE WHEN p_wait
+                    THEN pg_advisory_xact_lock(s.h) IS NULL
+                    ELSE NOT pg_try_advisory_xact_lock(s.h) END);
 
     /* 2: also for retries (one sent_keys lookup less per message) */
-    v_locked := ARRAY(
-        SELECT c.id
-          FROM chats c
-         WHERE c.id IN (SELECT x.c
-                          FROM unnest(p_users, p_devices, p_chats, p_cmids,
-                                      p_bodies, p_attachments)
-                               AS x(u, d, c, k, b, a)
-                         WHERE chat_send_valid(x.u, x.d, x.c, x.k, x.b, x.a))
-         ORDER BY c.id
-           FOR NO KEY UPDATE);
+    IF p_wait THEN
+        v_locked := ARRAY(
+            SELECT c.id
+              FROM chats c
+             WHERE c.id IN (SELECT x.c
+                              FROM unnest(p_users, p_devices, p_chats,
+                                          p_cmids, p_bodies, p_attachments)
+                                   AS x(u, d, c, k, b, a)
+                             WHERE chat_send_valid(x.u, x.d, x.c, x.k, x.b,
+                                                   x.a))
+             ORDER BY c.id
+               FOR NO KEY UPDATE);
+    ELSE
+        v_locked := ARRAY(
+            SELECT c.id
+              FROM chats c
+             WHERE c.id IN (SELECT x.c
+                              FROM unnest(p_users, p_devices, p_chats,
+                                          p_cmids, p_bodies, p_attachments)
+                                   AS x(u, d, c, k, b, a)
+                             WHERE chat_send_valid(x.u, x.d, x.c, x.k, x.b,
+                                                   x.a)
+                               AND NOT hashtextextended(
+                                           'key:' || x.u || '/' || x.d
+                                           || '/' || x.k, 0) = ANY (v_busy))
+             ORDER BY c.id
+               FOR NO KEY UPDATE SKIP LOCKED);
+    END IF;
 
     /* 3 and 4 */
     FOR r IN
@@ -623,6 +660,13 @@ BEGIN
                e.ok AND EXISTS (SELECT 1 FROM participants p
                                  WHERE p.chat_id = e.c AND p.user_id = e.u)
                    AS member,
+               e.ok AND hashtextextended('key:' || e.u || '/' || e.d || '/'
+                                         || e.k, 0) = ANY (v_busy)
+                   AS key_busy,
+               /* a chat that exists but another batch holds */
+               e.ok AND ch.id IS NULL
+                    AND EXISTS (SELECT 1 FROM chats c2 WHERE c2.id = e.c)
+                   AS chat_busy,
                e.u || '/' || e.d || '/' || e.k AS key
           FROM (SELECT x.i::int AS i, x.u, x.d, x.c, x.k, x.a,
                        chat_send_valid(x.u, x.d, x.c, x.k, x.b, x.a) AS ok,
@@ -641,6 +685,11 @@ BEGIN
 
         IF NOT r.ok THEN
             a_st[r.i] := 4;
+            CONTINUE;
+        END IF;
+
+        IF r.key_busy THEN
+            a_st[r.i] := 5;
             CONTINUE;
         END IF;
 
@@ -666,7 +715,7 @@ BEGIN
         END IF;
 
         IF r.last_seq IS NULL THEN
-            a_st[r.i] := 1;
+            a_st[r.i] := CASE WHEN r.chat_busy THEN 5 ELSE 1 END;
             CONTINUE;
         END IF;
 

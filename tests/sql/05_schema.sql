@@ -40,7 +40,8 @@ SELECT t.is((SELECT string_agg(format('%s(%s) -> %s', p.proname,
             || E'\n' ||
             'chat_send_batch(p_users text[], p_devices text[], '
             'p_chats bigint[], p_cmids text[], p_bodies text[], '
-            'p_attachments jsonb[]) -> TABLE(idx integer, status integer, '
+            'p_attachments jsonb[], p_wait boolean) '
+            '-> TABLE(idx integer, status integer, '
             'message_id bigint, seq bigint, sent_at_ms bigint, dup boolean, '
             'event_json text, recipients text[])' || E'\n' ||
             'chat_sweep(p_retention interval, p_device_idle interval, '

@@ -71,6 +71,38 @@ SELECT t.is(t.parallel($q$
     $q$, 4, 15, :'dbl'), 4 * 15 * 6::bigint,
     'concurrent batches: every element answered, no deadlock');
 
+-- a batch never waits for another: an element whose chat or key another
+-- batch holds comes back busy (5) and the gateway sends it again; here
+-- every element is sent again in one batch, alone: those stored before
+-- are duplicates, the busy ones are stored now
+SELECT t.is((SELECT count(*)
+               FROM chat_send_batch(
+                        ARRAY(SELECT (ARRAY['alice', 'bob'])[2 - k % 2]
+                                FROM generate_series(1, 4) i,
+                                     generate_series(1, 15) r,
+                                     generate_series(1, 6) k
+                               ORDER BY i, r, k),
+                        ARRAY(SELECT (ARRAY['alice1', 'bob1', 'alice2',
+                                            'bob2', 'alice1', 'bob1'])[k]
+                                FROM generate_series(1, 4) i,
+                                     generate_series(1, 15) r,
+                                     generate_series(1, 6) k
+                               ORDER BY i, r, k),
+                        ARRAY(SELECT CASE WHEN (i + k) % 2 = 1 THEN :ca
+                                          ELSE :cb END
+                                FROM generate_series(1, 4) i,
+                                     generate_series(1, 15) r,
+                                     generate_series(1, 6) k
+                               ORDER BY i, r, k)::bigint[],
+                        ARRAY(SELECT format('p%s-%s-%s', i, r, k)
+                                FROM generate_series(1, 4) i,
+                                     generate_series(1, 15) r,
+                                     generate_series(1, 6) k
+                               ORDER BY i, r, k),
+                        array_fill('x'::text, ARRAY[360]), NULL)
+              WHERE status = 0), 360::bigint,
+            'concurrent batches: busy elements stored when sent again');
+
 SELECT t.is((SELECT count(*) FROM messages), 4 * 15 * 6::bigint,
             'concurrent batches: every message stored');
 SELECT t.ok((SELECT bool_and(ok) FROM (
@@ -99,6 +131,21 @@ SELECT t.is(t.parallel($q$
                ARRAY['x', 'x'], NULL)
     $q$, 4, 10, :'dbl'), 4 * 10 * 2::bigint,
     'concurrent same keys: every element answered, no deadlock');
+-- busy ones sent again (to either chat: a stored key is a duplicate)
+SELECT t.is((SELECT count(*)
+               FROM chat_send_batch(array_fill('alice'::text, ARRAY[20]),
+                        array_fill('alice1'::text, ARRAY[20]),
+                        ARRAY(SELECT CASE WHEN k = 'x' THEN :ca ELSE :cb END
+                                FROM generate_series(1, 10) r,
+                                     unnest(ARRAY['x', 'y']) k
+                               ORDER BY r, k)::bigint[],
+                        ARRAY(SELECT format('k-%s-%s', r, k)
+                                FROM generate_series(1, 10) r,
+                                     unnest(ARRAY['x', 'y']) k
+                               ORDER BY r, k),
+                        array_fill('x'::text, ARRAY[20]), NULL)
+              WHERE status = 0), 20::bigint,
+            'concurrent same keys: busy ones stored when sent again');
 SELECT t.is((SELECT count(*) FROM sent_keys WHERE client_message_id
              LIKE 'k-%'), 20::bigint,
             'concurrent same keys: one key row per key');
@@ -117,6 +164,80 @@ SELECT t.is(t.parallel($q$
     'concurrent acks of everything: no deadlock');
 SELECT t.is((SELECT count(*) FROM inbox) + (SELECT count(*) FROM messages),
             0::bigint, 'concurrent acks: no inbox row, no message left');
+
+-- busy elements, deterministically: another transaction holds a chat,
+-- then an idempotency key; the batch does not wait, stores the rest, and
+-- leaves nothing behind for the busy ones (a batch that waited would hit
+-- the statement timeout: a failure, not a hang)
+SET statement_timeout = '20s';
+SELECT dblink_connect('holder', :'dbl') AS x \gset
+SELECT dblink_exec('holder', 'BEGIN') AS x \gset
+SELECT v AS x FROM dblink('holder', format(
+    'SELECT id::text FROM chats WHERE id = %s FOR NO KEY UPDATE', :ca))
+    AS r(v text) \gset
+SELECT t.is((SELECT array_agg(status ORDER BY idx)
+               FROM chat_send_batch(ARRAY['alice', 'alice'],
+                                    ARRAY['alice1', 'alice1'],
+                                    ARRAY[:ca, :cb]::bigint[],
+                                    ARRAY['busy-1', 'busy-2'],
+                                    ARRAY['x', 'x'], NULL))::text,
+            '{5,0}', 'busy: the element whose chat is held is busy (5)');
+SELECT t.is((SELECT count(*) FROM sent_keys
+              WHERE client_message_id = 'busy-1'), 0::bigint,
+            'busy: nothing is stored for it');
+SELECT v AS x FROM dblink('holder',
+    'SELECT pg_advisory_xact_lock(hashtextextended('
+    || quote_literal('key:alice/alice1/busy-3') || ', 0))::text')
+    AS r(v text) \gset
+SELECT t.is((SELECT status
+               FROM chat_send_batch(ARRAY['alice'], ARRAY['alice1'],
+                                    ARRAY[:cb]::bigint[], ARRAY['busy-3'],
+                                    ARRAY['x'], NULL)), 5,
+            'busy: an element whose key another batch holds is busy');
+-- with p_wait the batch waits for the holder instead: sent from a second
+-- session while the holder still has the chat, it answers only after the
+-- holder commits, and stores the message
+SELECT dblink_connect('waiter', :'dbl' || ' application_name=waiter')
+    AS x \gset
+SELECT dblink_send_query('waiter', format(
+    'SELECT status::text FROM chat_send_batch(ARRAY[''alice''], '
+    'ARRAY[''alice1''], ARRAY[%s]::bigint[], ARRAY[''busy-w''], '
+    'ARRAY[''x''], NULL, true)', :ca)) AS x \gset
+CREATE OR REPLACE FUNCTION t.lock_wait(p_app text)
+RETURNS boolean
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    FOR i IN 1 .. 2000 LOOP
+        IF EXISTS (SELECT 1 FROM pg_stat_activity
+                    WHERE application_name = p_app
+                      AND wait_event_type = 'Lock')
+        THEN
+            RETURN true;
+        END IF;
+        PERFORM pg_sleep(0.01);
+        PERFORM pg_stat_clear_snapshot();
+    END LOOP;
+    RETURN false;
+END
+$$;
+SELECT t.ok(t.lock_wait('waiter'),
+            'busy: with p_wait it waits for the chat lock');
+SELECT t.is(dblink_is_busy('waiter'), 1, 'busy: ... and has not answered');
+SELECT dblink_exec('holder', 'COMMIT') AS x \gset
+SELECT t.is((SELECT v FROM dblink_get_result('waiter') AS r(v text)), '0',
+            'busy: and is stored once the holder commits');
+SELECT dblink_disconnect('waiter') AS x \gset
+SELECT dblink_disconnect('holder') AS x \gset
+SELECT t.is((SELECT array_agg(status::text || dup::text ORDER BY idx)
+               FROM chat_send_batch(ARRAY['alice', 'alice', 'alice'],
+                                    ARRAY['alice1', 'alice1', 'alice1'],
+                                    ARRAY[:ca, :cb, :cb]::bigint[],
+                                    ARRAY['busy-1', 'busy-2', 'busy-3'],
+                                    ARRAY['x', 'x', 'x'], NULL))::text,
+            '{0false,0true,0false}',
+            'busy: sent again once the holder is gone, they are stored');
+RESET statement_timeout;
 
 -- everything at once: sends, acks in random order, device removal and
 -- reconnection, sweeps; no deadlock error, and no message is left without
