@@ -590,6 +590,7 @@ DECLARE
     v_id     bigint;
     v_locked bigint[];          /* chats locked in step 2 */
     v_busy   bigint[];          /* key locks held by other batches */
+    v_chats  bigint[];          /* chats of the elements to lock */
     v_media  boolean := false;  /* a new message has attachments */
     /* per element, indexed by idx */
     a_st     int[] := '{}';
@@ -624,33 +625,22 @@ BEGIN
                     ELSE NOT pg_try_advisory_xact_lock(s.h) END);
 
     /* 2: also for retries (one sent_keys lookup less per message) */
+    v_chats := ARRAY(
+        SELECT DISTINCT x.c
+          FROM unnest(p_users, p_devices, p_chats, p_cmids, p_bodies,
+                      p_attachments) AS x(u, d, c, k, b, a)
+         WHERE chat_send_valid(x.u, x.d, x.c, x.k, x.b, x.a)
+           AND NOT hashtextextended('key:' || x.u || '/' || x.d || '/'
+                                    || x.k, 0) = ANY (v_busy));
+
     IF p_wait THEN
-        v_locked := ARRAY(
-            SELECT c.id
-              FROM chats c
-             WHERE c.id IN (SELECT x.c
-                              FROM unnest(p_users, p_devices, p_chats,
-                                          p_cmids, p_bodies, p_attachments)
-                                   AS x(u, d, c, k, b, a)
-                             WHERE chat_send_valid(x.u, x.d, x.c, x.k, x.b,
-                                                   x.a))
-             ORDER BY c.id
-               FOR NO KEY UPDATE);
+        v_locked := ARRAY(SELECT c.id FROM chats c
+                           WHERE c.id = ANY (v_chats)
+                           ORDER BY c.id FOR NO KEY UPDATE);
     ELSE
-        v_locked := ARRAY(
-            SELECT c.id
-              FROM chats c
-             WHERE c.id IN (SELECT x.c
-                              FROM unnest(p_users, p_devices, p_chats,
-                                          p_cmids, p_bodies, p_attachments)
-                                   AS x(u, d, c, k, b, a)
-                             WHERE chat_send_valid(x.u, x.d, x.c, x.k, x.b,
-                                                   x.a)
-                               AND NOT hashtextextended(
-                                           'key:' || x.u || '/' || x.d
-                                           || '/' || x.k, 0) = ANY (v_busy))
-             ORDER BY c.id
-               FOR NO KEY UPDATE SKIP LOCKED);
+        v_locked := ARRAY(SELECT c.id FROM chats c
+                           WHERE c.id = ANY (v_chats)
+                           ORDER BY c.id FOR NO KEY UPDATE SKIP LOCKED);
     END IF;
 
     /* 3 and 4 */
