@@ -31,6 +31,7 @@
 typedef struct ngx_chat_worker_s  ngx_chat_worker_t;
 typedef struct ngx_chat_conn_s    ngx_chat_conn_t;
 typedef struct ngx_chat_user_s    ngx_chat_user_t;
+typedef struct ngx_chat_order_s   ngx_chat_order_t;
 typedef struct ngx_chat_out_s     ngx_chat_out_t;
 typedef struct ngx_chat_pg_s      ngx_chat_pg_t;
 typedef struct ngx_chat_redis_s   ngx_chat_redis_t;
@@ -145,6 +146,7 @@ struct ngx_chat_user_s {
     ngx_str_t                id;
     ngx_queue_t              conns;             /* ngx_chat_conn_t */
     ngx_uint_t               nconns;
+    ngx_chat_order_t        *order;             /* live order, or NULL */
     unsigned                 subscribed:1;      /* SUBSCRIBE sent */
     u_char                   data[1];           /* the id bytes */
 };

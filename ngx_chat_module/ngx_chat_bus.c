@@ -7,12 +7,15 @@
  * such user: "<prefix>u:<user id>".  Workers of one nginx and of every
  * other gateway host talk only through these channels.  Messages are text:
  *
- *   e|<event id>|<device to skip or empty>|<event JSON>
+ *   e|<event id>|<device to skip or empty>|<chat>:<seq> or empty|<JSON>
  *   r|...                 the same, published again after Redis was down
  *   k|<device>|<close code>|<identity of the connection to keep or empty>
  *
  * "e" is an event for every connection of the user (the sender's own
- * connection is skipped); "k" closes the connections of one device (a
+ * connection is skipped); a newMessage carries its chat and seq, which the
+ * receiving worker uses to hand a chat's messages over in seq order
+ * (ngx_chat_order.c; an "e" without that field, from an older gateway,
+ * is delivered as it comes); "k" closes the connections of one device (a
  * device removed, or the same device connected again elsewhere).
  * Pub/sub is lossy (Redis restarts, slow subscribers): the inbox in
  * PostgreSQL stays the source of truth, and every (re)subscription is
@@ -25,6 +28,7 @@
 #include "ngx_chat_redis.h"
 #include "ngx_chat_session.h"
 #include "ngx_chat_ws.h"
+#include "ngx_chat_order.h"
 
 
 #define NGX_CHAT_BUS_IDENTITY_LEN  (NGX_INT64_LEN * 2 + 1)
@@ -145,6 +149,7 @@ ngx_chat_bus_leave(ngx_chat_conn_t *cc)
     ngx_rbtree_delete(&ngx_chat_worker->users, &u->node);
     ngx_chat_worker->nusers--;
 
+    ngx_chat_order_free(u);
     ngx_free(u);
 }
 
@@ -179,8 +184,8 @@ ngx_chat_bus_user(ngx_str_t *id)
 
 void
 ngx_chat_bus_publish_event(ngx_str_t *users, ngx_uint_t n, uint64_t event_id,
-    ngx_str_t *exclude_user, ngx_str_t *exclude_device, u_char *json,
-    size_t len)
+    ngx_str_t *exclude_user, ngx_str_t *exclude_device, ngx_str_t *order,
+    u_char *json, size_t len)
 {
     u_char      *msg, *p, *body;
     u_char       buf[256];
@@ -192,7 +197,8 @@ ngx_chat_bus_publish_event(ngx_str_t *users, ngx_uint_t n, uint64_t event_id,
         return;
     }
 
-    size = sizeof("e|||") + NGX_INT64_LEN + exclude_device->len + len;
+    size = sizeof("e||||") + NGX_INT64_LEN + exclude_device->len + order->len
+           + len;
 
     msg = ngx_alloc(size, ngx_cycle->log);
     if (msg == NULL) {
@@ -222,6 +228,8 @@ ngx_chat_bus_publish_event(ngx_str_t *users, ngx_uint_t n, uint64_t event_id,
             p = ngx_cpymem(p, exclude_device->data, exclude_device->len);
         }
 
+        *p++ = '|';
+        p = ngx_cpymem(p, order->data, order->len);
         *p++ = '|';
         p = ngx_cpymem(p, json, len);
 
@@ -422,19 +430,30 @@ ngx_chat_bus_message(void *data, u_char *channel, size_t channel_len,
 static void
 ngx_chat_bus_deliver(ngx_chat_user_t *u, u_char *p, size_t len)
 {
-    u_char            *last, *id, *skip, *json;
-    uint64_t           event_id;
-    ngx_int_t          n;
-    ngx_str_t          device;
-    ngx_uint_t         i, k;
-    ngx_queue_t       *q;
-    ngx_chat_conn_t   *cc, *local[16], **all;
+    u_char     *last, *id, *skip, *ord, *json;
+    uint64_t    event_id, chat, seq;
+    ngx_int_t   n;
+    ngx_str_t   device;
 
     last = p + len;
 
     id = p + 2;
     skip = ngx_strlchr(id, last, '|') + 1;
-    json = ngx_strlchr(skip, last, '|') + 1;
+    ord = ngx_strlchr(skip, last, '|') + 1;
+
+    if (ord < last && *ord == '{') {
+        /* no order field (an older gateway) */
+        json = ord;
+        ord = NULL;
+
+    } else {
+        json = ngx_strlchr(ord, last, '|');
+        if (json == NULL) {
+            return;
+        }
+
+        json++;
+    }
 
     n = ngx_atoof(id, skip - id - 1);
     if (n <= 0) {
@@ -443,7 +462,29 @@ ngx_chat_bus_deliver(ngx_chat_user_t *u, u_char *p, size_t len)
 
     event_id = (uint64_t) n;
     device.data = skip;
-    device.len = json - skip - 1;
+    device.len = (ord ? ord : json) - skip - 1;
+
+    if (ord
+        && ngx_chat_order_parse(ord, json - ord - 1, &chat, &seq) == NGX_OK)
+    {
+        ngx_chat_order_event(u, chat, seq, event_id, &device, json,
+                             last - json, p[0] == 'r',
+                             ngx_chat_bus_deliver_event);
+        return;
+    }
+
+    ngx_chat_bus_deliver_event(u, event_id, &device, json, last - json,
+                               p[0] == 'r');
+}
+
+
+void
+ngx_chat_bus_deliver_event(ngx_chat_user_t *u, uint64_t event_id,
+    ngx_str_t *device, u_char *json, size_t len, ngx_uint_t replay)
+{
+    ngx_uint_t         i, k;
+    ngx_queue_t       *q;
+    ngx_chat_conn_t   *cc, *local[16], **all;
 
     /*
      * Delivering may drop a connection (output limit), which may free the
@@ -468,8 +509,8 @@ ngx_chat_bus_deliver(ngx_chat_user_t *u, u_char *p, size_t len)
     {
         cc = ngx_queue_data(q, ngx_chat_conn_t, queue);
 
-        if (device.len == cc->device.len
-            && ngx_strncmp(device.data, cc->device.data, device.len) == 0)
+        if (device->len == cc->device.len
+            && ngx_strncmp(device->data, cc->device.data, device->len) == 0)
         {
             continue;
         }
@@ -478,8 +519,7 @@ ngx_chat_bus_deliver(ngx_chat_user_t *u, u_char *p, size_t len)
     }
 
     for (i = 0; i < k; i++) {
-        ngx_chat_session_event(all[i], event_id, json, last - json,
-                               p[0] == 'r');
+        ngx_chat_session_event(all[i], event_id, json, len, replay);
     }
 
     if (all != local) {

@@ -25,11 +25,17 @@ ngx_chat_user_t *ngx_chat_bus_user(ngx_str_t *id);
 
 /*
  * Publishes an event to each user's channel.  The connection of
- * (exclude_user, exclude_device), the sender, does not get it.
+ * (exclude_user, exclude_device), the sender, does not get it.  order is
+ * "<chat>:<seq>" for a newMessage (kept in seq order on the receiving
+ * side), empty otherwise.
  */
 void ngx_chat_bus_publish_event(ngx_str_t *users, ngx_uint_t n,
     uint64_t event_id, ngx_str_t *exclude_user, ngx_str_t *exclude_device,
-    u_char *json, size_t len);
+    ngx_str_t *order, u_char *json, size_t len);
+
+/* hands an event to every connection of u but those of device */
+void ngx_chat_bus_deliver_event(ngx_chat_user_t *u, uint64_t event_id,
+    ngx_str_t *device, u_char *json, size_t len, ngx_uint_t replay);
 
 /*
  * Closes, with code, every connection of (user, device) but the one whose

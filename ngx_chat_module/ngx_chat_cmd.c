@@ -811,7 +811,7 @@ ngx_chat_cmd_publish(PGresult *res, int json_col, int users_col)
                                    max, &n)
         == NGX_OK)
     {
-        ngx_chat_bus_publish_event(users, n, id, &none, &none, json,
+        ngx_chat_bus_publish_event(users, n, id, &none, &none, &none, json,
                                    PQgetlength(res, 0, json_col));
     }
 

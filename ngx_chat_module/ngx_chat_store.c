@@ -24,6 +24,8 @@
 #include "ngx_chat_cmd.h"
 #include "ngx_chat_bus.h"
 #include "ngx_chat_jwt.h"
+#include "ngx_chat_json.h"
+#include "ngx_chat_order.h"
 
 
 typedef struct {
@@ -715,16 +717,34 @@ static void
 ngx_chat_store_send_row(ngx_chat_send_t *s, PGresult *res, int row)
 {
     u_char          *json, *p, *last;
+    u_char           ord[NGX_CHAT_JSON_CHAT_ID_MAX + NGX_INT64_LEN + 2];
+    off_t            seq, chat;
     uint64_t         message_id;
     ngx_int_t        status;
-    ngx_str_t       *users;
+    ngx_str_t       *users, order;
     ngx_uint_t       n, max;
+    ngx_chat_user_t *u;
 
     status = ngx_atoi((u_char *) PQgetvalue(res, row, 1),
                       PQgetlength(res, row, 1));
 
     if (s->cc && !s->cc->closed) {
         ngx_chat_cmd_send_done(s->cc, s, status, res, row);
+    }
+
+    seq = -1;
+    chat = -1;
+    ngx_str_null(&order);
+
+    if (status == NGX_CHAT_ST_OK && !PQgetisnull(res, row, 3)) {
+        seq = ngx_atoof((u_char *) PQgetvalue(res, row, 3),
+                        PQgetlength(res, row, 3));
+        chat = ngx_atoof(s->chat_id.data, s->chat_id.len);
+
+        if (seq > 0 && chat > 0) {
+            order.data = ord;
+            order.len = ngx_sprintf(ord, "%O:%O", chat, seq) - ord;
+        }
     }
 
     if (status == NGX_CHAT_ST_OK && !PQgetisnull(res, row, 6)
@@ -749,13 +769,21 @@ ngx_chat_store_send_row(ngx_chat_send_t *s, PGresult *res, int row)
                == NGX_OK)
         {
             ngx_chat_bus_publish_event(users, n, message_id, &s->user,
-                                       &s->device, json,
+                                       &s->device, &order, json,
                                        PQgetlength(res, row, 6));
         }
 
         if (users) {
             ngx_free(users);
         }
+    }
+
+    /* the sender's user has this seq: its next ones need not wait for it */
+
+    if (order.len && s->cc && !s->cc->closed && s->cc->registered) {
+        u = s->cc->user;
+        ngx_chat_order_seen(u, (uint64_t) chat, (uint64_t) seq,
+                            ngx_chat_bus_deliver_event);
     }
 
     if (s->cc) {
