@@ -539,7 +539,9 @@ AS $$
 $$;
 
 
--- Six statements per batch, whatever its size, and no lock waits:
+-- A fixed number of statements per batch, whatever its size, no lock
+-- waits, and no join whose plan depends on table statistics (the queue
+-- tables are often nearly empty when analyzed):
 --   1. lock every idempotency key (advisory, in hash order, without
 --      waiting: an element whose key another batch holds is busy);
 --   2. lock the chats that may get messages (FOR NO KEY UPDATE, ascending
@@ -557,7 +559,8 @@ $$;
 --      within a chat id order == seq order; a key repeated in the batch
 --      is a dup of its first successful element;
 --   5. write each chat's last_seq back once;
---   6. insert inbox rows, messages, keys in one statement and return the
+--   6. look up the recipient devices of each new message;
+--   7. insert inbox rows, messages, keys in one statement and return the
 --      rows in idx order.
 -- (the signature before p_wait)
 DROP FUNCTION IF EXISTS chat_send_batch(text[], text[], bigint[], text[],
@@ -609,6 +612,13 @@ DECLARE
     /* per chat that got messages */
     c_id     bigint[] := '{}';
     c_seq    bigint[] := '{}';
+    /* recipient devices of the new messages, one element per inbox row */
+    r_i      int[];
+    r_u      text[];
+    r_d      text[];
+    r_e      bigint[];
+    r_c      bigint[];
+    a_rc     text[] := '{}';    /* per element: its recipient users */
 BEGIN
     /* 1 */
     v_busy := ARRAY(
@@ -645,8 +655,10 @@ BEGIN
 
     /* 3 and 4 */
     FOR r IN
-        SELECT e.i, e.c, e.u, e.d, e.a, e.ok, e.nkey, sk.message_id AS kid, sk.seq AS kseq,
-               sk.sent_at AS kat, ch.last_seq,
+        SELECT e.i, e.c, e.u, e.d, e.a, e.ok, e.nkey, sk.message_id AS kid,
+               sk.seq AS kseq, sk.sent_at AS kat,
+               CASE WHEN e.c = ANY (v_locked) THEN ch.last_seq END
+                   AS last_seq,
                e.ok AND EXISTS (SELECT 1 FROM participants p
                                  WHERE p.chat_id = e.c AND p.user_id = e.u)
                    AS member,
@@ -654,9 +666,7 @@ BEGIN
                                          || e.k, 0) = ANY (v_busy)
                    AS key_busy,
                /* a chat that exists but another batch holds */
-               e.ok AND ch.id IS NULL
-                    AND EXISTS (SELECT 1 FROM chats c2 WHERE c2.id = e.c)
-                   AS chat_busy,
+               ch.id IS NOT NULL AND NOT e.c = ANY (v_locked) AS chat_busy,
                e.u || '/' || e.d || '/' || e.k AS key
           FROM (SELECT x.i::int AS i, x.u, x.d, x.c, x.k, x.a,
                        chat_send_valid(x.u, x.d, x.c, x.k, x.b, x.a) AS ok,
@@ -664,11 +674,23 @@ BEGIN
                   FROM unnest(p_users, p_devices, p_chats, p_cmids, p_bodies,
                               p_attachments)
                        WITH ORDINALITY AS x(u, d, c, k, b, a, i)) AS e
-          LEFT JOIN sent_keys sk
-            ON e.ok AND sk.user_id = e.u AND sk.device_id = e.d
-           AND sk.client_message_id = e.k
-          LEFT JOIN chats ch
-            ON e.ok AND ch.id = e.c AND ch.id = ANY (v_locked)
+          /*
+           * One index lookup per element, whatever the statistics say
+           * (OFFSET 0 keeps each a correlated lookup): plans made on a
+           * just-analyzed, nearly empty table joined otherwise, e.g. by
+           * scanning every locked chat for every element (100 ms a batch).
+           */
+          LEFT JOIN LATERAL (
+              SELECT k.message_id, k.seq, k.sent_at
+                FROM sent_keys k
+               WHERE e.ok AND k.user_id = e.u AND k.device_id = e.d
+                 AND k.client_message_id = e.k
+              OFFSET 0) AS sk ON true
+          LEFT JOIN LATERAL (
+              SELECT c.id, c.last_seq
+                FROM chats c
+               WHERE e.ok AND c.id = e.c
+              OFFSET 0) AS ch ON true
          ORDER BY e.c, e.i
     LOOP
         a_dup[r.i] := false;
@@ -765,40 +787,59 @@ BEGIN
          WHERE c.id = x.id;
     END IF;
 
-    /* 6 */
+    /*
+     * 6: the recipients, message by message (every active device of every
+     * participant but the sending one), into arrays.  What follows joins
+     * nothing whose size the planner takes from the tables: inbox,
+     * messages and participants are often nearly empty when they are
+     * analyzed, and joins planned on that (nested loops over the inserted
+     * rows) cost O(batch^2).
+     */
+    IF cardinality(n_i) > 0 THEN
+        SELECT array_agg(n.i), array_agg(r.u), array_agg(r.d),
+               array_agg(n.id), array_agg(p_chats[n.i])
+          INTO r_i, r_u, r_d, r_e, r_c
+          FROM unnest(n_i, n_id) AS n(i, id)
+         CROSS JOIN LATERAL (
+               SELECT dv.user_id AS u, dv.device_id AS d
+                 FROM participants p
+                 JOIN devices dv ON dv.user_id = p.user_id
+                WHERE p.chat_id = p_chats[n.i]
+                  AND dv.active
+                  AND NOT (dv.user_id = p_users[n.i]
+                           AND dv.device_id = p_devices[n.i])
+               OFFSET 0) AS r;
+
+        FOR r IN
+            SELECT y.i, array_agg(DISTINCT y.u)::text AS users
+              FROM unnest(r_i, r_u) AS y(i, u)
+             GROUP BY y.i
+        LOOP
+            a_rc[r.i] := r.users;
+        END LOOP;
+    END IF;
+
+    /* 7 */
     RETURN QUERY
     WITH nm AS (
-        SELECT n.i, n.id, n.sq, x.u, x.d, x.c, x.k, x.b,
+        SELECT n.i, n.id, n.sq, p_users[n.i] AS u, p_devices[n.i] AS d,
+               p_chats[n.i] AS c, p_cmids[n.i] AS k, p_bodies[n.i] AS b,
                coalesce(a_att[n.i], '[]') AS a
-          FROM unnest(n_i, n_id, n_seq) AS n(i, id, sq)
-          JOIN unnest(p_users, p_devices, p_chats, p_cmids, p_bodies,
-                      p_attachments) WITH ORDINALITY
-               AS x(u, d, c, k, b, a, i)
-            ON x.i = n.i),
+          FROM unnest(n_i, n_id, n_seq) AS n(i, id, sq)),
 
-    /* every active device of every participant but the sending one */
     ins AS (
         INSERT INTO inbox (user_id, device_id, event_id, chat_id, kind,
                            created_at)
-        SELECT dv.user_id, dv.device_id, nm.id, nm.c, 1, v_now
-          FROM nm
-          JOIN participants p ON p.chat_id = nm.c
-          JOIN devices dv ON dv.user_id = p.user_id
-         WHERE dv.active
-           AND NOT (dv.user_id = nm.u AND dv.device_id = nm.d)
-        RETURNING event_id, user_id),
-
-    rc AS (
-        SELECT ins.event_id, array_agg(DISTINCT ins.user_id) AS users
-          FROM ins
-         GROUP BY ins.event_id),
+        SELECT y.u, y.d, y.e, y.c, 1, v_now
+          FROM unnest(r_u, r_d, r_e, r_c) AS y(u, d, e, c)),
 
     /* a message nobody will receive is not kept; its key is */
     msg AS (
         INSERT INTO messages (chat_id, id, seq, sender_id, sender_device,
                               client_message_id, body, attachments, sent_at)
         SELECT nm.c, nm.id, nm.sq, nm.u, nm.d, nm.k, nm.b, nm.a, v_now
-          FROM nm JOIN rc ON rc.event_id = nm.id),
+          FROM nm
+         WHERE a_rc[nm.i] IS NOT NULL),
 
     keys AS (
         INSERT INTO sent_keys (user_id, device_id, client_message_id,
@@ -808,17 +849,19 @@ BEGIN
 
     SELECT e.i::int, a_st[e.i], a_mid[e.i], a_seq[e.i], a_ms[e.i],
            a_dup[e.i],
-           CASE WHEN nm.id IS NOT NULL
-                THEN chat_message_event_json(nm.c, nm.id, nm.sq, nm.u, nm.d,
-                                             nm.b, nm.a, v_now)
+           CASE WHEN a_st[e.i] = 0 AND NOT a_dup[e.i]
+                THEN chat_message_event_json(p_chats[e.i], a_mid[e.i],
+                                             a_seq[e.i], p_users[e.i],
+                                             p_devices[e.i], p_bodies[e.i],
+                                             coalesce(a_att[e.i], '[]'),
+                                             v_now)
                 WHEN dp.users IS NOT NULL THEN dp.ev
                 /* status 4 for an attachment: event_json is its id */
                 ELSE a_bad[e.i] END,
-           CASE WHEN nm.id IS NOT NULL THEN coalesce(rc.users, '{}')
+           CASE WHEN a_st[e.i] = 0 AND NOT a_dup[e.i]
+                THEN coalesce(a_rc[e.i]::text[], '{}')
                 ELSE dp.users END
       FROM generate_subscripts(a_st, 1) AS e(i)
-      LEFT JOIN nm ON nm.i = e.i
-      LEFT JOIN rc ON rc.event_id = nm.id
       /*
        * A retry of a send that was committed but never answered (the
        * gateway gave up waiting): publish it again to the users whose
