@@ -76,8 +76,8 @@ SELECT t.is((SELECT string_agg(indexrelid::regclass || ' ' ||
             'devices_pkey true btree (user_id, device_id)' || E'\n' ||
             'inbox_event_id_idx false btree (event_id)' || E'\n' ||
             'inbox_pkey true btree (user_id, device_id, event_id)' || E'\n' ||
-            'messages_chat_id_seq_key true btree (chat_id, seq)' || E'\n' ||
             'messages_pkey true btree (chat_id, id)' || E'\n' ||
+            'messages_seq_chat_id_key true btree (seq, chat_id)' || E'\n' ||
             'participants_pkey true btree (chat_id, user_id)' || E'\n' ||
             'participants_user_idx false btree (user_id, chat_id)' || E'\n' ||
             'sent_keys_pkey true btree (user_id, device_id, '
