@@ -417,11 +417,12 @@ ngx_chat_store_send_flush(ngx_event_t *ev)
      * New sends never wait for a lock another batch holds (they come back
      * busy instead); those that came back busy go in one batch that
      * waits, so a chat held by the other workers cannot starve them.  A
-     * connection's later sends wait behind its busy ones.
+     * connection's later sends wait behind its busy ones (has_busy is
+     * only looked at while some send is busy).
      */
 
     for (q = ngx_queue_head(&st->sends);
-         q != ngx_queue_sentinel(&st->sends);
+         st->nbusy && q != ngx_queue_sentinel(&st->sends);
          q = ngx_queue_next(q))
     {
         s = ngx_queue_data(q, ngx_chat_send_t, queue);
@@ -432,7 +433,7 @@ ngx_chat_store_send_flush(ngx_event_t *ev)
     }
 
     for (q = ngx_queue_head(&st->sends);
-         q != ngx_queue_sentinel(&st->sends);
+         st->nbusy && q != ngx_queue_sentinel(&st->sends);
          q = ngx_queue_next(q))
     {
         s = ngx_queue_data(q, ngx_chat_send_t, queue);
@@ -497,7 +498,7 @@ ngx_chat_store_send_batch(ngx_chat_store_t *st, ngx_uint_t wait,
 
         if ((s->cc && s->cc->sending && !s->cc->batching)
             || s->busy != wait
-            || (!wait && s->cc && s->cc->has_busy))
+            || (!wait && st->nbusy && s->cc && s->cc->has_busy))
         {
             continue;
         }
