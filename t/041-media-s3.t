@@ -24,66 +24,21 @@ use Test::More;
 use Digest::SHA qw(sha256_hex sha256);
 use IO::Socket::INET;
 use MIME::Base64 qw(encode_base64);
-use POSIX qw(WNOHANG);
 use Time::HiRes qw(time sleep);
 use ChatTest;
 use ChatTest::WS;
+use ChatTest::S3rver;
 
-my $node_dir = "$ChatTest::REPO/tests/node";
-my $s3rver = "$node_dir/node_modules/.bin/s3rver";
-
-system('curl --version >/dev/null 2>&1') == 0
-    or plan(skip_all => 'curl is not installed');
--x $s3rver && system('node --version >/dev/null 2>&1') == 0
-    or plan(skip_all => 'npm s3rver not installed (cd tests/node && npm ci)');
+my $why = ChatTest::S3rver::missing();
+plan(skip_all => $why) if $why;
 
 my $t = ChatTest->new;
 my $dir = $t->dir;
-my $sport = ChatTest::free_port();
+# s3rver on loopback, stopped at the end (t/lib/ChatTest/S3rver.pm)
+my $s3 = ChatTest::S3rver->new($t);
+my $sport = $s3->port;
 
-# s3rver on loopback, its own process group, stopped at the end
-
-my $spid;
-
-sub s3rver_start {
-    mkdir "$dir/s3";
-    $spid = fork // die "fork: $!";
-    if ($spid == 0) {
-        setpgrp(0, 0);
-        open STDIN, '<', '/dev/null';
-        open STDOUT, '>>', "$dir/s3rver.log";
-        open STDERR, '>>', "$dir/s3rver.log";
-        exec 'node', $s3rver, '-d', "$dir/s3", '-a', '127.0.0.1',
-            '-p', $sport, '--configure-bucket', 'media';
-        exit 127;
-    }
-    my $deadline = time + 20;
-    while (time < $deadline) {
-        my $c = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-            PeerPort => $sport);
-        return 1 if $c;
-        sleep 0.1;
-    }
-    die "s3rver did not start:\n" . ($t->read_file('s3rver.log') // '');
-}
-
-sub s3rver_stop {
-    local $?;
-    return unless $spid;
-    kill 'TERM', -$spid;
-    my $deadline = time + 10;
-    while (time < $deadline) {
-        last if waitpid($spid, WNOHANG) == $spid;
-        sleep 0.05;
-    }
-    kill 'KILL', -$spid;
-    waitpid($spid, 0);
-    undef $spid;
-}
-
-END { local $?; s3rver_stop() }
-
-s3rver_start();
+$s3->start;
 
 $t->write_file('ak', "S3RVER\n");
 $t->write_file('sk', "S3RVER\n");
@@ -185,7 +140,7 @@ new SignatureV4({ credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER
 .then((r) => console.log(r.query['X-Amz-Signature']));
 JS
     $t->write_file('resign.js', $js);
-    local $ENV{NODE_PATH} = "$node_dir/node_modules";
+    local $ENV{NODE_PATH} = ChatTest::S3rver::node_dir() . "/node_modules";
     my $cmd = join ' ', 'node', "'$dir/resign.js'", "'127.0.0.1:$sport'",
         "'$path'", $date, 'video/mp4', length($data),
         "'$h->{'x-amz-checksum-sha256'}'";
@@ -270,14 +225,14 @@ my $id3 = $r->{attachmentId};
 ($code) = curl(method => 'PUT', url => $r->{uploadUrl},
     file => "$dir/short.bin", headers => $r->{headers});
 is $code, 200, 'uploaded';
-s3rver_stop();
+$s3->stop;
 $r = $alice->cmd('sendMessage', chatId => $chat, clientMessageId => 'm4',
     message => 'down', attachments => [$id3]);
 is $r->{error}{code}, 'bad_request', 'S3 down: the upload cannot be '
     . 'confirmed, the message is refused';
 is $t->psql("SELECT state FROM attachments WHERE id = '$id3'"), 0,
     'nothing marked uploaded';
-s3rver_start();
+$s3->start;
 $r = $alice->cmd('sendMessage', chatId => $chat, clientMessageId => 'm4',
     message => 'down', attachments => [$id3]);
 ok $r->{ok}, 'S3 back: the same send goes through';

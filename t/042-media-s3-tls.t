@@ -16,65 +16,21 @@ use lib "$FindBin::Bin/lib";
 use Test::More;
 use Digest::SHA qw(sha256_hex);
 use IO::Socket::INET;
-use POSIX qw(WNOHANG);
 use Time::HiRes qw(time sleep);
 use ChatTest;
 use ChatTest::WS;
+use ChatTest::S3rver;
 
-my $node_dir = "$ChatTest::REPO/tests/node";
-my $s3rver = "$node_dir/node_modules/.bin/s3rver";
-
-system('curl --version >/dev/null 2>&1') == 0
-    or plan(skip_all => 'curl is not installed');
--x $s3rver && system('node --version >/dev/null 2>&1') == 0
-    or plan(skip_all => 'npm s3rver not installed (cd tests/node && npm ci)');
+my $why = ChatTest::S3rver::missing();
+plan(skip_all => $why) if $why;
 
 my $t = ChatTest->new;
 my $dir = $t->dir;
-my $sport = ChatTest::free_port();
-
-# s3rver on loopback, its own process group, stopped at the end
-
-my $spid;
-
-sub s3rver_start {
-    mkdir "$dir/s3";
-    $spid = fork // die "fork: $!";
-    if ($spid == 0) {
-        setpgrp(0, 0);
-        open STDIN, '<', '/dev/null';
-        open STDOUT, '>>', "$dir/s3rver.log";
-        open STDERR, '>>', "$dir/s3rver.log";
-        exec 'node', $s3rver, '-d', "$dir/s3", '-a', '127.0.0.1',
-            '-p', $sport, '--configure-bucket', 'media',
-            '--key', "$dir/server.key", '--cert', "$dir/server.crt";
-        exit 127;
-    }
-    my $deadline = time + 20;
-    while (time < $deadline) {
-        my $c = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-            PeerPort => $sport);
-        return 1 if $c;
-        sleep 0.1;
-    }
-    die "s3rver did not start:\n" . ($t->read_file('s3rver.log') // '');
-}
-
-sub s3rver_stop {
-    local $?;
-    return unless $spid;
-    kill 'TERM', -$spid;
-    my $deadline = time + 10;
-    while (time < $deadline) {
-        last if waitpid($spid, WNOHANG) == $spid;
-        sleep 0.05;
-    }
-    kill 'KILL', -$spid;
-    waitpid($spid, 0);
-    undef $spid;
-}
-
-END { local $?; s3rver_stop() }
+# s3rver on loopback, stopped at the end (t/lib/ChatTest/S3rver.pm)
+my $s3 = ChatTest::S3rver->new($t,
+    extra => [ '--key', "$dir/server.key",
+    '--cert', "$dir/server.crt" ]);
+my $sport = $s3->port;
 
 # a CA and a certificate for "localhost" signed by it
 sub openssl {
@@ -89,7 +45,7 @@ $t->write_file('ext', "subjectAltName=DNS:localhost\n");
 openssl("x509 -req -in $dir/server.csr -CA $dir/ca.crt -CAkey $dir/ca.key"
     . " -CAcreateserial -days 2 -extfile $dir/ext -out $dir/server.crt");
 
-s3rver_start();
+$s3->start;
 
 $t->write_file('ak', "S3RVER\n");
 $t->write_file('sk', "S3RVER\n");
