@@ -52,35 +52,7 @@ sub client { $t->client(@_) }
 
 sub poll { ChatTest::poll($_[0], $_[1] // 10, 0.1) }
 
-# curl(%o): (status, body file); o: method, url, file (upload), headers,
-# range, out
-my $n = 0;
-sub curl {
-    my (%o) = @_;
-    my $out = $o{out} // "$dir/curl." . ++$n;
-    my @cmd = ('curl', '-s', '-o', $out, '-w', '%{http_code}',
-        '--max-time', '30');
-    push @cmd, '-X', $o{method} if $o{method};
-    push @cmd, '--data-binary', "\@$o{file}" if $o{file};
-    push @cmd, '-r', $o{range} if $o{range};
-    push @cmd, '-H', $_ for @{ $o{headers} // [] };
-    push @cmd, '-D', "$out.h";
-    push @cmd, $o{url};
-    open my $fh, '-|', @cmd or die "curl: $!";
-    local $/;
-    my $code = <$fh>;
-    close $fh;
-    return ($code, $out);
-}
-
-sub slurp {
-    my ($f) = @_;
-    open my $fh, '<:raw', $f or return undef;
-    local $/;
-    my $c = <$fh>;
-    close $fh;
-    return $c;
-}
+sub curl { $t->curl(@_) }
 
 sub obj_path { my ($id) = @_; "$media/" . substr($id, 0, 2) . "/$id" }
 
@@ -205,14 +177,14 @@ is $code, 403, 'upload URL used for a GET: 403';
 $t->write_file('short.bin', substr($blob, 0, length($blob) - 1));
 ($code, $out) = curl(method => 'PUT', url => $put, file => "$dir/short.bin");
 is $code, 400, 'wrong size: 400';
-like slurp($out), qr/"code":"bad_request"/, '... with a JSON error';
+like $t->read_file($out), qr/"code":"bad_request"/, '... with a JSON error';
 
 my $other = $blob;
 substr($other, 5000, 1) = chr(ord(substr($other, 5000, 1)) ^ 1);
 $t->write_file('other.bin', $other);
 ($code, $out) = curl(method => 'PUT', url => $put, file => "$dir/other.bin");
 is $code, 400, 'wrong hash (one bit): 400';
-like slurp($out), qr/sha256/, '... saying so';
+like $t->read_file($out), qr/sha256/, '... saying so';
 
 # a client that goes away in the middle of its upload
 {
@@ -235,9 +207,9 @@ is $t->psql("SELECT state FROM attachments WHERE id = '$id'"), 0,
 ($code, $out) = curl(method => 'PUT', url => $put, file => "$dir/blob.bin",
     headers => ['Content-Type: image/png']);
 is $code, 200, 'upload: 200';
-like slurp($out), qr/"attachmentId":"$id"/, '... answering the id';
+like $t->read_file($out), qr/"attachmentId":"$id"/, '... answering the id';
 is -s obj_path($id), length($blob), 'the file is in place';
-is sha256_hex(slurp(obj_path($id)) // ''), $sha, '... with the right bytes';
+is sha256_hex($t->read_file(obj_path($id)) // ''), $sha, '... with the right bytes';
 is $t->psql("SELECT state FROM attachments WHERE id = '$id'"), 1,
     'marked uploaded';
 is tmp_files(), 0, 'no temp file left';
@@ -278,8 +250,8 @@ ok $cev && $cev->{attachments}[0]{url} ne $att->{url},
 
 ($code, $out) = curl(url => $att->{url}, range => '1000-1999');
 is $code, 206, 'Range request: 206';
-is slurp($out), substr($blob, 1000, 1000), '... the right bytes';
-like slurp("$out.h"), qr{Content-Range: bytes 1000-1999/10485760}i,
+is $t->read_file($out), substr($blob, 1000, 1000), '... the right bytes';
+like $t->read_file("$out.h"), qr{Content-Range: bytes 1000-1999/10485760}i,
     '... Content-Range';
 
 is $t->psql("SELECT count(*) FROM attachment_receipts"
@@ -287,8 +259,8 @@ is $t->psql("SELECT count(*) FROM attachment_receipts"
 
 ($code, $out) = curl(url => $att->{url});
 is $code, 200, 'download: 200';
-is sha256_hex(slurp($out) // ''), $sha, '... the whole file';
-my $hdr = slurp("$out.h") // '';
+is sha256_hex($t->read_file($out) // ''), $sha, '... the whole file';
+my $hdr = $t->read_file("$out.h") // '';
 like $hdr, qr{Content-Type: image/png}i, '... Content-Type';
 like $hdr, qr{ETag: "}i, '... ETag';
 like $hdr, qr{Accept-Ranges: bytes}i, '... Accept-Ranges';
@@ -325,7 +297,7 @@ ok $r->{ok}, 'getAttachmentUrl for a participant';
 like $r->{url}, qr/dev=laptop/, '... for this device';
 ($code, $out) = curl(url => $r->{url});
 is $code, 200, 'still downloadable after the event was acked';
-is sha256_hex(slurp($out) // ''), $sha, '... the whole file';
+is sha256_hex($t->read_file($out) // ''), $sha, '... the whole file';
 
 ok poll(sub { $t->psql("SELECT count(*) FROM attachment_receipts"
         . " WHERE attachment_id = '$id'") == 1 }), 'only carol waits now';

@@ -53,33 +53,7 @@ sub client { $t->client(@_) }
 
 sub poll { ChatTest::poll($_[0], $_[1] // 10, 0.1) }
 
-my $n = 0;
-sub curl {
-    my (%o) = @_;
-    my $out = "$dir/curl." . ++$n;
-    my @cmd = ('curl', '-s', '-o', $out, '-w', '%{http_code}',
-        '--max-time', '30');
-    push @cmd, '-X', $o{method} if $o{method};
-    push @cmd, '--data-binary', "\@$o{file}" if $o{file};
-    for my $k (sort keys %{ $o{headers} // {} }) {
-        push @cmd, '-H', "$k: $o{headers}{$k}";
-    }
-    push @cmd, $o{url};
-    open my $fh, '-|', @cmd or die "curl: $!";
-    local $/;
-    my $code = <$fh>;
-    close $fh;
-    return ($code, $out);
-}
-
-sub slurp {
-    my ($f) = @_;
-    open my $fh, '<:raw', $f or return undef;
-    local $/;
-    my $c = <$fh>;
-    close $fh;
-    return $c;
-}
+sub curl { $t->curl(@_) }
 
 # s3rver keeps an object as <dir>/<bucket>/<key>._S3rver_object
 sub stored { -e "$dir/s3/media/att/$_[0]._S3rver_object" }
@@ -182,7 +156,7 @@ ok $att->{urlExpiresAt} > time * 1000, 'urlExpiresAt';
 
 ($code, $out) = curl(url => $att->{url});
 is $code, 200, 'GET from S3: 200';
-is sha256_hex(slurp($out) // ''), $sha, '... the bytes uploaded';
+is sha256_hex($t->read_file($out) // ''), $sha, '... the bytes uploaded';
 
 # --- a wrong size is caught by the gateway's HEAD
 

@@ -764,6 +764,32 @@ sub client {
     return $ws;
 }
 
+# $t->curl(%o): an HTTP request by the curl command line tool (the media
+# tests' plain HTTP client); returns (status, file with the body), or the
+# status alone in scalar context.  o: url, method, file (the body to
+# upload), headers ({name => value} or ["Name: value", ...]), range, out
+# (the body file; default a new one in the test folder, with the response
+# headers in <out>.h), cacert
+sub curl {
+    my ($self, %o) = @_;
+    my $out = $o{out} // "$self->{dir}/curl." . ++$self->{curls};
+    my @cmd = ('curl', '-s', '-o', $out, '-w', '%{http_code}',
+        '--max-time', '30');
+    push @cmd, '--cacert', $o{cacert} if $o{cacert};
+    push @cmd, '-X', $o{method} if $o{method};
+    push @cmd, '--data-binary', "\@$o{file}" if $o{file};
+    push @cmd, '-r', $o{range} if $o{range};
+    my $h = $o{headers} // [];
+    push @cmd, '-H', $_ for ref $h eq 'HASH'
+        ? map { "$_: $h->{$_}" } sort keys %$h : @$h;
+    push @cmd, '-D', "$out.h", $o{url};
+    open my $fh, '-|', @cmd or die "curl: $!";
+    local $/;
+    my $code = <$fh>;
+    close $fh;
+    return wantarray ? ($code, $out) : $code;
+}
+
 # true once $cond->() is, false if not within $timeout seconds: a bounded
 # wait on state the test can observe (the database, a log), checked every
 # $step seconds
