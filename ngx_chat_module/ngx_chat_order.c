@@ -60,6 +60,9 @@ struct ngx_chat_order_s {
 static ngx_chat_order_t *ngx_chat_order_get(ngx_chat_user_t *u);
 static ngx_chat_order_chat_t *ngx_chat_order_chat(ngx_chat_order_t *o,
     uint64_t chat, ngx_chat_held_t ***tail);
+static ngx_int_t ngx_chat_order_hold(ngx_chat_order_t *o,
+    ngx_chat_order_chat_t *c, uint64_t seq, uint64_t event_id,
+    ngx_str_t *skip, u_char *json, size_t len, ngx_uint_t replay);
 static void ngx_chat_order_release(ngx_chat_order_t *o,
     ngx_chat_order_chat_t *c, ngx_chat_held_t ***tail);
 static void ngx_chat_order_timer(ngx_event_t *ev);
@@ -75,7 +78,7 @@ ngx_chat_order_event(ngx_chat_user_t *u, uint64_t chat, uint64_t seq,
 {
     u_char                  id[NGX_CHAT_ID_MAX];
     ngx_str_t               user;
-    ngx_chat_held_t        *h, **pp, *evicted, **etail, *next, **ntail;
+    ngx_chat_held_t        *evicted, **etail, *next, **ntail;
     ngx_chat_order_t       *o;
     ngx_chat_order_chat_t  *c;
 
@@ -104,33 +107,11 @@ ngx_chat_order_event(ngx_chat_user_t *u, uint64_t chat, uint64_t seq,
         c->last = seq - 1;
     }
 
-    h = NULL;
-
-    if (seq > c->last + 1 && o->nheld < NGX_CHAT_ORDER_HELD) {
-        h = ngx_alloc(offsetof(ngx_chat_held_t, json) + len, ngx_cycle->log);
-    }
-
-    if (h) {
-        /* a gap before it: keep it, in seq order */
-
-        h->seq = seq;
-        h->event_id = event_id;
-        h->since = ngx_current_msec;
-        h->len = len;
-        h->replay = replay;
-        h->skip.len = skip->len;
-        h->skip.data = h->skip_data;
-        ngx_memcpy(h->skip_data, skip->data, skip->len);
-        ngx_memcpy(h->json, json, len);
-
-        for (pp = &c->held; *pp && (*pp)->seq <= seq; pp = &(*pp)->next) {
-            /* void */
-        }
-
-        h->next = *pp;
-        *pp = h;
-        o->nheld++;
-
+    if (seq > c->last + 1
+        && ngx_chat_order_hold(o, c, seq, event_id, skip, json, len, replay)
+           == NGX_OK)
+    {
+        /* a gap before it: kept, in seq order */
         ngx_chat_order_arm(o);
         ngx_chat_order_deliver(u, evicted, deliver);
         return;
@@ -183,7 +164,21 @@ ngx_chat_order_seen(ngx_chat_user_t *u, uint64_t chat, uint64_t seq,
 
     c = ngx_chat_order_chat(o, chat, &tail);
 
-    if (seq > c->last) {
+    if (c->last == 0 && c->held == NULL) {
+        c->last = seq - 1;
+    }
+
+    /*
+     * Not "everything up to seq": messages of others before it may still
+     * be on their way.  After a gap it fills its place as an entry that
+     * delivers nothing.
+     */
+
+    if (seq == c->last + 1
+        || (seq > c->last + 1
+            && ngx_chat_order_hold(o, c, seq, 0, NULL, NULL, 0, 0)
+               != NGX_OK))
+    {
         c->last = seq;
     }
 
@@ -324,6 +319,54 @@ ngx_chat_order_chat(ngx_chat_order_t *o, uint64_t chat,
 }
 
 
+/*
+ * Keeps an event after a gap, in seq order; event_id 0 (no JSON): a seq
+ * that reached the user another way and delivers nothing when released.
+ */
+static ngx_int_t
+ngx_chat_order_hold(ngx_chat_order_t *o, ngx_chat_order_chat_t *c,
+    uint64_t seq, uint64_t event_id, ngx_str_t *skip, u_char *json,
+    size_t len, ngx_uint_t replay)
+{
+    ngx_chat_held_t  *h, **pp;
+
+    if (o->nheld >= NGX_CHAT_ORDER_HELD) {
+        return NGX_DECLINED;
+    }
+
+    h = ngx_alloc(offsetof(ngx_chat_held_t, json) + len, ngx_cycle->log);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->seq = seq;
+    h->event_id = event_id;
+    h->since = ngx_current_msec;
+    h->len = len;
+    h->replay = replay;
+    h->skip.len = skip ? skip->len : 0;
+    h->skip.data = h->skip_data;
+
+    if (skip) {
+        ngx_memcpy(h->skip_data, skip->data, skip->len);
+    }
+
+    if (len) {
+        ngx_memcpy(h->json, json, len);
+    }
+
+    for (pp = &c->held; *pp && (*pp)->seq <= seq; pp = &(*pp)->next) {
+        /* void */
+    }
+
+    h->next = *pp;
+    *pp = h;
+    o->nheld++;
+
+    return NGX_OK;
+}
+
+
 /* moves the held events that are now next in line to the out list */
 static void
 ngx_chat_order_release(ngx_chat_order_t *o, ngx_chat_order_chat_t *c,
@@ -459,7 +502,7 @@ ngx_chat_order_deliver(ngx_chat_user_t *u, ngx_chat_held_t *out,
         h = out;
         out = h->next;
 
-        if (u) {
+        if (u && h->event_id) {
             deliver(u, h->event_id, &h->skip, h->json, h->len, h->replay);
         }
 
