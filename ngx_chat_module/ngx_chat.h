@@ -82,6 +82,27 @@ struct ngx_chat_out_s {
 };
 
 
+/*
+ * A connection's life, one state at a time (nginx keeps one state field in
+ * ngx_http_upstream_t and its parsers for the same reason).  Every
+ * asynchronous callback that holds a connection (cc->pending, like
+ * r->main->count) checks ngx_chat_conn_active() and nothing else before it
+ * answers: from CLOSING on, nothing more is said to the client.  What a
+ * callback may read of cc stays valid until the last one has run: the
+ * memory, the user id (cc->uid) and the device id.  The user's entry in the
+ * bus (cc->user) is not among them: it goes when the session closes.
+ */
+typedef enum {
+    NGX_CHAT_CONN_NEW = 0,              /* taken over, not registered */
+    NGX_CHAT_CONN_REGISTERING,          /* device row being written */
+    NGX_CHAT_CONN_LIVE,                 /* registered: drain and events */
+    NGX_CHAT_CONN_CLOSING,              /* close queued, teardown posted */
+    NGX_CHAT_CONN_CLOSED                /* socket gone, memory held */
+} ngx_chat_conn_state_e;
+
+#define ngx_chat_conn_active(cc)  ((cc)->state < NGX_CHAT_CONN_CLOSING)
+
+
 /* an id set: event ids in flight, recently acked; malloc'd, lazily */
 typedef struct {
     ngx_uint_t               n;
@@ -95,8 +116,9 @@ struct ngx_chat_conn_s {
     ngx_pool_t              *pool;              /* kept for TLS only */
     ngx_log_t                log;               /* c->log after takeover */
     ngx_queue_t              all;               /* in worker->conns */
-    ngx_chat_user_t         *user;              /* shared per user id */
+    ngx_chat_user_t         *user;              /* bus entry, or NULL */
     ngx_queue_t              queue;             /* in user->conns */
+    ngx_str_t                uid;               /* as long as cc lives */
     ngx_str_t                device;
 
     u_char                  *in;                /* partial frame (malloc) */
@@ -117,11 +139,11 @@ struct ngx_chat_conn_s {
     ngx_uint_t               pending;           /* callbacks outstanding */
     uint64_t                 serial;            /* connection identity */
 
+    unsigned                 state:3;           /* ngx_chat_conn_state_e */
     unsigned                 msg_opcode:4;      /* of the fragmented msg */
     unsigned                 in_message:1;      /* fragments pending */
     unsigned                 ping_sent:1;       /* awaiting PONG */
-    unsigned                 close_sent:1;
-    unsigned                 closed:1;          /* socket gone */
+    unsigned                 dropped:1;         /* close without a frame */
     unsigned                 registered:1;      /* in the user index */
     unsigned                 draining:1;        /* inbox drain running */
     unsigned                 drain_query:1;     /* a page query is out */
@@ -130,8 +152,6 @@ struct ngx_chat_conn_s {
     unsigned                 need_drain:1;      /* retry from the poll */
     unsigned                 drain_out:1;       /* waits for output room */
     unsigned                 peer_closed:1;     /* client sent Close */
-    unsigned                 ready:1;           /* device row written */
-    unsigned                 registering:1;     /* device row pending */
     unsigned                 shutdown:1;        /* worker is exiting */
     unsigned                 read_paused:1;     /* input waits for reg. */
     unsigned                 in_unparsed:1;     /* cc->in not yet parsed */

@@ -80,10 +80,13 @@ ngx_chat_bus_init(ngx_chat_worker_t *w)
 
 
 ngx_int_t
-ngx_chat_bus_join(ngx_chat_conn_t *cc, ngx_str_t *user)
+ngx_chat_bus_join(ngx_chat_conn_t *cc)
 {
     uint32_t          hash;
+    ngx_str_t        *user;
     ngx_chat_user_t  *u;
+
+    user = &cc->uid;
 
     hash = ngx_crc32_short(user->data, user->len);
 
@@ -532,46 +535,62 @@ static void
 ngx_chat_bus_kick_local(ngx_chat_user_t *u, ngx_str_t *device,
     ngx_uint_t code, u_char *keep, size_t keep_len)
 {
+    u_char            *dash;
     size_t             n;
-    ngx_queue_t       *q, *next;
+    uint64_t           serial;
+    ngx_queue_t       *q;
     ngx_chat_conn_t   *cc;
     u_char             ident[NGX_CHAT_BUS_IDENTITY_LEN];
 
-    /* closing unlinks cc and may free u: read "next" first */
+    /*
+     * A kick that keeps a connection closes only the connections that
+     * came before it: the kick of a connection can reach a worker after
+     * the same device connected again, and must not close the newer one.
+     * Serials grow with the wall clock (see ngx_chat_ws_takeover), so
+     * "before" is exact on one worker and as good as the clocks across workers.
+     */
+
+    serial = 0;
+
+    if (keep_len) {
+        dash = ngx_strlchr(keep, keep + keep_len, '-');
+        if (dash) {
+            serial = (uint64_t) ngx_atoof(dash + 1,
+                                          keep + keep_len - dash - 1);
+        }
+    }
+
+    /* ngx_chat_ws_close() posts its teardown: the list stays as it is */
 
     for (q = ngx_queue_head(&u->conns);
          q != ngx_queue_sentinel(&u->conns);
-         q = next)
+         q = ngx_queue_next(q))
     {
-        next = ngx_queue_next(q);
         cc = ngx_queue_data(q, ngx_chat_conn_t, queue);
 
-        if (device->len != cc->device.len
+        if (!ngx_chat_conn_active(cc)
+            || device->len != cc->device.len
             || ngx_strncmp(device->data, cc->device.data, device->len) != 0)
         {
             continue;
         }
 
-        n = ngx_chat_bus_identity(cc, ident);
+        if (keep_len) {
+            n = ngx_chat_bus_identity(cc, ident);
 
-        if (keep_len == n && ngx_strncmp(keep, ident, n) == 0) {
-            continue;
+            if ((keep_len == n && ngx_strncmp(keep, ident, n) == 0)
+                || cc->serial > serial)
+            {
+                continue;
+            }
         }
 
         ngx_log_error(NGX_LOG_INFO, cc->connection->log, 0,
                       "chat: closing connection with %ui", code);
 
-        if (next == ngx_queue_sentinel(&u->conns) || u->nconns == 1) {
-            /* u may be gone after this one */
-            ngx_chat_ws_close(cc, code,
-                              code == 4001 ? "device connected elsewhere"
-                                           : "device removed");
-            return;
-        }
-
         ngx_chat_ws_close(cc, code,
-                          code == 4001 ? "device connected elsewhere"
-                                       : "device removed");
+                          code == NGX_CHAT_CLOSE_REPLACED
+                          ? "device connected elsewhere" : "device removed");
     }
 }
 

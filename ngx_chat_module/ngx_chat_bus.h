@@ -15,7 +15,7 @@
 ngx_int_t ngx_chat_bus_init(ngx_chat_worker_t *w);
 
 /* adds cc to its user's entry, subscribing the user's channel if new */
-ngx_int_t ngx_chat_bus_join(ngx_chat_conn_t *cc, ngx_str_t *user);
+ngx_int_t ngx_chat_bus_join(ngx_chat_conn_t *cc);
 
 /* removes cc; the last connection of a user unsubscribes (idempotent) */
 void ngx_chat_bus_leave(ngx_chat_conn_t *cc);

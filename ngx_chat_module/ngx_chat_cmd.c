@@ -226,7 +226,7 @@ ngx_chat_cmd_create_chat(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd)
 
     ngx_chat_store_arr_close(&arr);
 
-    *ngx_cpymem(user, cc->user->id.data, cc->user->id.len) = '\0';
+    *ngx_cpymem(user, cc->uid.data, cc->uid.len) = '\0';
     *ngx_sprintf(max, "%ui", ngx_chat_worker->cmcf->max_participants) = '\0';
 
     values[0] = (const char *) user;
@@ -306,7 +306,7 @@ ngx_chat_cmd_modify(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd)
                                   "operation must be \"ADD\" or \"REMOVE\"");
     }
 
-    *ngx_cpymem(user, cc->user->id.data, cc->user->id.len) = '\0';
+    *ngx_cpymem(user, cc->uid.data, cc->uid.len) = '\0';
     *ngx_sprintf(max, "%ui", ngx_chat_worker->cmcf->max_participants) = '\0';
 
     values[0] = (const char *) user;
@@ -495,7 +495,7 @@ ngx_chat_cmd_ack(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd)
             }
         }
 
-        if (cc->user == NULL
+        if (!ngx_chat_conn_active(cc)
             || ngx_chat_store_ack(cc, cmd->event_ids, cmd->nevent_ids,
                                   req ? ngx_chat_cmd_acked : NULL, req)
                != NGX_OK)
@@ -549,7 +549,7 @@ ngx_chat_cmd_get_chats(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd)
     const char  *values[1];
     u_char       user[NGX_CHAT_ID_MAX + 1];
 
-    *ngx_cpymem(user, cc->user->id.data, cc->user->id.len) = '\0';
+    *ngx_cpymem(user, cc->uid.data, cc->uid.len) = '\0';
     values[0] = (const char *) user;
 
     return ngx_chat_cmd_query(cc, cmd, NGX_CHAT_STMT_LIST, 1, values,
@@ -600,7 +600,7 @@ ngx_chat_cmd_remove_device(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd)
         return NGX_OK;
     }
 
-    *ngx_cpymem(user, cc->user->id.data, cc->user->id.len) = '\0';
+    *ngx_cpymem(user, cc->uid.data, cc->uid.len) = '\0';
     values[0] = (const char *) user;
     values[1] = cmd->device_id.data;
 
@@ -619,9 +619,7 @@ ngx_chat_cmd_removed(ngx_chat_conn_t *cc, void *data, PGresult *res,
     ngx_chat_cmd_req_t  *req = data;
 
     ngx_int_t            status;
-    ngx_str_t            user;
     ngx_chat_json_out_t  o;
-    u_char               id[NGX_CHAT_ID_MAX];
 
     status = (rc == NGX_OK && PQntuples(res) == 1)
              ? ngx_atoi((u_char *) PQgetvalue(res, 0, 0),
@@ -641,11 +639,7 @@ ngx_chat_cmd_removed(ngx_chat_conn_t *cc, void *data, PGresult *res,
 
     /* the removed device's connections, wherever they are, close */
 
-    if (cc->user && cc->connection) {
-        user.len = cc->user->id.len;
-        user.data = ngx_cpymem(id, cc->user->id.data, user.len) - user.len;
-        ngx_chat_bus_kick(&user, &req->arg, NGX_CHAT_CLOSE_REMOVED, NULL);
-    }
+    ngx_chat_bus_kick(&cc->uid, &req->arg, NGX_CHAT_CLOSE_REMOVED, NULL);
 
     ngx_free(req);
 }

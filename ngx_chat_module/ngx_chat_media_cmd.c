@@ -174,7 +174,7 @@ ngx_chat_media_create(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd)
 
     sha[64] = '\0';
 
-    *ngx_cpymem(user, cc->user->id.data, cc->user->id.len) = '\0';
+    *ngx_cpymem(user, cc->uid.data, cc->uid.len) = '\0';
     *ngx_cpymem(device, cc->device.data, cc->device.len) = '\0';
     *ngx_sprintf(size, "%L", cmd->size) = '\0';
 
@@ -210,7 +210,7 @@ ngx_chat_media_created(ngx_chat_conn_t *unused, void *data, PGresult *res,
     cc = req->cc;
     mc = ngx_chat_media_conf();
 
-    if (cc->closed || mc == NULL) {
+    if (!ngx_chat_conn_active(cc) || mc == NULL) {
         goto done;
     }
 
@@ -241,7 +241,7 @@ ngx_chat_media_created(ngx_chat_conn_t *unused, void *data, PGresult *res,
     expires = ngx_time() + mc->url_ttl;
 
     if (mc->store == NGX_CHAT_MEDIA_LOCAL) {
-        user = cc->user->id;
+        user = cc->uid;
         device = cc->device;
 
         ngx_memzero(&u, sizeof(u));
@@ -363,7 +363,7 @@ ngx_chat_media_get_url(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd)
         return NGX_OK;
     }
 
-    *ngx_cpymem(user, cc->user->id.data, cc->user->id.len) = '\0';
+    *ngx_cpymem(user, cc->uid.data, cc->uid.len) = '\0';
 
     values[0] = (const char *) user;
     values[1] = cmd->attachment_id.data;
@@ -392,7 +392,7 @@ ngx_chat_media_got(ngx_chat_conn_t *unused, void *data, PGresult *res,
     cc = req->cc;
     mc = ngx_chat_media_conf();
 
-    if (cc->closed || mc == NULL) {
+    if (!ngx_chat_conn_active(cc) || mc == NULL) {
         goto done;
     }
 
@@ -426,7 +426,7 @@ ngx_chat_media_got(ngx_chat_conn_t *unused, void *data, PGresult *res,
     expires = ngx_time() + mc->url_ttl;
 
     if (ngx_chat_media_download_url(mc, &id, &type, size, &sha,
-                                    &cc->user->id, &cc->device, expires,
+                                    &cc->uid, &cc->device, expires,
                                     url, sizeof(url), &len)
         != NGX_OK)
     {
@@ -473,7 +473,7 @@ ngx_chat_media_ack(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd)
         return NGX_OK;
     }
 
-    *ngx_cpymem(user, cc->user->id.data, cc->user->id.len) = '\0';
+    *ngx_cpymem(user, cc->uid.data, cc->uid.len) = '\0';
     *ngx_cpymem(device, cc->device.data, cc->device.len) = '\0';
 
     values[0] = cmd->attachment_id.data;
@@ -506,7 +506,7 @@ ngx_chat_media_acked(ngx_chat_conn_t *unused, void *data, PGresult *res,
         ngx_chat_media_purge(&id, 1);
     }
 
-    if (cc->closed) {
+    if (!ngx_chat_conn_active(cc)) {
         goto done;
     }
 
@@ -695,7 +695,7 @@ ngx_chat_media_attachments(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd,
 
     ck = o.failed ? NULL
                   : ngx_calloc(sizeof(ngx_chat_media_check_t)
-                               + cc->user->id.len, ngx_cycle->log);
+                               + cc->uid.len, ngx_cycle->log);
 
     if (ck == NULL) {
         ngx_chat_json_out_free(&o);
@@ -711,8 +711,8 @@ ngx_chat_media_attachments(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd,
     ngx_chat_json_out_free(&o);
 
     ck->user.data = (u_char *) (ck + 1);
-    ck->user.len = cc->user->id.len;
-    ngx_memcpy(ck->user.data, cc->user->id.data, ck->user.len);
+    ck->user.len = cc->uid.len;
+    ngx_memcpy(ck->user.data, cc->uid.data, ck->user.len);
 
     room = 0;
 
@@ -733,7 +733,7 @@ ngx_chat_media_attachments(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd,
 
     ngx_chat_store_arr_close(&arr);
 
-    *ngx_cpymem(msg, cc->user->id.data, cc->user->id.len) = '\0';
+    *ngx_cpymem(msg, cc->uid.data, cc->uid.len) = '\0';
     values[0] = (const char *) msg;
     values[1] = (const char *) arr.start;
 
@@ -771,7 +771,7 @@ ngx_chat_media_pending_done(ngx_chat_conn_t *unused, void *data,
 
     mc = ngx_chat_media_conf();
 
-    if (rc == NGX_OK && mc && !ck->cc->closed) {
+    if (rc == NGX_OK && mc && ngx_chat_conn_active(ck->cc)) {
         rows = PQntuples(res);
 
         for (row = 0; row < rows; row++) {
@@ -820,7 +820,9 @@ ngx_chat_media_head_done(void *data, ngx_uint_t status, off_t length)
 
     ck = h->check;
 
-    if (status == NGX_HTTP_OK && length == h->size && !ck->cc->closed) {
+    if (status == NGX_HTTP_OK && length == h->size
+        && ngx_chat_conn_active(ck->cc))
+    {
         *ngx_cpymem(id, h->id.data, h->id.len) = '\0';
         *ngx_sprintf(size, "%O", h->size) = '\0';
 
@@ -866,7 +868,7 @@ ngx_chat_media_check_step(ngx_chat_media_check_t *ck)
 
     cc = ck->cc;
 
-    if (!cc->closed && cc->connection) {
+    if (ngx_chat_conn_active(cc)) {
         ngx_chat_media_rerun = cc;
         (void) ngx_chat_cmd_handle(cc, ck->text, ck->len);
         ngx_chat_media_rerun = NULL;
@@ -896,7 +898,7 @@ ngx_chat_media_render(ngx_chat_conn_t *cc, u_char *json, size_t len,
 
     mc = ngx_chat_media_conf();
 
-    if (mc == NULL || cc->user == NULL
+    if (mc == NULL || !ngx_chat_conn_active(cc)
         || ngx_strlcasestrn(json, json + len, (u_char *) "\"attachmentId\"",
                             14 - 1)
            == NULL)
@@ -948,7 +950,7 @@ ngx_chat_media_render(ngx_chat_conn_t *cc, u_char *json, size_t len,
 
         if (!ngx_chat_media_id_valid(id.data, id.len)
             || ngx_chat_media_download_url(mc, &id, &type, a[i].size, &sha,
-                                           &cc->user->id, &cc->device,
+                                           &cc->uid, &cc->device,
                                            expires, url, sizeof(url), &ulen)
                != NGX_OK)
         {
@@ -1104,7 +1106,7 @@ static ngx_int_t
 ngx_chat_media_error(ngx_chat_conn_t *cc, ngx_chat_media_req_t *req,
     ngx_chat_cmd_t *cmd, const char *code, const char *message)
 {
-    if (cc->connection == NULL || cc->closed) {
+    if (!ngx_chat_conn_active(cc)) {
         return NGX_OK;
     }
 
@@ -1124,7 +1126,7 @@ ngx_chat_media_error(ngx_chat_conn_t *cc, ngx_chat_media_req_t *req,
 static ngx_int_t
 ngx_chat_media_flush(ngx_chat_conn_t *cc, ngx_chat_json_out_t *o)
 {
-    if (cc->connection == NULL || cc->closed) {
+    if (!ngx_chat_conn_active(cc)) {
         ngx_chat_json_out_free(o);
         return NGX_OK;
     }

@@ -375,12 +375,6 @@ ngx_chat_redis_up(ngx_chat_redis_t *rd)
 }
 
 
-ngx_uint_t
-ngx_chat_redis_pending(ngx_chat_redis_t *rd)
-{
-    return rd->cmd.pending;
-}
-
 
 /* connection life cycle */
 

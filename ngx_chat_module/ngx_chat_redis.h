@@ -75,9 +75,6 @@ ngx_int_t ngx_chat_redis_command(ngx_chat_redis_t *rd,
 
 ngx_uint_t ngx_chat_redis_up(ngx_chat_redis_t *rd);   /* subscriber up */
 
-/* commands sent on the command context and not yet answered */
-ngx_uint_t ngx_chat_redis_pending(ngx_chat_redis_t *rd);
-
 /* NGX_OK if ngx_chat_redis_create() accepts addr (for config checks) */
 ngx_int_t ngx_chat_redis_check_addr(ngx_str_t *addr);
 

@@ -64,9 +64,9 @@ static void ngx_chat_session_polled(ngx_chat_conn_t *cc, void *data,
 
 
 ngx_int_t
-ngx_chat_session_open(ngx_chat_conn_t *cc, ngx_str_t *user)
+ngx_chat_session_open(ngx_chat_conn_t *cc)
 {
-    if (ngx_chat_bus_join(cc, user) != NGX_OK) {
+    if (ngx_chat_bus_join(cc) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -74,10 +74,9 @@ ngx_chat_session_open(ngx_chat_conn_t *cc, ngx_str_t *user)
                   "chat: device connected");
 
     /* one connection per device: an older one elsewhere goes */
-    ngx_chat_bus_kick(&cc->user->id, &cc->device, NGX_CHAT_CLOSE_REPLACED,
-                      cc);
+    ngx_chat_bus_kick(&cc->uid, &cc->device, NGX_CHAT_CLOSE_REPLACED, cc);
 
-    if (cc->connection == NULL || cc->close_sent) {
+    if (!ngx_chat_conn_active(cc)) {
         return NGX_OK;
     }
 
@@ -96,15 +95,13 @@ ngx_chat_session_close(ngx_chat_conn_t *cc)
         ngx_free(cc->inflight);
         cc->inflight = NULL;
     }
-
-    cc->ready = 0;
 }
 
 
 ngx_int_t
 ngx_chat_session_ready(ngx_chat_conn_t *cc)
 {
-    if (cc->ready) {
+    if (cc->state == NGX_CHAT_CONN_LIVE) {
         return NGX_OK;
     }
 
@@ -127,7 +124,7 @@ ngx_chat_session_register(ngx_chat_conn_t *cc)
     ngx_chat_conn_t   **regs;
     ngx_chat_worker_t  *w;
 
-    if (cc->registering || cc->ready || cc->close_sent || !cc->registered) {
+    if (cc->state != NGX_CHAT_CONN_NEW || !cc->registered) {
         return;
     }
 
@@ -153,7 +150,7 @@ ngx_chat_session_register(ngx_chat_conn_t *cc)
 
     w->regs[w->nregs++] = cc;
     cc->pending++;
-    cc->registering = 1;
+    cc->state = NGX_CHAT_CONN_REGISTERING;
 
     if (!w->reg_flush.posted) {
         w->reg_flush.handler = ngx_chat_session_reg_flush;
@@ -194,15 +191,14 @@ ngx_chat_session_reg_flush(ngx_event_t *ev)
         for (i = 0; i < n; i++) {
             cc = w->regs[i];
 
-            if (cc->closed || cc->close_sent || !cc->registered) {
+            if (cc->state != NGX_CHAT_CONN_REGISTERING) {
                 /* gone before its turn */
-                cc->registering = 0;
                 ngx_chat_ws_release(cc);
                 continue;
             }
 
             b->conns[b->n++] = cc;
-            room[0] += ngx_chat_store_arr_room(cc->user->id.len);
+            room[0] += ngx_chat_store_arr_room(cc->uid.len);
             room[1] += ngx_chat_store_arr_room(cc->device.len);
         }
 
@@ -228,8 +224,7 @@ ngx_chat_session_reg_flush(ngx_event_t *ev)
 
         for (i = 0; i < b->n; i++) {
             cc = b->conns[i];
-            ngx_chat_store_arr_str(&arr[0], cc->user->id.data,
-                                   cc->user->id.len);
+            ngx_chat_store_arr_str(&arr[0], cc->uid.data, cc->uid.len);
             ngx_chat_store_arr_str(&arr[1], cc->device.data, cc->device.len);
         }
 
@@ -311,11 +306,11 @@ ngx_chat_session_registered(ngx_chat_reg_batch_t *b, PGresult *res,
 static void
 ngx_chat_session_register_status(ngx_chat_conn_t *cc, ngx_int_t status)
 {
-    cc->registering = 0;
-
-    if (cc->closed || cc->close_sent || !cc->registered) {
+    if (cc->state != NGX_CHAT_CONN_REGISTERING) {
         return;
     }
+
+    cc->state = NGX_CHAT_CONN_NEW;
 
     if (status == NGX_ERROR) {
         /* commands go on, answering "unavailable" until it works */
@@ -338,7 +333,7 @@ ngx_chat_session_register_status(ngx_chat_conn_t *cc, ngx_int_t status)
         return;
     }
 
-    cc->ready = 1;
+    cc->state = NGX_CHAT_CONN_LIVE;
     cc->draining = 1;
 
     ngx_chat_session_drain(cc);
@@ -358,7 +353,8 @@ ngx_chat_session_drain(ngx_chat_conn_t *cc)
     const char             *values[4];
     ngx_chat_main_conf_t   *cmcf;
 
-    if (!cc->ready || cc->drain_query || cc->drain_out || cc->close_sent) {
+    if (cc->state != NGX_CHAT_CONN_LIVE || cc->drain_query || cc->drain_out)
+    {
         return;
     }
 
@@ -377,7 +373,7 @@ ngx_chat_session_drain(ngx_chat_conn_t *cc)
     *p = '\0';
     p = ngx_sprintf(limit, "%ui", cmcf->drain_page);
     *p = '\0';
-    *ngx_cpymem(user, cc->user->id.data, cc->user->id.len) = '\0';
+    *ngx_cpymem(user, cc->uid.data, cc->uid.len) = '\0';
     *ngx_cpymem(dev, cc->device.data, cc->device.len) = '\0';
 
     values[0] = (const char *) user;
@@ -409,7 +405,7 @@ ngx_chat_session_drained(ngx_chat_conn_t *cc, void *data, PGresult *res,
 
     cc->drain_query = 0;
 
-    if (cc->close_sent || !cc->ready) {
+    if (cc->state != NGX_CHAT_CONN_LIVE) {
         return;
     }
 
@@ -447,7 +443,7 @@ ngx_chat_session_drained(ngx_chat_conn_t *cc, void *data, PGresult *res,
         ngx_chat_session_deliver(cc, id, (u_char *) PQgetvalue(res, row, 1),
                                  len);
 
-        if (cc->connection == NULL || cc->close_sent) {
+        if (cc->state != NGX_CHAT_CONN_LIVE) {
             return;
         }
     }
@@ -477,7 +473,7 @@ void
 ngx_chat_session_event(ngx_chat_conn_t *cc, uint64_t id, u_char *json,
     size_t len, ngx_uint_t replay)
 {
-    if (!cc->ready || cc->close_sent) {
+    if (cc->state != NGX_CHAT_CONN_LIVE) {
         /* not registered yet: the drain after registration brings it */
         return;
     }
@@ -636,7 +632,10 @@ ngx_chat_session_exit(void)
     }
 
     for (i = 0; i < w->nregs; i++) {
-        w->regs[i]->registering = 0;
+        if (w->regs[i]->state == NGX_CHAT_CONN_REGISTERING) {
+            w->regs[i]->state = NGX_CHAT_CONN_NEW;
+        }
+
         ngx_chat_ws_release(w->regs[i]);
     }
 
@@ -662,7 +661,7 @@ ngx_chat_session_resync_all(void)
     {
         cc = ngx_queue_data(q, ngx_chat_conn_t, all);
 
-        if (cc->ready && !cc->close_sent) {
+        if (cc->state == NGX_CHAT_CONN_LIVE) {
             cc->draining = 1;
             cc->drain_again = 1;
             ngx_chat_session_drain(cc);
@@ -702,12 +701,12 @@ ngx_chat_session_retry(void)
     {
         cc = ngx_queue_data(q, ngx_chat_conn_t, all);
 
-        if (cc->close_sent) {
+        if (!ngx_chat_conn_active(cc)) {
             continue;
         }
 
-        if (!cc->ready) {
-            if (!cc->registering) {
+        if (cc->state != NGX_CHAT_CONN_LIVE) {
+            if (cc->state == NGX_CHAT_CONN_NEW) {
                 ngx_chat_worker->retry = 1;
             }
 
@@ -751,12 +750,13 @@ ngx_chat_session_poll_all(void)
     {
         cc = ngx_queue_data(q, ngx_chat_conn_t, all);
 
-        if (!cc->ready || cc->close_sent || cc->draining || cc->drain_query)
+        if (cc->state != NGX_CHAT_CONN_LIVE || cc->draining
+            || cc->drain_query)
         {
             continue;
         }
 
-        room[0] += ngx_chat_store_arr_room(cc->user->id.len);
+        room[0] += ngx_chat_store_arr_room(cc->uid.len);
         room[1] += ngx_chat_store_arr_room(cc->device.len);
         room[2] += ngx_chat_store_arr_room(NGX_INT64_LEN);
         n++;
@@ -782,12 +782,13 @@ ngx_chat_session_poll_all(void)
     {
         cc = ngx_queue_data(q, ngx_chat_conn_t, all);
 
-        if (!cc->ready || cc->close_sent || cc->draining || cc->drain_query)
+        if (cc->state != NGX_CHAT_CONN_LIVE || cc->draining
+            || cc->drain_query)
         {
             continue;
         }
 
-        ngx_chat_store_arr_str(&arr[0], cc->user->id.data, cc->user->id.len);
+        ngx_chat_store_arr_str(&arr[0], cc->uid.data, cc->uid.len);
         ngx_chat_store_arr_str(&arr[1], cc->device.data, cc->device.len);
         p = ngx_sprintf(num, "%uL", cc->cursor);
         ngx_chat_store_arr_str(&arr[2], num, p - num);
@@ -854,7 +855,7 @@ ngx_chat_session_polled(ngx_chat_conn_t *unused, void *data, PGresult *res,
         {
             cc = ngx_queue_data(q, ngx_chat_conn_t, queue);
 
-            if (!cc->ready || cc->close_sent || cc->draining
+            if (cc->state != NGX_CHAT_CONN_LIVE || cc->draining
                 || cc->device.len != device.len
                 || ngx_strncmp(cc->device.data, device.data, device.len)
                    != 0)

@@ -12,7 +12,7 @@
 #include "ngx_chat.h"
 
 
-ngx_int_t ngx_chat_session_open(ngx_chat_conn_t *cc, ngx_str_t *user);
+ngx_int_t ngx_chat_session_open(ngx_chat_conn_t *cc);
 
 /* stops everything live for cc; idempotent */
 void ngx_chat_session_close(ngx_chat_conn_t *cc);

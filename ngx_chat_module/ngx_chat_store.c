@@ -288,9 +288,12 @@ ngx_chat_store_done(void *data, PGresult *res, ngx_int_t rc)
 
     cc = req->cc;
 
-    if (cc == NULL || !cc->closed) {
-        req->done(cc, req->data, res, rc);
-    }
+    /*
+     * Always called, whatever became of cc: a committed change still fans
+     * out, and data is freed by its owner.  Answers to a connection that
+     * is no longer active are refused by ngx_chat_ws_send_*().
+     */
+    req->done(cc, req->data, res, rc);
 
     if (cc) {
         ngx_chat_ws_release(cc);
@@ -317,7 +320,7 @@ ngx_chat_store_send(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd,
         return NGX_DECLINED;
     }
 
-    size = sizeof(ngx_chat_send_t) + cmd->id.len + cc->user->id.len
+    size = sizeof(ngx_chat_send_t) + cmd->id.len + cc->uid.len
            + cc->device.len + cmd->chat_id.len + cmd->client_message_id.len
            + cmd->message.len + attachments->len;
 
@@ -332,7 +335,7 @@ ngx_chat_store_send(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd,
     (dst).data = p; (dst).len = (n); p = ngx_cpymem(p, src, n)
 
     ngx_chat_store_keep(s->req_id, cmd->id.data, cmd->id.len);
-    ngx_chat_store_keep(s->user, cc->user->id.data, cc->user->id.len);
+    ngx_chat_store_keep(s->user, cc->uid.data, cc->uid.len);
     ngx_chat_store_keep(s->device, cc->device.data, cc->device.len);
     ngx_chat_store_keep(s->chat_id, cmd->chat_id.data, cmd->chat_id.len);
     ngx_chat_store_keep(s->cmid, cmd->client_message_id.data,
@@ -357,14 +360,6 @@ ngx_chat_store_send(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd,
     }
 
     return NGX_OK;
-}
-
-
-void
-ngx_chat_store_forget(ngx_chat_conn_t *cc)
-{
-    /* nothing to do: queued sends hold cc->pending and check cc->closed */
-    (void) cc;
 }
 
 
@@ -402,7 +397,7 @@ ngx_chat_store_send_flush(ngx_event_t *ev)
             st->nbusy--;
         }
 
-        if (s->cc && !s->cc->closed) {
+        if (s->cc && ngx_chat_conn_active(s->cc)) {
             ngx_chat_cmd_send_failed(s->cc, s);
         }
 
@@ -657,7 +652,7 @@ ngx_chat_store_send_done(void *data, PGresult *res, ngx_int_t rc)
                               PQgetlength(res, row, 1));
 
             if (status == NGX_CHAT_ST_BUSY
-                && (s->cc == NULL || !s->cc->closed))
+                && (s->cc == NULL || ngx_chat_conn_active(s->cc)))
             {
                 /*
                  * its chat or key is held by a concurrent batch: back to
@@ -690,7 +685,7 @@ ngx_chat_store_send_done(void *data, PGresult *res, ngx_int_t rc)
             continue;
         }
 
-        if (s->cc && !s->cc->closed) {
+        if (s->cc && ngx_chat_conn_active(s->cc)) {
             ngx_chat_cmd_send_failed(s->cc, s);
         }
 
@@ -729,7 +724,7 @@ ngx_chat_store_send_row(ngx_chat_send_t *s, PGresult *res, int row)
     status = ngx_atoi((u_char *) PQgetvalue(res, row, 1),
                       PQgetlength(res, row, 1));
 
-    if (s->cc && !s->cc->closed) {
+    if (s->cc && ngx_chat_conn_active(s->cc)) {
         ngx_chat_cmd_send_done(s->cc, s, status, res, row);
     }
 
@@ -781,7 +776,9 @@ ngx_chat_store_send_row(ngx_chat_send_t *s, PGresult *res, int row)
 
     /* the sender's user has this seq: its next ones need not wait for it */
 
-    if (order.len && s->cc && !s->cc->closed && s->cc->registered) {
+    if (order.len && s->cc && ngx_chat_conn_active(s->cc)
+        && s->cc->registered)
+    {
         u = s->cc->user;
         ngx_chat_order_seen(u, (uint64_t) chat, (uint64_t) seq,
                             ngx_chat_bus_deliver_event);
@@ -851,9 +848,9 @@ ngx_chat_store_ack(ngx_chat_conn_t *cc, uint64_t *ids, ngx_uint_t n,
     for (i = 0; i < n; i++) {
         a = &st->acks[st->nacks++];
         a->id = ids[i];
-        a->user_len = (u_char) cc->user->id.len;
+        a->user_len = (u_char) cc->uid.len;
         a->device_len = (u_char) cc->device.len;
-        ngx_memcpy(a->user, cc->user->id.data, cc->user->id.len);
+        ngx_memcpy(a->user, cc->uid.data, cc->uid.len);
         ngx_memcpy(a->device, cc->device.data, cc->device.len);
     }
 
@@ -1034,7 +1031,7 @@ ngx_chat_store_ack_wake(ngx_chat_store_t *st, ngx_int_t rc)
         ngx_queue_remove(q);
         cc = wt->cc;
 
-        if (!cc->closed) {
+        if (ngx_chat_conn_active(cc)) {
             wt->done(cc, wt->data, NULL, rc);
 
         } else {

@@ -53,8 +53,11 @@ enum {
 
 
 /*
- * Called with the result of a connection's query, only while the
- * connection is open; rc as for ngx_chat_pg_handler_pt.
+ * Called with the result of a connection's query, always, also when the
+ * connection closed meanwhile (cc held by cc->pending, its identity
+ * valid, ngx_chat_conn_active() false): answer nothing then, but finish
+ * the work (fan-out of what committed) and free data.  rc as for
+ * ngx_chat_pg_handler_pt.
  */
 typedef void (*ngx_chat_store_done_pt)(ngx_chat_conn_t *cc, void *data,
     PGresult *res, ngx_int_t rc);
@@ -98,9 +101,6 @@ ngx_int_t ngx_chat_store_send(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd,
  */
 ngx_int_t ngx_chat_store_ack(ngx_chat_conn_t *cc, uint64_t *ids,
     ngx_uint_t n, ngx_chat_store_done_pt done, void *data);
-
-/* a connection closes: its queued sends lose their way back */
-void ngx_chat_store_forget(ngx_chat_conn_t *cc);
 
 /* parses a PostgreSQL text[] in its text form; items point into p */
 ngx_int_t ngx_chat_store_parse_array(u_char *p, size_t len, ngx_str_t *out,

@@ -304,8 +304,8 @@ ngx_chat_worker_touch(ngx_event_t *ev)
     {
         cc = ngx_queue_data(q, ngx_chat_conn_t, all);
 
-        if (cc->ready) {
-            room[0] += ngx_chat_store_arr_room(cc->user->id.len);
+        if (cc->state == NGX_CHAT_CONN_LIVE) {
+            room[0] += ngx_chat_store_arr_room(cc->uid.len);
             room[1] += ngx_chat_store_arr_room(cc->device.len);
         }
     }
@@ -326,9 +326,9 @@ ngx_chat_worker_touch(ngx_event_t *ev)
     {
         cc = ngx_queue_data(q, ngx_chat_conn_t, all);
 
-        if (cc->ready) {
-            ngx_chat_store_arr_str(&arr[0], cc->user->id.data,
-                                   cc->user->id.len);
+        if (cc->state == NGX_CHAT_CONN_LIVE) {
+            ngx_chat_store_arr_str(&arr[0], cc->uid.data,
+                                   cc->uid.len);
             ngx_chat_store_arr_str(&arr[1], cc->device.data, cc->device.len);
         }
     }

@@ -42,7 +42,6 @@
 /* lives in the request pool between the handler and the takeover */
 typedef struct {
     ngx_chat_conn_t        *cc;
-    ngx_str_t               user;   /* in the JWT, kept by r->pool */
     ngx_uint_t              taken;  /* the takeover owns cc */
 } ngx_chat_ws_ctx_t;
 
@@ -60,7 +59,7 @@ static ngx_int_t ngx_chat_ws_reply_101(ngx_chat_conn_t *cc, ngx_str_t *key);
 static void ngx_chat_ws_takeover(ngx_event_t *ev);
 static void ngx_chat_ws_read_handler(ngx_event_t *rev);
 static void ngx_chat_ws_read(ngx_event_t *rev);
-static void ngx_chat_ws_start(ngx_chat_conn_t *cc, ngx_str_t *user);
+static void ngx_chat_ws_start(ngx_chat_conn_t *cc);
 static void ngx_chat_ws_write_handler(ngx_event_t *wev);
 static void ngx_chat_ws_timer(ngx_chat_conn_t *cc);
 static ssize_t ngx_chat_ws_consume(ngx_chat_conn_t *cc, u_char *p,
@@ -80,6 +79,7 @@ static ngx_int_t ngx_chat_ws_append(ngx_chat_conn_t *cc, u_char *p,
     size_t len);
 static void ngx_chat_ws_schedule_write(ngx_chat_conn_t *cc);
 static ngx_int_t ngx_chat_ws_flush(ngx_chat_conn_t *cc);
+static void ngx_chat_ws_abort(ngx_chat_conn_t *cc);
 static void ngx_chat_ws_finalize(ngx_chat_conn_t *cc);
 static void ngx_chat_ws_free_buffers(ngx_chat_conn_t *cc);
 static u_char *ngx_chat_ws_log_error(ngx_log_t *log, u_char *buf,
@@ -141,8 +141,10 @@ ngx_chat_ws_handler(ngx_http_request_t *r)
      * this is all an idle connection keeps.
      */
 
-    cc = ngx_calloc(sizeof(ngx_chat_conn_t) + device.len + c->socklen
-                    + c->addr_text.len, c->log);
+    user.len = ngx_min(user.len, NGX_CHAT_ID_MAX);
+
+    cc = ngx_calloc(sizeof(ngx_chat_conn_t) + device.len + user.len
+                    + c->socklen + c->addr_text.len, c->log);
     if (cc == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -152,6 +154,9 @@ ngx_chat_ws_handler(ngx_http_request_t *r)
     cc->device.len = device.len;
     cc->device.data = (u_char *) cc + sizeof(ngx_chat_conn_t);
     ngx_memcpy(cc->device.data, device.data, device.len);
+    cc->uid.len = user.len;
+    cc->uid.data = cc->device.data + device.len;
+    ngx_memcpy(cc->uid.data, user.data, user.len);
 
     ctx = ngx_palloc(r->pool, sizeof(ngx_chat_ws_ctx_t));
     cln = ngx_pool_cleanup_add(r->pool, 0);
@@ -162,7 +167,6 @@ ngx_chat_ws_handler(ngx_http_request_t *r)
     }
 
     ctx->cc = cc;
-    ctx->user = user;
     ctx->taken = 0;
 
     /* the request may die before the takeover: cc must not leak then */
@@ -388,24 +392,21 @@ ngx_chat_ws_reply_101(ngx_chat_conn_t *cc, ngx_str_t *key)
 static void
 ngx_chat_ws_takeover(ngx_event_t *ev)
 {
+    uint64_t                serial;
     ngx_int_t               rc;
     ngx_buf_t              *b;
-    ngx_str_t               user;
+    ngx_time_t             *tp;
     ngx_chat_conn_t        *cc;
     ngx_connection_t       *c;
     ngx_chat_ws_ctx_t      *ctx;
     ngx_http_request_t     *r;
     ngx_http_connection_t  *hc;
-    u_char                  id[NGX_CHAT_ID_MAX];
 
     c = ev->data;
     r = c->data;
     ctx = ngx_http_get_module_ctx(r, ngx_chat_module);
     cc = ctx->cc;
     hc = r->http_connection;
-
-    user.len = ngx_min(ctx->user.len, NGX_CHAT_ID_MAX);
-    user.data = ngx_cpymem(id, ctx->user.data, user.len) - user.len;
 
     /* header_in is c->buffer or a large header buffer: both in c->pool */
     b = r->header_in;
@@ -432,7 +433,15 @@ ngx_chat_ws_takeover(ngx_event_t *ev)
 
     ngx_queue_insert_tail(&ngx_chat_worker->conns, &cc->all);
     ngx_chat_worker->nconns++;
-    cc->serial = ++ngx_chat_worker->serial;
+    /*
+     * The identity: unique on this worker and growing with the wall clock
+     * (milliseconds << 12), so that kicks can tell older connections of a
+     * device from newer ones across workers (ngx_chat_bus.c).
+     */
+    tp = ngx_timeofday();
+    serial = ((uint64_t) tp->sec * 1000 + tp->msec) << 12;
+    ngx_chat_worker->serial = ngx_max(ngx_chat_worker->serial + 1, serial);
+    cc->serial = ngx_chat_worker->serial;
 
     /* bytes the client sent right behind the handshake are frames */
 
@@ -450,13 +459,13 @@ ngx_chat_ws_takeover(ngx_event_t *ev)
     }
 
     cc->pending++;
-    ngx_chat_ws_start(cc, &user);
+    ngx_chat_ws_start(cc);
     ngx_chat_ws_release(cc);
 }
 
 
 static void
-ngx_chat_ws_start(ngx_chat_conn_t *cc, ngx_str_t *user)
+ngx_chat_ws_start(ngx_chat_conn_t *cc)
 {
     ngx_connection_t  *c;
 
@@ -469,12 +478,12 @@ ngx_chat_ws_start(ngx_chat_conn_t *cc, ngx_str_t *user)
         return;
     }
 
-    if (ngx_chat_session_open(cc, user) != NGX_OK) {
+    if (ngx_chat_session_open(cc) != NGX_OK) {
         ngx_chat_ws_close(cc, NGX_CHAT_CLOSE_INTERNAL, "internal error");
         return;
     }
 
-    if (cc->connection == NULL) {
+    if (!ngx_chat_conn_active(cc)) {
         return;
     }
 
@@ -516,7 +525,7 @@ ngx_chat_ws_adopt(ngx_chat_conn_t *cc, ngx_connection_t *c,
     c->read->log = c->log;
     c->write->log = c->log;
 
-    p = cc->device.data + cc->device.len;
+    p = cc->uid.data + cc->uid.len;
     c->sockaddr = (struct sockaddr *) ngx_cpymem(p, c->sockaddr, c->socklen)
                   - c->socklen;
     p += c->socklen;
@@ -625,7 +634,7 @@ ngx_chat_ws_read(ngx_event_t *rev)
             return;
         }
 
-        if (cc->close_sent) {
+        if (!ngx_chat_conn_active(cc)) {
             return;
         }
 
@@ -654,11 +663,11 @@ ngx_chat_ws_read(ngx_event_t *rev)
         return;
     }
 
-    if (cc->closed) {
+    if (cc->state == NGX_CHAT_CONN_CLOSED) {
         return;
     }
 
-    if (cc->registering) {
+    if (cc->state == NGX_CHAT_CONN_REGISTERING) {
         /*
          * Commands wait until the device row is written (a refused fourth
          * device must not act); the kernel buffers meanwhile.
@@ -740,7 +749,7 @@ ngx_chat_ws_timer(ngx_chat_conn_t *cc)
 
     c = cc->connection;
 
-    if (cc->close_sent) {
+    if (cc->state == NGX_CHAT_CONN_CLOSING) {
         /* the peer did not answer our close frame in time */
         ngx_chat_ws_finalize(cc);
         return;
@@ -870,7 +879,7 @@ static ngx_int_t
 ngx_chat_ws_frame(ngx_chat_conn_t *cc, ngx_chat_ws_frame_t *f,
     u_char *payload)
 {
-    if (cc->close_sent) {
+    if (cc->state == NGX_CHAT_CONN_CLOSING) {
         /* after our close frame only the peer's close matters */
         if (f->opcode == NGX_CHAT_WS_OP_CLOSE) {
             ngx_chat_ws_finalize(cc);
@@ -1065,7 +1074,7 @@ ngx_chat_ws_send_text(ngx_chat_conn_t *cc, u_char *p, size_t len)
     size_t   hlen;
     u_char  *h;
 
-    if (cc->connection == NULL || cc->close_sent) {
+    if (!ngx_chat_conn_active(cc)) {
         return NGX_ERROR;
     }
 
@@ -1091,14 +1100,14 @@ ngx_chat_ws_send_copy(ngx_chat_conn_t *cc, u_char *p, size_t len)
     u_char  h[NGX_CHAT_WS_HEADER_MAX];
     size_t  hlen;
 
-    if (cc->connection == NULL || cc->close_sent) {
+    if (!ngx_chat_conn_active(cc)) {
         return NGX_ERROR;
     }
 
     hlen = ngx_chat_ws_frame_write_header(h, NGX_CHAT_WS_OP_TEXT, 1, len);
 
     if (cc->out_bytes + hlen + len > ngx_chat_worker->cmcf->output_limit) {
-        /* let append() log and drop it */
+        /* let append() log and drop the connection */
         return ngx_chat_ws_append(cc, p, hlen + len);
     }
 
@@ -1149,12 +1158,16 @@ ngx_chat_ws_append(ngx_chat_conn_t *cc, u_char *p, size_t len)
     size_t           n, size;
     ngx_chat_out_t  *out;
 
+    if (cc->dropped) {
+        return NGX_ERROR;
+    }
+
     if (cc->out_bytes + len > ngx_chat_worker->cmcf->output_limit) {
         ngx_log_error(NGX_LOG_INFO, cc->connection->log, 0,
                       "chat: client does not read, output limit of %uz "
                       "bytes exceeded, dropping the connection",
                       ngx_chat_worker->cmcf->output_limit);
-        ngx_chat_ws_finalize(cc);
+        ngx_chat_ws_abort(cc);
         return NGX_ERROR;
     }
 
@@ -1166,7 +1179,7 @@ ngx_chat_ws_append(ngx_chat_conn_t *cc, u_char *p, size_t len)
 
             out = ngx_alloc(sizeof(ngx_chat_out_t) + size, ngx_cycle->log);
             if (out == NULL) {
-                ngx_chat_ws_finalize(cc);
+                ngx_chat_ws_abort(cc);
                 return NGX_ERROR;
             }
 
@@ -1219,8 +1232,18 @@ ngx_chat_ws_write_handler(ngx_event_t *wev)
     c = wev->data;
     cc = c->data;
 
-    if (cc->closed) {
+    if (cc->state == NGX_CHAT_CONN_CLOSED) {
         return;
+    }
+
+    if (cc->dropped) {
+        ngx_chat_ws_finalize(cc);
+        return;
+    }
+
+    if (cc->state == NGX_CHAT_CONN_CLOSING) {
+        /* the teardown that ngx_chat_ws_close() posted; idempotent */
+        ngx_chat_session_close(cc);
     }
 
     if (wev->timedout) {
@@ -1295,13 +1318,13 @@ ngx_chat_ws_flush(ngx_chat_conn_t *cc)
         return NGX_ERROR;
     }
 
-    if (cc->close_sent && cc->peer_closed) {
+    if (cc->state == NGX_CHAT_CONN_CLOSING && cc->peer_closed) {
         /* the echo of the client's close is out: nothing more to say */
         ngx_chat_ws_finalize(cc);
         return NGX_DONE;
     }
 
-    if (cc->drain_out) {
+    if (cc->drain_out && cc->state == NGX_CHAT_CONN_LIVE) {
         ngx_chat_session_writable(cc);
     }
 
@@ -1318,7 +1341,7 @@ ngx_chat_ws_close(ngx_chat_conn_t *cc, ngx_uint_t code, const char *reason)
 
     c = cc->connection;
 
-    if (c == NULL || cc->close_sent) {
+    if (!ngx_chat_conn_active(cc)) {
         return;
     }
 
@@ -1334,9 +1357,13 @@ ngx_chat_ws_close(ngx_chat_conn_t *cc, ngx_uint_t code, const char *reason)
         return;
     }
 
-    cc->close_sent = 1;
+    /*
+     * Nothing is torn down here: the caller may be walking a list that the
+     * session's teardown would change (a fan-out, a kick).  The write
+     * event that ngx_chat_ws_queue() posted closes the session.
+     */
 
-    ngx_chat_session_close(cc);
+    cc->state = NGX_CHAT_CONN_CLOSING;
 
     /* wait a moment for the client's close frame, then close anyway */
 
@@ -1348,10 +1375,38 @@ ngx_chat_ws_close(ngx_chat_conn_t *cc, ngx_uint_t code, const char *reason)
 }
 
 
-void
-ngx_chat_ws_drop(ngx_chat_conn_t *cc)
+/*
+ * The connection must go without a close frame (its output limit was
+ * exceeded, memory ran out).  The caller may be anywhere, in a fan-out
+ * loop included: the output is freed now, the rest is posted.
+ */
+static void
+ngx_chat_ws_abort(ngx_chat_conn_t *cc)
 {
-    ngx_chat_ws_finalize(cc);
+    ngx_event_t     *wev;
+    ngx_chat_out_t  *out, *next;
+
+    for (out = cc->out; out; out = next) {
+        next = out->next;
+        ngx_free(out);
+    }
+
+    cc->out = NULL;
+    cc->out_last = NULL;
+    cc->out_bytes = 0;
+
+    cc->dropped = 1;
+    cc->state = NGX_CHAT_CONN_CLOSING;
+
+    wev = cc->connection->write;
+
+    if (wev->timer_set) {
+        ngx_del_timer(wev);
+    }
+
+    if (!wev->posted) {
+        ngx_post_event(wev, &ngx_posted_events);
+    }
 }
 
 
@@ -1375,7 +1430,7 @@ ngx_chat_ws_finalize(ngx_chat_conn_t *cc)
     ngx_chat_ws_free_buffers(cc);
 
     cc->connection = NULL;
-    cc->closed = 1;
+    cc->state = NGX_CHAT_CONN_CLOSED;
 
     ngx_log_debug0(NGX_LOG_DEBUG_HTTP, c->log, 0, "chat: close connection");
 
@@ -1412,7 +1467,7 @@ ngx_chat_ws_finalize(ngx_chat_conn_t *cc)
 void
 ngx_chat_ws_release(ngx_chat_conn_t *cc)
 {
-    if (--cc->pending == 0 && cc->closed) {
+    if (--cc->pending == 0 && cc->state == NGX_CHAT_CONN_CLOSED) {
         ngx_free(cc);
     }
 }
@@ -1461,21 +1516,24 @@ ngx_chat_ws_close_all(void)
         q = ngx_queue_head(&ngx_chat_worker->conns);
         cc = ngx_queue_data(q, ngx_chat_conn_t, all);
 
-        if (cc->connection) {
-            /* best effort: a last close frame if the socket takes it */
-            if (!cc->close_sent) {
-                ngx_chat_ws_close(cc, NGX_CHAT_CLOSE_GOING_AWAY,
-                                  "server shutting down");
-            }
+        /* a flush or close below may finalize cc: hold it until done */
+        cc->pending++;
 
-            if (cc->connection) {
-                (void) ngx_chat_ws_flush(cc);
-            }
+        /* best effort: a last close frame if the socket takes it */
+        if (ngx_chat_conn_active(cc)) {
+            ngx_chat_ws_close(cc, NGX_CHAT_CLOSE_GOING_AWAY,
+                              "server shutting down");
+        }
+
+        if (cc->connection && !cc->dropped) {
+            (void) ngx_chat_ws_flush(cc);
         }
 
         if (cc->connection) {
             ngx_chat_ws_finalize(cc);
         }
+
+        ngx_chat_ws_release(cc);
     }
 }
 
@@ -1503,9 +1561,9 @@ ngx_chat_ws_log_error(ngx_log_t *log, u_char *buf, size_t len)
         buf = p;
     }
 
-    if (cc && cc->user) {
+    if (cc) {
         p = ngx_snprintf(buf, len, ", user: %V, device: %V",
-                         &cc->user->id, &cc->device);
+                         &cc->uid, &cc->device);
     }
 
     return p;

@@ -43,12 +43,13 @@ ngx_int_t ngx_chat_ws_send_text(ngx_chat_conn_t *cc, u_char *p, size_t len);
 /* queues one text frame, copying the payload */
 ngx_int_t ngx_chat_ws_send_copy(ngx_chat_conn_t *cc, u_char *p, size_t len);
 
-/* starts the close handshake with code and reason */
+/*
+ * Starts the close handshake with code and reason: the connection is
+ * CLOSING at once (nothing more is sent to it), its session is torn down
+ * from a posted event, never inside the caller.
+ */
 void ngx_chat_ws_close(ngx_chat_conn_t *cc, ngx_uint_t code,
     const char *reason);
-
-/* drops the connection now, without a close frame */
-void ngx_chat_ws_drop(ngx_chat_conn_t *cc);
 
 /* input paused while the device registers goes on */
 void ngx_chat_ws_resume(ngx_chat_conn_t *cc);
