@@ -37,6 +37,13 @@ typedef struct ngx_chat_pg_s      ngx_chat_pg_t;
 typedef struct ngx_chat_redis_s   ngx_chat_redis_t;
 
 
+/* a connection waiting for its device row (ngx_chat_session.c) */
+typedef struct {
+    ngx_chat_conn_t         *cc;
+    int64_t                  iat;               /* the token's issue time */
+} ngx_chat_reg_t;
+
+
 typedef struct {
     ngx_str_t                jwt_secret;        /* contents of the file */
     ngx_str_t                pg_conninfo;       /* libpq conninfo */
@@ -153,7 +160,6 @@ struct ngx_chat_conn_s {
     unsigned                 drain_out:1;       /* waits for output room */
     unsigned                 peer_closed:1;     /* client sent Close */
     unsigned                 shutdown:1;        /* worker is exiting */
-    unsigned                 read_paused:1;     /* input waits for reg. */
     unsigned                 in_unparsed:1;     /* cc->in not yet parsed */
     unsigned                 sending:1;         /* a send batch is out */
     unsigned                 batching:1;        /* in the batch being built */
@@ -203,7 +209,7 @@ struct ngx_chat_worker_s {
     ngx_event_t              touch;             /* device last_seen */
     ngx_event_t              reg_flush;         /* batched registrations */
 
-    ngx_chat_conn_t        **regs;              /* waiting to register */
+    ngx_chat_reg_t          *regs;              /* waiting to register */
     ngx_uint_t               nregs;
     ngx_uint_t               regs_cap;
 

@@ -17,7 +17,7 @@ static ngx_int_t ngx_chat_auth_token(ngx_http_request_t *r,
 
 ngx_int_t
 ngx_chat_auth_request(ngx_http_request_t *r, ngx_str_t *secret,
-    ngx_str_t *user, ngx_str_t *device)
+    ngx_str_t *user, ngx_str_t *device, int64_t *iat)
 {
     int                     rc;
     ngx_str_t               token;
@@ -48,6 +48,7 @@ ngx_chat_auth_request(ngx_http_request_t *r, ngx_str_t *secret,
     user->len = claims->sub_len;
     device->data = (u_char *) claims->dev;
     device->len = claims->dev_len;
+    *iat = claims->iat;
 
     return NGX_OK;
 }

@@ -2,12 +2,14 @@
 /*
  * ngx_chat_session.c: a device's session on one connection.
  *
- * On open the connection joins its user's entry in the bus (so its
- * channel is subscribed), any older connection of the same device is told
- * to go (close 4001), and the device row is written (chat_device_connect:
- * at most chat_max_devices active devices).  Then the inbox is drained in
- * pages of chat_drain_page events, at most chat_drain_window of them
- * unacked at a time.
+ * Before the upgrade the device row is written (chat_device_connect_batch:
+ * at most chat_max_devices active devices, tokens issued before a
+ * removeDevice refused): the 101 means the device is a recipient of every
+ * event committed from then on.  On open, after the upgrade, the
+ * connection joins its user's entry in the bus (so its channel is
+ * subscribed), any older connection of the same device is told to go
+ * (close 4001), and the inbox is drained in pages of chat_drain_page
+ * events, at most chat_drain_window of them unacked at a time.
  *
  * Exactly once in normal operation: cc->inflight holds the ids delivered
  * on this connection and not acked yet; an event already in it is not sent
@@ -42,8 +44,8 @@ typedef struct {
 } ngx_chat_reg_batch_t;
 
 
-static void ngx_chat_session_register(ngx_chat_conn_t *cc);
 static void ngx_chat_session_reg_flush(ngx_event_t *ev);
+static void ngx_chat_session_reg_shift(ngx_chat_worker_t *w, ngx_uint_t n);
 static void ngx_chat_session_reg_done(ngx_chat_conn_t *unused, void *data,
     PGresult *res, ngx_int_t rc);
 static void ngx_chat_session_registered(ngx_chat_reg_batch_t *b,
@@ -80,7 +82,11 @@ ngx_chat_session_open(ngx_chat_conn_t *cc)
         return NGX_OK;
     }
 
-    ngx_chat_session_register(cc);
+    /* registered before the upgrade: what waits in the inbox comes now */
+    cc->state = NGX_CHAT_CONN_LIVE;
+    cc->draining = 1;
+
+    ngx_chat_session_drain(cc);
 
     return NGX_OK;
 }
@@ -101,13 +107,7 @@ ngx_chat_session_close(ngx_chat_conn_t *cc)
 ngx_int_t
 ngx_chat_session_ready(ngx_chat_conn_t *cc)
 {
-    if (cc->state == NGX_CHAT_CONN_LIVE) {
-        return NGX_OK;
-    }
-
-    ngx_chat_session_register(cc);
-
-    return NGX_DECLINED;
+    return cc->state == NGX_CHAT_CONN_LIVE ? NGX_OK : NGX_DECLINED;
 }
 
 
@@ -115,17 +115,19 @@ ngx_chat_session_ready(ngx_chat_conn_t *cc)
  * Registrations are batched: connections wait in ngx_chat_worker->regs
  * until the end of the event loop pass, and up to NGX_CHAT_REG_BATCH of
  * them go in one chat_device_connect_batch() statement.  A burst of
- * connects (a reload, a storm of reconnects) costs few round trips.
+ * connects (a reload, a storm of reconnects) costs few round trips.  The
+ * token's issue time waits beside the connection (only for the query:
+ * an idle connection does not carry it).
  */
-static void
-ngx_chat_session_register(ngx_chat_conn_t *cc)
+ngx_int_t
+ngx_chat_session_register(ngx_chat_conn_t *cc, int64_t iat)
 {
     ngx_uint_t          cap;
-    ngx_chat_conn_t   **regs;
+    ngx_chat_reg_t     *regs;
     ngx_chat_worker_t  *w;
 
-    if (cc->state != NGX_CHAT_CONN_NEW || !cc->registered) {
-        return;
+    if (cc->state != NGX_CHAT_CONN_NEW) {
+        return NGX_ERROR;
     }
 
     w = ngx_chat_worker;
@@ -133,14 +135,13 @@ ngx_chat_session_register(ngx_chat_conn_t *cc)
     if (w->nregs == w->regs_cap) {
         cap = ngx_max(w->regs_cap * 2, 64);
 
-        regs = ngx_alloc(cap * sizeof(ngx_chat_conn_t *), ngx_cycle->log);
+        regs = ngx_alloc(cap * sizeof(ngx_chat_reg_t), ngx_cycle->log);
         if (regs == NULL) {
-            w->retry = 1;
-            return;
+            return NGX_ERROR;
         }
 
         if (w->regs) {
-            ngx_memcpy(regs, w->regs, w->nregs * sizeof(ngx_chat_conn_t *));
+            ngx_memcpy(regs, w->regs, w->nregs * sizeof(ngx_chat_reg_t));
             ngx_free(w->regs);
         }
 
@@ -148,7 +149,9 @@ ngx_chat_session_register(ngx_chat_conn_t *cc)
         w->regs_cap = cap;
     }
 
-    w->regs[w->nregs++] = cc;
+    w->regs[w->nregs].cc = cc;
+    w->regs[w->nregs].iat = iat;
+    w->nregs++;
     cc->pending++;
     cc->state = NGX_CHAT_CONN_REGISTERING;
 
@@ -158,20 +161,24 @@ ngx_chat_session_register(ngx_chat_conn_t *cc)
         w->reg_flush.log = w->log;
         ngx_post_event(&w->reg_flush, &ngx_posted_events);
     }
+
+    return NGX_OK;
 }
 
 
 static void
 ngx_chat_session_reg_flush(ngx_event_t *ev)
 {
-    size_t                  room[2];
+    u_char                 *p;
+    size_t                  room[3];
     ngx_uint_t              i, k, n;
-    ngx_chat_arr_t          arr[2];
-    const char             *values[3];
+    ngx_chat_arr_t          arr[3];
+    const char             *values[4];
     ngx_chat_conn_t        *cc;
     ngx_chat_worker_t      *w;
     ngx_chat_reg_batch_t   *b;
     u_char                  max[NGX_INT_T_LEN + 1];
+    u_char                  num[NGX_INT64_LEN];
 
     w = ngx_chat_worker;
 
@@ -185,67 +192,91 @@ ngx_chat_session_reg_flush(ngx_event_t *ev)
         }
 
         b->n = 0;
-        room[0] = 0;
-        room[1] = 0;
+        ngx_memzero(room, sizeof(room));
 
         for (i = 0; i < n; i++) {
-            cc = w->regs[i];
+            cc = w->regs[i].cc;
 
             if (cc->state != NGX_CHAT_CONN_REGISTERING) {
                 /* gone before its turn */
                 ngx_chat_ws_release(cc);
+                w->regs[i].cc = NULL;
                 continue;
             }
 
             b->conns[b->n++] = cc;
             room[0] += ngx_chat_store_arr_room(cc->uid.len);
             room[1] += ngx_chat_store_arr_room(cc->device.len);
+            room[2] += ngx_chat_store_arr_room(NGX_INT64_LEN);
         }
 
-        ngx_memmove(w->regs, w->regs + n,
-                    (w->nregs - n) * sizeof(ngx_chat_conn_t *));
-        w->nregs -= n;
-
         if (b->n == 0) {
+            ngx_chat_session_reg_shift(w, n);
             ngx_free(b);
             continue;
         }
 
-        if (ngx_chat_store_arr_init(&arr[0], room[0]) != NGX_OK) {
-            ngx_chat_session_registered(b, NULL, NGX_ERROR);
-            continue;
+        for (k = 0; k < 3; k++) {
+            if (ngx_chat_store_arr_init(&arr[k], room[k]) != NGX_OK) {
+                while (k--) {
+                    ngx_free(arr[k].start);
+                }
+
+                ngx_chat_session_reg_shift(w, n);
+                ngx_chat_session_registered(b, NULL, NGX_ERROR);
+                goto next;
+            }
         }
 
-        if (ngx_chat_store_arr_init(&arr[1], room[1]) != NGX_OK) {
-            ngx_free(arr[0].start);
-            ngx_chat_session_registered(b, NULL, NGX_ERROR);
-            continue;
-        }
+        for (i = 0; i < n; i++) {
+            cc = w->regs[i].cc;
 
-        for (i = 0; i < b->n; i++) {
-            cc = b->conns[i];
+            if (cc == NULL) {
+                continue;
+            }
+
             ngx_chat_store_arr_str(&arr[0], cc->uid.data, cc->uid.len);
             ngx_chat_store_arr_str(&arr[1], cc->device.data, cc->device.len);
+            p = ngx_sprintf(num, "%L", w->regs[i].iat);
+            ngx_chat_store_arr_str(&arr[2], num, p - num);
         }
 
-        for (k = 0; k < 2; k++) {
+        ngx_chat_session_reg_shift(w, n);
+
+        for (k = 0; k < 3; k++) {
             ngx_chat_store_arr_close(&arr[k]);
             values[k] = (const char *) arr[k].start;
         }
 
+        values[3] = values[2];
         *ngx_sprintf(max, "%ui", w->cmcf->max_devices) = '\0';
         values[2] = (const char *) max;
 
-        if (ngx_chat_store_query(NULL, NGX_CHAT_STMT_DEVICE_CONNECT_BATCH, 3,
+        if (ngx_chat_store_query(NULL, NGX_CHAT_STMT_DEVICE_CONNECT_BATCH, 4,
                                  values, ngx_chat_session_reg_done, b)
             != NGX_OK)
         {
             ngx_chat_session_registered(b, NULL, NGX_DECLINED);
         }
 
-        ngx_free(arr[0].start);
-        ngx_free(arr[1].start);
+        for (k = 0; k < 3; k++) {
+            ngx_free(arr[k].start);
+        }
+
+    next:
+
+        continue;
     }
+}
+
+
+/* the first n waiting registrations are taken */
+static void
+ngx_chat_session_reg_shift(ngx_chat_worker_t *w, ngx_uint_t n)
+{
+    ngx_memmove(w->regs, w->regs + n,
+                (w->nregs - n) * sizeof(ngx_chat_reg_t));
+    w->nregs -= n;
 }
 
 
@@ -303,6 +334,7 @@ ngx_chat_session_registered(ngx_chat_reg_batch_t *b, PGresult *res,
 }
 
 
+/* the upgrade request waiting for its registration goes on or is refused */
 static void
 ngx_chat_session_register_status(ngx_chat_conn_t *cc, ngx_int_t status)
 {
@@ -312,33 +344,20 @@ ngx_chat_session_register_status(ngx_chat_conn_t *cc, ngx_int_t status)
 
     cc->state = NGX_CHAT_CONN_NEW;
 
-    if (status == NGX_ERROR) {
-        /* commands go on, answering "unavailable" until it works */
-        ngx_chat_worker->retry = 1;
-        ngx_chat_ws_resume(cc);
-        return;
-    }
-
     if (status == NGX_CHAT_ST_LIMIT) {
         ngx_log_error(NGX_LOG_INFO, cc->connection->log, 0,
                       "chat: too many active devices (chat_max_devices %ui)",
                       ngx_chat_worker->cmcf->max_devices);
-        ngx_chat_ws_close(cc, NGX_CHAT_CLOSE_TOO_MANY,
-                          "too many devices: remove one first");
-        return;
+
+    } else if (status == NGX_CHAT_ST_REVOKED) {
+        ngx_log_error(NGX_LOG_INFO, cc->connection->log, 0,
+                      "chat: token issued before the device was removed");
+
+    } else if (status != NGX_CHAT_ST_OK) {
+        status = NGX_ERROR;
     }
 
-    if (status != NGX_CHAT_ST_OK) {
-        ngx_chat_ws_close(cc, NGX_CHAT_CLOSE_INTERNAL, "internal error");
-        return;
-    }
-
-    cc->state = NGX_CHAT_CONN_LIVE;
-    cc->draining = 1;
-
-    ngx_chat_session_drain(cc);
-
-    ngx_chat_ws_resume(cc);
+    ngx_chat_ws_registered(cc, status);
 }
 
 
@@ -632,11 +651,11 @@ ngx_chat_session_exit(void)
     }
 
     for (i = 0; i < w->nregs; i++) {
-        if (w->regs[i]->state == NGX_CHAT_CONN_REGISTERING) {
-            w->regs[i]->state = NGX_CHAT_CONN_NEW;
+        if (w->regs[i].cc->state == NGX_CHAT_CONN_REGISTERING) {
+            w->regs[i].cc->state = NGX_CHAT_CONN_NEW;
         }
 
-        ngx_chat_ws_release(w->regs[i]);
+        ngx_chat_ws_release(w->regs[i].cc);
     }
 
     if (w->regs) {
@@ -701,18 +720,7 @@ ngx_chat_session_retry(void)
     {
         cc = ngx_queue_data(q, ngx_chat_conn_t, all);
 
-        if (!ngx_chat_conn_active(cc)) {
-            continue;
-        }
-
-        if (cc->state != NGX_CHAT_CONN_LIVE) {
-            if (cc->state == NGX_CHAT_CONN_NEW) {
-                ngx_chat_worker->retry = 1;
-            }
-
-            ngx_chat_session_register(cc);
-
-        } else if (cc->need_drain) {
+        if (cc->state == NGX_CHAT_CONN_LIVE && cc->need_drain) {
             ngx_chat_worker->retry = 1;
             ngx_chat_session_drain(cc);
         }

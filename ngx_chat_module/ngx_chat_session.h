@@ -28,7 +28,13 @@ void ngx_chat_session_writable(ngx_chat_conn_t *cc);
 void ngx_chat_session_acked(ngx_chat_conn_t *cc, uint64_t *ids,
     ngx_uint_t n);
 
-/* NGX_OK when the device is registered; else starts registering */
+/*
+ * Before the upgrade: writes the device row (token issued at iat), then
+ * calls ngx_chat_ws_registered() with the outcome.  NGX_ERROR: not queued.
+ */
+ngx_int_t ngx_chat_session_register(ngx_chat_conn_t *cc, int64_t iat);
+
+/* NGX_OK when the session is live (registered and upgraded) */
 ngx_int_t ngx_chat_session_ready(ngx_chat_conn_t *cc);
 
 /* frees the registrations still waiting (exit_process) */
@@ -37,7 +43,7 @@ void ngx_chat_session_exit(void);
 /* drain every connection again (Redis came back) */
 void ngx_chat_session_resync_all(void);
 
-/* periodic: retry registrations and drains, poll while Redis is down */
+/* periodic: retry drains, poll while Redis is down */
 void ngx_chat_session_poll(void);
 
 

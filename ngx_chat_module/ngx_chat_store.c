@@ -169,7 +169,7 @@ const ngx_chat_pg_stmt_t  ngx_chat_store_stmts[] = {
 
     { "chat_device_connect_batch",
       "SELECT idx, status FROM chat_device_connect_batch($1::text[],"
-      " $2::text[], $3::int)", 3 },
+      " $2::text[], $3::int, $4::bigint[])", 4 },
 
     { NULL, NULL, 0 }
 };

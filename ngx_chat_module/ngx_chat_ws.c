@@ -42,6 +42,7 @@
 /* lives in the request pool between the handler and the takeover */
 typedef struct {
     ngx_chat_conn_t        *cc;
+    ngx_str_t               key;    /* Sec-WebSocket-Key, in r */
     ngx_uint_t              taken;  /* the takeover owns cc */
 } ngx_chat_ws_ctx_t;
 
@@ -89,6 +90,7 @@ static u_char *ngx_chat_ws_log_error(ngx_log_t *log, u_char *buf,
 ngx_int_t
 ngx_chat_ws_handler(ngx_http_request_t *r)
 {
+    int64_t                iat;
     ngx_int_t              rc;
     ngx_str_t              key, user, device;
     ngx_chat_conn_t       *cc;
@@ -122,7 +124,7 @@ ngx_chat_ws_handler(ngx_http_request_t *r)
 
     cmcf = ngx_http_get_module_main_conf(r, ngx_chat_module);
 
-    rc = ngx_chat_auth_request(r, &cmcf->jwt_secret, &user, &device);
+    rc = ngx_chat_auth_request(r, &cmcf->jwt_secret, &user, &device, &iat);
     if (rc != NGX_OK) {
         return ngx_chat_http_error(r, NGX_HTTP_UNAUTHORIZED, "unauthorized",
                                    "missing, invalid or expired token");
@@ -167,31 +169,91 @@ ngx_chat_ws_handler(ngx_http_request_t *r)
     }
 
     ctx->cc = cc;
+    ctx->key = key;
     ctx->taken = 0;
 
     /* the request may die before the takeover: cc must not leak then */
     cln->handler = ngx_chat_ws_cleanup;
     cln->data = ctx;
 
-    if (ngx_chat_ws_reply_101(cc, &key) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
     ngx_http_set_ctx(r, ctx, ngx_chat_module);
 
     /*
-     * Hold the request until the next pass of the event loop: the content
-     * phase still uses it after we return.  The takeover runs as a posted
-     * write event, when nothing of nginx's HTTP code is on the stack.
+     * The 101 means registered: the device row is written first (and a
+     * device over chat_max_devices, or a token that removeDevice revoked,
+     * is refused with 403), so every event committed after the upgrade
+     * has this device among its recipients.  The request is held until
+     * ngx_chat_ws_registered() has the answer.
      */
 
-    r->main->count++;
-    r->headers_out.status = NGX_HTTP_SWITCHING_PROTOCOLS;
+    if (ngx_chat_session_register(cc, iat) != NGX_OK) {
+        return ngx_chat_http_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                   "unavailable",
+                                   "database unavailable, retry later");
+    }
 
-    c->write->handler = ngx_chat_ws_takeover;
-    ngx_post_event(c->write, &ngx_posted_events);
+    r->main->count++;
 
     return NGX_DONE;
+}
+
+
+void
+ngx_chat_ws_registered(ngx_chat_conn_t *cc, ngx_int_t status)
+{
+    ngx_int_t            rc;
+    ngx_uint_t           code;
+    const char          *error, *message;
+    ngx_connection_t    *c;
+    ngx_chat_ws_ctx_t   *ctx;
+    ngx_http_request_t  *r;
+
+    c = cc->connection;
+    r = c->data;
+    ctx = ngx_http_get_module_ctx(r, ngx_chat_module);
+
+    if (status == NGX_CHAT_ST_OK) {
+        if (ngx_chat_ws_reply_101(cc, &ctx->key) != NGX_OK) {
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+
+        /*
+         * The takeover runs as a posted write event, when nothing of
+         * nginx's HTTP code is on the stack.
+         */
+
+        r->headers_out.status = NGX_HTTP_SWITCHING_PROTOCOLS;
+
+        c->write->handler = ngx_chat_ws_takeover;
+        ngx_post_event(c->write, &ngx_posted_events);
+        return;
+    }
+
+    switch (status) {
+
+    case NGX_CHAT_ST_LIMIT:
+        code = NGX_HTTP_FORBIDDEN;
+        error = "too_many_devices";
+        message = "too many active devices: remove one first";
+        break;
+
+    case NGX_CHAT_ST_REVOKED:
+        code = NGX_HTTP_FORBIDDEN;
+        error = "device_removed";
+        message = "the device was removed: get a new token";
+        break;
+
+    default:
+        code = NGX_HTTP_SERVICE_UNAVAILABLE;
+        error = "unavailable";
+        message = "database unavailable, retry later";
+        break;
+    }
+
+    rc = ngx_chat_http_error(r, code, error, message);
+
+    ngx_http_finalize_request(r, rc);
 }
 
 
@@ -588,9 +650,21 @@ ngx_chat_ws_cleanup(void *data)
 {
     ngx_chat_ws_ctx_t  *ctx = data;
 
-    if (!ctx->taken) {
-        ngx_chat_ws_free_buffers(ctx->cc);
-        ngx_free(ctx->cc);
+    ngx_chat_conn_t  *cc;
+
+    if (ctx->taken) {
+        return;
+    }
+
+    /* the registration may still hold cc: it frees it then */
+
+    cc = ctx->cc;
+    ngx_chat_ws_free_buffers(cc);
+    cc->connection = NULL;
+    cc->state = NGX_CHAT_CONN_CLOSED;
+
+    if (cc->pending == 0) {
+        ngx_free(cc);
     }
 }
 
@@ -664,15 +738,6 @@ ngx_chat_ws_read(ngx_event_t *rev)
     }
 
     if (cc->state == NGX_CHAT_CONN_CLOSED) {
-        return;
-    }
-
-    if (cc->state == NGX_CHAT_CONN_REGISTERING) {
-        /*
-         * Commands wait until the device row is written (a refused fourth
-         * device must not act); the kernel buffers meanwhile.
-         */
-        cc->read_paused = 1;
         return;
     }
 
@@ -802,16 +867,6 @@ ngx_chat_ws_consume_in(ngx_chat_conn_t *cc)
     }
 
     return NGX_OK;
-}
-
-
-void
-ngx_chat_ws_resume(ngx_chat_conn_t *cc)
-{
-    if (cc->read_paused && cc->connection) {
-        cc->read_paused = 0;
-        ngx_post_event(cc->connection->read, &ngx_posted_events);
-    }
 }
 
 

@@ -23,7 +23,6 @@
 #define NGX_CHAT_CLOSE_INTERNAL        1011
 #define NGX_CHAT_CLOSE_TRY_LATER       1013
 #define NGX_CHAT_CLOSE_REPLACED        4001
-#define NGX_CHAT_CLOSE_TOO_MANY        4003
 #define NGX_CHAT_CLOSE_REMOVED         4004
 
 /* room to leave in front of a payload for the largest server header */
@@ -51,8 +50,12 @@ ngx_int_t ngx_chat_ws_send_copy(ngx_chat_conn_t *cc, u_char *p, size_t len);
 void ngx_chat_ws_close(ngx_chat_conn_t *cc, ngx_uint_t code,
     const char *reason);
 
-/* input paused while the device registers goes on */
-void ngx_chat_ws_resume(ngx_chat_conn_t *cc);
+/*
+ * The device row of an upgrade request is written (status NGX_CHAT_ST_OK:
+ * the 101 goes out and the socket is taken over), or refused
+ * (NGX_CHAT_ST_LIMIT, NGX_CHAT_ST_REVOKED: 403; anything else: 503).
+ */
+void ngx_chat_ws_registered(ngx_chat_conn_t *cc, ngx_int_t status);
 
 /* a callback that held cc (cc->pending) is done with it */
 void ngx_chat_ws_release(ngx_chat_conn_t *cc);

@@ -1034,6 +1034,11 @@ BEGIN
         RETURN 1;
     END IF;
 
+    /* the device's tokens issued until now no longer connect */
+    UPDATE devices
+       SET tokens_before = extract(epoch FROM now())::bigint
+     WHERE user_id = p_user AND device_id = p_device;
+
     PERFORM chat_delete_inbox(k.users, k.devices, k.events)
        FROM chat_inbox_keys(v.users, v.devices) AS k;
 

@@ -18,12 +18,16 @@ $$;
 
 
 -- chat_device_connect_batch: the registrations of many connections in one
--- statement (the gateway batches them as it does sends and acks).  Rows
--- are processed in (user, device) order, so the per-user advisory locks of
--- chat_device_connect are always taken in one order: no deadlock between
--- concurrent batches.  One row per input element, idx 1-based.
+-- statement (the gateway batches them as it does sends and acks), before
+-- their WebSocket upgrade.  Rows are processed in (user, device) order, so
+-- the per-user advisory locks of chat_device_connect are always taken in
+-- one order: no deadlock between concurrent batches.  One row per input
+-- element, idx 1-based; status as chat_device_connect's, or 6 when the
+-- token (issued at p_iats[i], unix seconds, 0 or NULL: unknown) was issued
+-- at or before the device's removal (tokens_before, migration 004).
+DROP FUNCTION IF EXISTS chat_device_connect_batch(text[], text[], int);
 CREATE OR REPLACE FUNCTION chat_device_connect_batch(p_users text[],
-    p_devices text[], p_max int)
+    p_devices text[], p_max int, p_iats bigint[] DEFAULT NULL)
 RETURNS TABLE(idx int, status int)
 LANGUAGE plpgsql
 -- as chat_send_batch (sql/900_functions.sql)
@@ -35,12 +39,22 @@ DECLARE
     r record;
 BEGIN
     FOR r IN
-        SELECT x.i::int AS i, x.u, x.d
+        SELECT x.i::int AS i, x.u, x.d,
+               coalesce(p_iats[x.i], 0) AS iat
           FROM unnest(p_users, p_devices) WITH ORDINALITY AS x(u, d, i)
          ORDER BY x.u, x.d, x.i
     LOOP
         idx := r.i;
-        status := chat_device_connect(r.u, r.d, p_max);
+
+        IF EXISTS (SELECT 1 FROM devices
+                    WHERE user_id = r.u AND device_id = r.d
+                      AND r.iat <= tokens_before)
+        THEN
+            status := 6;
+        ELSE
+            status := chat_device_connect(r.u, r.d, p_max);
+        END IF;
+
         RETURN NEXT;
     END LOOP;
 END

@@ -1,9 +1,9 @@
 #!/usr/bin/perl
 
 # Several devices per user (docs/protocol.md "Connecting", "removeDevice",
-# close codes 4001, 4003, 4004): a message reaches every device of the
+# close codes 4001, 4004, the 403 of a fourth device): a message reaches every device of the
 # recipient, an offline one when it connects; a fourth active device is
-# closed with 4003, offline devices counting; removeDevice frees the slot
+# refused with 403 before the upgrade, offline devices counting; removeDevice frees the slot
 # at once, closes the removed device's connection with 4004 and drops its
 # inbox; the same device connecting twice closes the older connection with
 # 4001.
@@ -61,20 +61,15 @@ sub closed_with {
     ok $eof, "$name: TCP connection ended";
 }
 
-# a device over the limit: the upgrade succeeds, the first command gets no
-# answer, the connection is closed with 4003
+# a device over the limit: the upgrade is refused with 403 before any
+# WebSocket exists (the 101 means registered)
 sub refused {
     my ($user, $device, $name) = @_;
-    my ($ws, $status) = ChatTest::WS->try_connect($t, user => $user,
-        device => $device);
-    if (!$ws) {
-        fail "$name: upgraded (got HTTP " . ($status // 'nothing') . ')';
-        return;
-    }
-    $ws->send_json({ type => 'ping', id => 'p' });
-    closed_with($ws, 4003, $name);
-    ok !grep({ ($_->{type} // '') eq 'response' && $_->{ok} } $ws->events),
-        "$name: the command was not served";
+    my ($ws, $status, $h, $body) = ChatTest::WS->try_connect($t,
+        user => $user, device => $device);
+    ok !$ws, "$name: not upgraded";
+    is $status, 403, "$name: 403";
+    like $body // '', qr/"too_many_devices"/, "$name: too_many_devices";
 }
 
 # ack @events on $ws with an id: the response comes once their inbox
@@ -196,8 +191,19 @@ is $e && $e->{messageId}, $s->{messageId},
     'the desktop receives message 6 (the first message it gets)';
 take($_, 1) for $phone, $laptop;
 
-# and the removed tablet, connecting again, would be a 4th device
-refused('bob', 'tablet', 'the removed tablet coming back as a 4th');
+# the removed tablet's token no longer connects (docs/tokens.md
+# "Revocation"): 403 device_removed
+my ($tw, $tst, $th, $tbody) = ChatTest::WS->try_connect($t, user => 'bob',
+    device => 'tablet');
+ok !$tw && $tst == 403 && ($tbody // '') =~ /"device_removed"/,
+    'the removed tablet with its old token: 403 device_removed';
+
+# with a token issued after the removal it would be a 4th device
+my ($tw2, $tst2, $th2, $tbody2) = ChatTest::WS->try_connect($t,
+    token => $t->token(user => 'bob', device => 'tablet',
+        claims => { iat => int(time) + 1 }));
+ok !$tw2 && $tst2 == 403 && ($tbody2 // '') =~ /"too_many_devices"/,
+    'the removed tablet with a new token: a 4th device, 403';
 
 # --- the same device connecting twice
 
