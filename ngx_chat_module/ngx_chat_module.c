@@ -64,6 +64,10 @@ static ngx_chat_bounds_t  ngx_chat_send_batches_bounds = {
     ngx_chat_check_bounds, 1, 64, "must be between 1 and 64"
 };
 
+static ngx_chat_bounds_t  ngx_chat_fragments_bounds = {
+    ngx_chat_check_bounds, 1, 1048576, "must be between 1 and 1048576"
+};
+
 
 static ngx_command_t  ngx_chat_commands[] = {
 
@@ -136,6 +140,13 @@ static ngx_command_t  ngx_chat_commands[] = {
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_chat_main_conf_t, max_frame_size),
       NULL },
+
+    { ngx_string("chat_max_fragments"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, max_fragments),
+      &ngx_chat_fragments_bounds },
 
     { ngx_string("chat_output_limit"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
@@ -301,6 +312,7 @@ ngx_chat_create_main_conf(ngx_conf_t *cf)
     cmcf->ping_interval = NGX_CONF_UNSET_MSEC;
     cmcf->send_timeout = NGX_CONF_UNSET_MSEC;
     cmcf->max_frame_size = NGX_CONF_UNSET_SIZE;
+    cmcf->max_fragments = NGX_CONF_UNSET_UINT;
     cmcf->output_limit = NGX_CONF_UNSET_SIZE;
     cmcf->max_message_size = NGX_CONF_UNSET_SIZE;
     cmcf->max_participants = NGX_CONF_UNSET_UINT;
@@ -330,6 +342,7 @@ ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(cmcf->ping_interval, 30000);
     ngx_conf_init_msec_value(cmcf->send_timeout, 10000);
     ngx_conf_init_size_value(cmcf->max_frame_size, 128 * 1024);
+    ngx_conf_init_uint_value(cmcf->max_fragments, 128);
     ngx_conf_init_size_value(cmcf->output_limit, 256 * 1024);
     ngx_conf_init_size_value(cmcf->max_message_size, 64 * 1024);
     ngx_conf_init_uint_value(cmcf->max_participants, 100);
@@ -347,6 +360,14 @@ ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
     if (cmcf->max_frame_size < 1024) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"chat_max_frame_size\" must be at least 1k");
+        return NGX_CONF_ERROR;
+    }
+
+    /* a message being reassembled counts its bytes in 32 bits */
+
+    if (cmcf->max_frame_size > 1024 * 1024 * 1024) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chat_max_frame_size\" must be at most 1g");
         return NGX_CONF_ERROR;
     }
 
