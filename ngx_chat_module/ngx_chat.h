@@ -52,6 +52,7 @@ typedef struct {
     size_t                   output_limit;      /* queued bytes per conn */
     size_t                   max_message_size;  /* sendMessage text cap */
     ngx_uint_t               max_participants;
+    size_t                   order_hold_limit;  /* held events, per worker */
     ngx_uint_t               max_devices;
     time_t                   retention;         /* seconds */
     time_t                   device_idle;       /* deactivate after */
@@ -175,6 +176,7 @@ struct ngx_chat_worker_s {
     ngx_uint_t               retry;             /* a conn needs the poll */
     ngx_queue_t              backlog;           /* publishes to retry */
     size_t                   backlog_bytes;
+    size_t                   order_held;        /* ngx_chat_order.c bytes */
 
     u_char                  *scratch;           /* recv buffer */
     size_t                   scratch_size;

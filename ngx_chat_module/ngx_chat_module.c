@@ -169,6 +169,13 @@ static ngx_command_t  ngx_chat_commands[] = {
       offsetof(ngx_chat_main_conf_t, max_participants),
       &ngx_chat_participants_bounds },
 
+    { ngx_string("chat_order_hold_limit"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, order_hold_limit),
+      NULL },
+
     { ngx_string("chat_max_devices"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_num_slot,
@@ -316,6 +323,7 @@ ngx_chat_create_main_conf(ngx_conf_t *cf)
     cmcf->output_limit = NGX_CONF_UNSET_SIZE;
     cmcf->max_message_size = NGX_CONF_UNSET_SIZE;
     cmcf->max_participants = NGX_CONF_UNSET_UINT;
+    cmcf->order_hold_limit = NGX_CONF_UNSET_SIZE;
     cmcf->max_devices = NGX_CONF_UNSET_UINT;
     cmcf->retention = NGX_CONF_UNSET;
     cmcf->device_idle = NGX_CONF_UNSET;
@@ -346,6 +354,7 @@ ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_size_value(cmcf->output_limit, 256 * 1024);
     ngx_conf_init_size_value(cmcf->max_message_size, 64 * 1024);
     ngx_conf_init_uint_value(cmcf->max_participants, 100);
+    ngx_conf_init_size_value(cmcf->order_hold_limit, 16 * 1024 * 1024);
     ngx_conf_init_uint_value(cmcf->max_devices, 3);
     ngx_conf_init_value(cmcf->retention, 30 * 86400);
     ngx_conf_init_value(cmcf->device_idle, 30 * 86400);
@@ -381,6 +390,14 @@ ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"chat_max_message_size\" must be at least 4k "
                            "below \"chat_max_frame_size\"");
+        return NGX_CONF_ERROR;
+    }
+
+    /* 0: live events are never held for order */
+
+    if (cmcf->order_hold_limit > 1024 * 1024 * 1024) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chat_order_hold_limit\" must be at most 1g");
         return NGX_CONF_ERROR;
     }
 

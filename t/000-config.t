@@ -55,6 +55,7 @@ my @bad = (
     [ { extra => 'chat_max_frame_size 2g;' }, qr/chat_max_frame_size/ ],
     [ { extra => 'chat_max_fragments 0;' }, qr/chat_max_fragments/ ],
     [ { extra => 'chat_max_fragments 1048577;' }, qr/chat_max_fragments/ ],
+    [ { extra => 'chat_order_hold_limit 2g;' }, qr/chat_order_hold_limit/ ],
     [ { extra => 'chat_output_limit 1k;' }, qr/chat_output_limit/ ],
     [ { extra => 'chat_max_message_size 200k;' }, qr/chat_max_message_size/ ],
     [ { extra => 'chat_retention 0;' }, qr/chat_retention/ ],
