@@ -12,10 +12,29 @@
 #include "ngx_chat_admin.h"
 #include "ngx_chat_worker.h"
 #include "ngx_chat_redis.h"
+#include "ngx_chat_media.h"
+#include "ngx_chat_jwt.h"
+
+
+/*
+ * Bounds of the events sql/900_functions.sql builds (json_build_object
+ * writes '"key" : value' and ', ' between them), for the check that the
+ * largest one fits chat_output_limit:
+ *   - keys, separators, ids and numbers of a newMessage or a chatUpdate
+ *     with an empty text, name and lists: at most 392 and 204 bytes;
+ *   - an attachment object (chat_media_json(): keys, 32-hex id, 64-hex
+ *     sha256, size, the content type (<= 127 bytes) escaped): < 960;
+ *   - what ngx_chat_media_render() adds to each: "url" (at most
+ *     NGX_CHAT_MEDIA_URL_MAX bytes) and "urlExpiresAt": 48 bytes more.
+ */
+#define NGX_CHAT_EVENT_FIXED     512
+#define NGX_CHAT_EVENT_ATTACH    1024
+#define NGX_CHAT_EVENT_URL       (NGX_CHAT_MEDIA_URL_MAX + 64)
 
 
 static void *ngx_chat_create_main_conf(ngx_conf_t *cf);
 static char *ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf);
+static ngx_int_t ngx_chat_postconfiguration(ngx_conf_t *cf);
 static void *ngx_chat_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_chat_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
@@ -252,7 +271,7 @@ static ngx_command_t  ngx_chat_commands[] = {
 
 static ngx_http_module_t  ngx_chat_module_ctx = {
     NULL,                                  /* preconfiguration */
-    NULL,                                  /* postconfiguration */
+    ngx_chat_postconfiguration,            /* postconfiguration */
 
     ngx_chat_create_main_conf,             /* create main configuration */
     ngx_chat_init_main_conf,               /* init main configuration */
@@ -443,6 +462,74 @@ ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
     }
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * Every event must fit chat_output_limit: one that does not is never
+ * delivered, and the device is dropped at it on each reconnect until
+ * retention removes it.  The largest ones are a chatUpdate of a chat of
+ * chat_max_participants participants with the longest ids and name, and a
+ * newMessage with the longest text and 10 attachments (when media is
+ * configured; else a message has none).  The text in the event is the
+ * text PostgreSQL escapes: at most 6 bytes for one byte of it ("\u0001"),
+ * and never longer than the client's own escaped text, which came in one
+ * message of at most chat_max_frame_size.  Runs after every module's
+ * init_main_conf, so the media configuration is known.
+ */
+static ngx_int_t
+ngx_chat_postconfiguration(ngx_conf_t *cf)
+{
+    size_t                       limit, text, update, message;
+    ngx_chat_main_conf_t        *cmcf;
+    ngx_chat_media_main_conf_t  *mc;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_chat_module);
+    mc = ngx_http_conf_get_module_main_conf(cf, ngx_chat_media_module);
+
+    if (!cmcf->used) {
+        return NGX_OK;
+    }
+
+    limit = cmcf->output_limit - NGX_CHAT_WS_HEADER_MAX;
+
+    update = NGX_CHAT_EVENT_FIXED + 6 * NGX_CHAT_JSON_NAME_MAX
+             + cmcf->max_participants * (NGX_CHAT_ID_MAX + 3);
+
+    if (update > limit) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chat_output_limit\" %uz is too small for "
+                           "\"chat_max_participants\" %ui: a chatUpdate "
+                           "event can take %uz bytes (67 per participant)",
+                           cmcf->output_limit, cmcf->max_participants,
+                           update + NGX_CHAT_WS_HEADER_MAX);
+        return NGX_ERROR;
+    }
+
+    text = ngx_min(6 * cmcf->max_message_size, cmcf->max_frame_size);
+
+    message = NGX_CHAT_EVENT_FIXED + text;
+
+    if (mc->store != NGX_CHAT_MEDIA_NONE) {
+        message += NGX_CHAT_MEDIA_MAX_ATTACH
+                   * (NGX_CHAT_EVENT_ATTACH + NGX_CHAT_EVENT_URL);
+    }
+
+    if (message > limit) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chat_output_limit\" %uz is too small for "
+                           "\"chat_max_message_size\" %uz and "
+                           "\"chat_max_frame_size\" %uz%s: a newMessage "
+                           "event can take %uz bytes",
+                           cmcf->output_limit, cmcf->max_message_size,
+                           cmcf->max_frame_size,
+                           mc->store != NGX_CHAT_MEDIA_NONE
+                           ? " with 10 attachments" : "",
+                           message + NGX_CHAT_WS_HEADER_MAX);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
 }
 
 
