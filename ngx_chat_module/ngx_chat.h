@@ -55,9 +55,11 @@ typedef struct {
     ngx_msec_t               ping_interval;     /* server PING period */
     ngx_msec_t               send_timeout;      /* stalled writer limit */
     size_t                   max_frame_size;    /* WebSocket message cap */
+    ngx_uint_t               max_fragments;     /* frames per message */
     size_t                   output_limit;      /* queued bytes per conn */
     size_t                   max_message_size;  /* sendMessage text cap */
     ngx_uint_t               max_participants;
+    size_t                   order_hold_limit;  /* held events, per worker */
     ngx_uint_t               max_devices;
     time_t                   retention;         /* seconds */
     time_t                   device_idle;       /* deactivate after */
@@ -133,8 +135,10 @@ struct ngx_chat_conn_s {
     size_t                   in_cap;
 
     u_char                  *msg;               /* fragments (malloc) */
-    size_t                   msg_len;
+    uint32_t                 msg_len;           /* <= chat_max_frame_size */
+    uint32_t                 msg_cap;           /* allocated at msg */
     uint32_t                 utf8;              /* validator state */
+    uint32_t                 msg_frames;        /* frames of the message */
 
     ngx_chat_out_t          *out;               /* queued output */
     ngx_chat_out_t          *out_last;
@@ -198,6 +202,7 @@ struct ngx_chat_worker_s {
     ngx_uint_t               retry;             /* a conn needs the poll */
     ngx_queue_t              backlog;           /* publishes to retry */
     size_t                   backlog_bytes;
+    size_t                   order_held;        /* ngx_chat_order.c bytes */
 
     u_char                  *scratch;           /* recv buffer */
     size_t                   scratch_size;

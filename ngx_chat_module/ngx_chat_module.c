@@ -12,10 +12,29 @@
 #include "ngx_chat_admin.h"
 #include "ngx_chat_worker.h"
 #include "ngx_chat_redis.h"
+#include "ngx_chat_media.h"
+#include "ngx_chat_jwt.h"
+
+
+/*
+ * Bounds of the events sql/900_functions.sql builds (json_build_object
+ * writes '"key" : value' and ', ' between them), for the check that the
+ * largest one fits chat_output_limit:
+ *   - keys, separators, ids and numbers of a newMessage or a chatUpdate
+ *     with an empty text, name and lists: at most 392 and 204 bytes;
+ *   - an attachment object (chat_media_json(): keys, 32-hex id, 64-hex
+ *     sha256, size, the content type (<= 127 bytes) escaped): < 960;
+ *   - what ngx_chat_media_render() adds to each: "url" (at most
+ *     NGX_CHAT_MEDIA_URL_MAX bytes) and "urlExpiresAt": 48 bytes more.
+ */
+#define NGX_CHAT_EVENT_FIXED     512
+#define NGX_CHAT_EVENT_ATTACH    1024
+#define NGX_CHAT_EVENT_URL       (NGX_CHAT_MEDIA_URL_MAX + 64)
 
 
 static void *ngx_chat_create_main_conf(ngx_conf_t *cf);
 static char *ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf);
+static ngx_int_t ngx_chat_postconfiguration(ngx_conf_t *cf);
 static void *ngx_chat_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_chat_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
@@ -62,6 +81,10 @@ static ngx_chat_bounds_t  ngx_chat_send_batch_bounds = {
 
 static ngx_chat_bounds_t  ngx_chat_send_batches_bounds = {
     ngx_chat_check_bounds, 1, 64, "must be between 1 and 64"
+};
+
+static ngx_chat_bounds_t  ngx_chat_fragments_bounds = {
+    ngx_chat_check_bounds, 1, 1048576, "must be between 1 and 1048576"
 };
 
 
@@ -137,6 +160,13 @@ static ngx_command_t  ngx_chat_commands[] = {
       offsetof(ngx_chat_main_conf_t, max_frame_size),
       NULL },
 
+    { ngx_string("chat_max_fragments"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, max_fragments),
+      &ngx_chat_fragments_bounds },
+
     { ngx_string("chat_output_limit"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_size_slot,
@@ -157,6 +187,13 @@ static ngx_command_t  ngx_chat_commands[] = {
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_chat_main_conf_t, max_participants),
       &ngx_chat_participants_bounds },
+
+    { ngx_string("chat_order_hold_limit"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, order_hold_limit),
+      NULL },
 
     { ngx_string("chat_max_devices"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
@@ -234,7 +271,7 @@ static ngx_command_t  ngx_chat_commands[] = {
 
 static ngx_http_module_t  ngx_chat_module_ctx = {
     NULL,                                  /* preconfiguration */
-    NULL,                                  /* postconfiguration */
+    ngx_chat_postconfiguration,            /* postconfiguration */
 
     ngx_chat_create_main_conf,             /* create main configuration */
     ngx_chat_init_main_conf,               /* init main configuration */
@@ -301,9 +338,11 @@ ngx_chat_create_main_conf(ngx_conf_t *cf)
     cmcf->ping_interval = NGX_CONF_UNSET_MSEC;
     cmcf->send_timeout = NGX_CONF_UNSET_MSEC;
     cmcf->max_frame_size = NGX_CONF_UNSET_SIZE;
+    cmcf->max_fragments = NGX_CONF_UNSET_UINT;
     cmcf->output_limit = NGX_CONF_UNSET_SIZE;
     cmcf->max_message_size = NGX_CONF_UNSET_SIZE;
     cmcf->max_participants = NGX_CONF_UNSET_UINT;
+    cmcf->order_hold_limit = NGX_CONF_UNSET_SIZE;
     cmcf->max_devices = NGX_CONF_UNSET_UINT;
     cmcf->retention = NGX_CONF_UNSET;
     cmcf->device_idle = NGX_CONF_UNSET;
@@ -330,9 +369,11 @@ ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(cmcf->ping_interval, 30000);
     ngx_conf_init_msec_value(cmcf->send_timeout, 10000);
     ngx_conf_init_size_value(cmcf->max_frame_size, 128 * 1024);
+    ngx_conf_init_uint_value(cmcf->max_fragments, 128);
     ngx_conf_init_size_value(cmcf->output_limit, 256 * 1024);
     ngx_conf_init_size_value(cmcf->max_message_size, 64 * 1024);
     ngx_conf_init_uint_value(cmcf->max_participants, 100);
+    ngx_conf_init_size_value(cmcf->order_hold_limit, 16 * 1024 * 1024);
     ngx_conf_init_uint_value(cmcf->max_devices, 3);
     ngx_conf_init_value(cmcf->retention, 30 * 86400);
     ngx_conf_init_value(cmcf->device_idle, 30 * 86400);
@@ -350,6 +391,14 @@ ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    /* a message being reassembled counts its bytes in 32 bits */
+
+    if (cmcf->max_frame_size > 1024 * 1024 * 1024) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chat_max_frame_size\" must be at most 1g");
+        return NGX_CONF_ERROR;
+    }
+
     if (cmcf->output_limit < 4096) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"chat_output_limit\" must be at least 4k");
@@ -360,6 +409,14 @@ ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"chat_max_message_size\" must be at least 4k "
                            "below \"chat_max_frame_size\"");
+        return NGX_CONF_ERROR;
+    }
+
+    /* 0: live events are never held for order */
+
+    if (cmcf->order_hold_limit > 1024 * 1024 * 1024) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chat_order_hold_limit\" must be at most 1g");
         return NGX_CONF_ERROR;
     }
 
@@ -405,6 +462,74 @@ ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
     }
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * Every event must fit chat_output_limit: one that does not is never
+ * delivered, and the device is dropped at it on each reconnect until
+ * retention removes it.  The largest ones are a chatUpdate of a chat of
+ * chat_max_participants participants with the longest ids and name, and a
+ * newMessage with the longest text and 10 attachments (when media is
+ * configured; else a message has none).  The text in the event is the
+ * text PostgreSQL escapes: at most 6 bytes for one byte of it ("\u0001"),
+ * and never longer than the client's own escaped text, which came in one
+ * message of at most chat_max_frame_size.  Runs after every module's
+ * init_main_conf, so the media configuration is known.
+ */
+static ngx_int_t
+ngx_chat_postconfiguration(ngx_conf_t *cf)
+{
+    size_t                       limit, text, update, message;
+    ngx_chat_main_conf_t        *cmcf;
+    ngx_chat_media_main_conf_t  *mc;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_chat_module);
+    mc = ngx_http_conf_get_module_main_conf(cf, ngx_chat_media_module);
+
+    if (!cmcf->used) {
+        return NGX_OK;
+    }
+
+    limit = cmcf->output_limit - NGX_CHAT_WS_HEADER_MAX;
+
+    update = NGX_CHAT_EVENT_FIXED + 6 * NGX_CHAT_JSON_NAME_MAX
+             + cmcf->max_participants * (NGX_CHAT_ID_MAX + 3);
+
+    if (update > limit) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chat_output_limit\" %uz is too small for "
+                           "\"chat_max_participants\" %ui: a chatUpdate "
+                           "event can take %uz bytes (67 per participant)",
+                           cmcf->output_limit, cmcf->max_participants,
+                           update + NGX_CHAT_WS_HEADER_MAX);
+        return NGX_ERROR;
+    }
+
+    text = ngx_min(6 * cmcf->max_message_size, cmcf->max_frame_size);
+
+    message = NGX_CHAT_EVENT_FIXED + text;
+
+    if (mc->store != NGX_CHAT_MEDIA_NONE) {
+        message += NGX_CHAT_MEDIA_MAX_ATTACH
+                   * (NGX_CHAT_EVENT_ATTACH + NGX_CHAT_EVENT_URL);
+    }
+
+    if (message > limit) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chat_output_limit\" %uz is too small for "
+                           "\"chat_max_message_size\" %uz and "
+                           "\"chat_max_frame_size\" %uz%s: a newMessage "
+                           "event can take %uz bytes",
+                           cmcf->output_limit, cmcf->max_message_size,
+                           cmcf->max_frame_size,
+                           mc->store != NGX_CHAT_MEDIA_NONE
+                           ? " with 10 attachments" : "",
+                           message + NGX_CHAT_WS_HEADER_MAX);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
 }
 
 

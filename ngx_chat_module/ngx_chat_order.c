@@ -16,6 +16,11 @@
  * the first one and freed NGX_CHAT_ORDER_IDLE ms after the last, so idle
  * connections pay nothing.  Drained (offline) events do not come through
  * here: the drain is in order already.
+ *
+ * What is held is bounded twice: NGX_CHAT_ORDER_HELD events per user, and
+ * chat_order_hold_limit bytes for the whole worker (the worker's
+ * order_held counts them).  An event that does not fit is delivered at
+ * once, out of order, never dropped.
  */
 
 
@@ -55,6 +60,10 @@ struct ngx_chat_order_s {
     ngx_uint_t               nheld;
     ngx_chat_order_chat_t    chats[NGX_CHAT_ORDER_CHATS];
 };
+
+
+/* the memory an event held costs, as counted in worker->order_held */
+#define ngx_chat_order_size(len)  (offsetof(ngx_chat_held_t, json) + (len))
 
 
 static ngx_chat_order_t *ngx_chat_order_get(ngx_chat_user_t *u);
@@ -209,6 +218,7 @@ ngx_chat_order_free(ngx_chat_user_t *u)
     for (i = 0; i < NGX_CHAT_ORDER_CHATS; i++) {
         for (h = o->chats[i].held; h; h = next) {
             next = h->next;
+            ngx_chat_worker->order_held -= ngx_chat_order_size(h->len);
             ngx_free(h);
         }
     }
@@ -306,6 +316,7 @@ ngx_chat_order_chat(ngx_chat_order_t *o, uint64_t chat,
         h = lru->held;
         lru->held = h->next;
         o->nheld--;
+        ngx_chat_worker->order_held -= ngx_chat_order_size(h->len);
         h->next = NULL;
         **tail = h;
         *tail = &h->next;
@@ -322,19 +333,34 @@ ngx_chat_order_chat(ngx_chat_order_t *o, uint64_t chat,
 /*
  * Keeps an event after a gap, in seq order; event_id 0 (no JSON): a seq
  * that reached the user another way and delivers nothing when released.
+ * NGX_DECLINED when the user's or the worker's limit is reached: the
+ * caller then delivers the event at once.
  */
 static ngx_int_t
 ngx_chat_order_hold(ngx_chat_order_t *o, ngx_chat_order_chat_t *c,
     uint64_t seq, uint64_t event_id, ngx_str_t *skip, u_char *json,
     size_t len, ngx_uint_t replay)
 {
+    size_t            size;
     ngx_chat_held_t  *h, **pp;
 
     if (o->nheld >= NGX_CHAT_ORDER_HELD) {
         return NGX_DECLINED;
     }
 
-    h = ngx_alloc(offsetof(ngx_chat_held_t, json) + len, ngx_cycle->log);
+    size = ngx_chat_order_size(len);
+
+    if (ngx_chat_worker->order_held + size
+        > ngx_chat_worker->cmcf->order_hold_limit)
+    {
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                       "chat order: %uz bytes held, %uz more do not fit "
+                       "chat_order_hold_limit", ngx_chat_worker->order_held,
+                       size);
+        return NGX_DECLINED;
+    }
+
+    h = ngx_alloc(size, ngx_cycle->log);
     if (h == NULL) {
         return NGX_ERROR;
     }
@@ -362,6 +388,7 @@ ngx_chat_order_hold(ngx_chat_order_t *o, ngx_chat_order_chat_t *c,
     h->next = *pp;
     *pp = h;
     o->nheld++;
+    ngx_chat_worker->order_held += size;
 
     return NGX_OK;
 }
@@ -378,6 +405,7 @@ ngx_chat_order_release(ngx_chat_order_t *o, ngx_chat_order_chat_t *c,
         h = c->held;
         c->held = h->next;
         o->nheld--;
+        ngx_chat_worker->order_held -= ngx_chat_order_size(h->len);
 
         if (h->seq > c->last) {
             c->last = h->seq;

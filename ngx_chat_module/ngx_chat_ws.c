@@ -957,7 +957,7 @@ ngx_chat_ws_data(ngx_chat_conn_t *cc, ngx_chat_ws_frame_t *f,
     u_char *payload)
 {
     u_char     *m;
-    size_t      len, max;
+    size_t      len, max, need, cap;
     ngx_int_t   rc;
 
     len = (size_t) f->payload_len;
@@ -968,6 +968,18 @@ ngx_chat_ws_data(ngx_chat_conn_t *cc, ngx_chat_ws_frame_t *f,
             goto protocol;
         }
 
+        /* empty fragments cost no memory but CPU: their number is capped */
+
+        if (++cc->msg_frames > ngx_chat_worker->cmcf->max_fragments) {
+            ngx_log_error(NGX_LOG_INFO, cc->connection->log, 0,
+                          "chat: message in more than %ui fragments "
+                          "(chat_max_fragments)",
+                          ngx_chat_worker->cmcf->max_fragments);
+            ngx_chat_ws_close(cc, NGX_CHAT_CLOSE_POLICY,
+                              "too many fragments");
+            return NGX_ERROR;
+        }
+
     } else if (cc->in_message) {
         goto protocol;
 
@@ -975,6 +987,9 @@ ngx_chat_ws_data(ngx_chat_conn_t *cc, ngx_chat_ws_frame_t *f,
         ngx_chat_ws_close(cc, NGX_CHAT_CLOSE_UNSUPPORTED,
                           "binary frames are not supported");
         return NGX_ERROR;
+
+    } else {
+        cc->msg_frames = 1;
     }
 
     cc->utf8 = ngx_chat_utf8_validate(cc->utf8, payload, len);
@@ -995,15 +1010,26 @@ ngx_chat_ws_data(ngx_chat_conn_t *cc, ngx_chat_ws_frame_t *f,
         return cc->connection ? rc : NGX_ERROR;
     }
 
-    if (cc->msg_len + len > max) {
+    need = cc->msg_len + len;
+
+    if (need > max) {
         ngx_log_error(NGX_LOG_INFO, cc->connection->log, 0,
                       "chat: message larger than chat_max_frame_size");
         ngx_chat_ws_close(cc, NGX_CHAT_CLOSE_TOO_BIG, "message too big");
         return NGX_ERROR;
     }
 
-    if (len) {
-        m = ngx_alloc(cc->msg_len + len, cc->connection->log);
+    if (need > cc->msg_cap) {
+
+        /*
+         * The buffer at least doubles when it grows, so a message costs
+         * less than twice its size in copies, however it is cut up.
+         */
+
+        cap = ngx_max(need, 2 * (size_t) cc->msg_cap);
+        cap = ngx_min(cap, max);
+
+        m = ngx_alloc(cap, cc->connection->log);
         if (m == NULL) {
             ngx_chat_ws_close(cc, NGX_CHAT_CLOSE_INTERNAL, "out of memory");
             return NGX_ERROR;
@@ -1014,9 +1040,13 @@ ngx_chat_ws_data(ngx_chat_conn_t *cc, ngx_chat_ws_frame_t *f,
             ngx_free(cc->msg);
         }
 
-        ngx_memcpy(m + cc->msg_len, payload, len);
         cc->msg = m;
-        cc->msg_len += len;
+        cc->msg_cap = (uint32_t) cap;
+    }
+
+    if (len) {
+        ngx_memcpy(cc->msg + cc->msg_len, payload, len);
+        cc->msg_len = (uint32_t) need;
     }
 
     if (!f->fin) {
@@ -1029,6 +1059,8 @@ ngx_chat_ws_data(ngx_chat_conn_t *cc, ngx_chat_ws_frame_t *f,
 
     cc->msg = NULL;
     cc->msg_len = 0;
+    cc->msg_cap = 0;
+    cc->msg_frames = 0;
     cc->in_message = 0;
     cc->utf8 = NGX_CHAT_UTF8_ACCEPT;
 

@@ -52,6 +52,10 @@ my @bad = (
     [ { extra => 'chat_max_devices 0;' }, qr/chat_max_devices/ ],
     [ { extra => 'chat_max_participants 1;' }, qr/chat_max_participants/ ],
     [ { extra => 'chat_max_frame_size 100;' }, qr/chat_max_frame_size/ ],
+    [ { extra => 'chat_max_frame_size 2g;' }, qr/chat_max_frame_size/ ],
+    [ { extra => 'chat_max_fragments 0;' }, qr/chat_max_fragments/ ],
+    [ { extra => 'chat_max_fragments 1048577;' }, qr/chat_max_fragments/ ],
+    [ { extra => 'chat_order_hold_limit 2g;' }, qr/chat_order_hold_limit/ ],
     [ { extra => 'chat_output_limit 1k;' }, qr/chat_output_limit/ ],
     [ { extra => 'chat_max_message_size 200k;' }, qr/chat_max_message_size/ ],
     [ { extra => 'chat_retention 0;' }, qr/chat_retention/ ],
@@ -73,6 +77,18 @@ my @bad = (
       qr/chat_jwt_secret_file.*32 bytes/ ],
     [ { secret => '' }, qr/chat_jwt_secret_file/ ],
     [ { loc => 'chat_websocket on;' }, qr/chat_websocket/ ],
+    # the largest event must fit chat_output_limit (docs/security.md)
+    [ { extra => 'chat_max_participants 10000;' },
+      qr/chat_output_limit.*chat_max_participants.*chatUpdate/ ],
+    [ { extra => 'chat_max_participants 4000;' },
+      qr/chat_output_limit.*chat_max_participants/ ],
+    [ { extra => 'chat_output_limit 64k;' },
+      qr/chat_output_limit.*chat_max_message_size.*newMessage/ ],
+    [ { extra => 'chat_output_limit 16k;' },
+      qr/chat_output_limit.*chat_max_message_size/ ],
+    [ { extra => "chat_max_frame_size 220k; chat_max_message_size 100k; "
+          . "chat_media_store local $dir/media;" },
+      qr/chat_output_limit.*chat_max_message_size.*10 attachments/ ],
 );
 
 for my $case (@bad) {
@@ -81,6 +97,23 @@ for my $case (@bad) {
     my $what = join ' ', map { "$_=$o->{$_}" } sort keys %$o;
     isnt $rc, 0, "nginx -t refuses: $what";
     like $out, $re, "and names the directive: $what";
+}
+
+# ... and these fit
+my @good = (
+    'chat_max_participants 3800;',
+    'chat_max_participants 10000; chat_output_limit 1m;',
+    'chat_output_limit 16k; chat_max_frame_size 12k; '
+        . 'chat_max_message_size 8k;',
+    'chat_max_frame_size 220k; chat_max_message_size 100k;',
+    'chat_max_frame_size 220k; chat_max_message_size 100k; '
+        . "chat_output_limit 300k; chat_media_store local $dir/media;",
+    'chat_max_fragments 1; chat_order_hold_limit 0;',
+);
+
+for my $extra (@good) {
+    my ($rc, $out) = nginx_t(conf_with(extra => $extra));
+    is $rc, 0, "nginx -t accepts: $extra" or diag $out;
 }
 
 $t->done_testing;

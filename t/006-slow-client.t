@@ -20,6 +20,8 @@ use ChatTest::WS qw(:op);
 my $t = ChatTest->new;
 $t->chat_conf(listen => ' sndbuf=4k', http => <<'EOF')->run;
     chat_output_limit 16k;
+    chat_max_frame_size 12k;
+    chat_max_message_size 8k;
     chat_send_timeout 60s;
     chat_ping_interval 60s;
 EOF

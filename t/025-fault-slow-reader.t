@@ -30,6 +30,8 @@ my $RSS_SLACK_KB = 4096;
 my $c = ChatTest::Cluster->new(instances => 1, workers => 2, lb => 0);
 $c->conf(listen => ' sndbuf=4k', http => <<'EOF')->run;
     chat_output_limit 16k;
+    chat_max_frame_size 12k;
+    chat_max_message_size 8k;
     chat_send_timeout 60s;
     chat_ping_interval 60s;
 EOF
