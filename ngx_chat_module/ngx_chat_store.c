@@ -100,13 +100,17 @@ const ngx_chat_pg_stmt_t  ngx_chat_store_stmts[] = {
     { "chat_device_connect",
       "SELECT chat_device_connect($1, $2, $3::int)", 3 },
 
+    /* chat_create and chat_modify behind chat_user_rate (930_limits.sql) */
+
     { "chat_create",
       "SELECT status, chat_id, event_json, recipients"
-      " FROM chat_create($1, $2::text[], $3, $4::int)", 4 },
+      " FROM chat_create_rated($1, $2::text[], $3, $4::int, $5::int,"
+      " $6::int)", 6 },
 
     { "chat_modify",
       "SELECT status, event_json, recipients"
-      " FROM chat_modify($1, $2::bigint, $3, $4, $5::int)", 5 },
+      " FROM chat_modify_rated($1, $2::bigint, $3, $4, $5::int, $6::int,"
+      " $7::int)", 7 },
 
     { "chat_send_batch",
       "SELECT idx, status, message_id, seq, sent_at_ms, dup, event_json,"
@@ -143,7 +147,8 @@ const ngx_chat_pg_stmt_t  ngx_chat_store_stmts[] = {
 
     { "chat_media_create",
       "SELECT status, attachment_id"
-      " FROM chat_media_create($1, $2, $3, $4::bigint, $5)", 5 },
+      " FROM chat_media_create_rated($1, $2, $3, $4::bigint, $5, $6::int,"
+      " $7::int)", 7 },
 
     { "chat_media_uploaded",
       "SELECT chat_media_uploaded($1, $2::bigint, $3)", 3 },

@@ -21,6 +21,7 @@
 #define NGX_CHAT_ST_LIMIT           3
 #define NGX_CHAT_ST_BAD_REQUEST     4
 #define NGX_CHAT_ST_BUSY            5       /* sendMessage: try again */
+#define NGX_CHAT_ST_RATE            6       /* over chat_user_rate */
 
 
 #define NGX_CHAT_SEND_QUEUE_MAX     20000   /* waiting sends per worker */

@@ -433,6 +433,8 @@ ngx_chat_ws_takeover(ngx_event_t *ev)
     ngx_queue_insert_tail(&ngx_chat_worker->conns, &cc->all);
     ngx_chat_worker->nconns++;
     cc->serial = ++ngx_chat_worker->serial;
+    ngx_chat_limit_init(&cc->limit, &ngx_chat_worker->cmcf->command_rate,
+                        (uint32_t) ngx_current_msec);
 
     /* bytes the client sent right behind the handshake are frames */
 

@@ -1052,7 +1052,8 @@ $$;
 --         without inbox rows -- that is how messages older than the
 --         retention go: a message lives only while it has inbox rows, and
 --         they are exactly as old as it is;
---      c. delete at most p_limit sent_keys older than the retention.
+--      c. delete at most p_limit sent_keys older than the retention;
+--      d. delete at most p_limit idle rate buckets (930_limits.sql).
 --    Call it again while a count reaches its bound.  A NULL interval skips
 --    its part.  One sweep runs at a time: a concurrent call returns zeros.
 -- ---------------------------------------------------------------------------
@@ -1127,6 +1128,9 @@ BEGIN
             RETURNING 1)
         SELECT count(*) INTO v_keys FROM del;
     END IF;
+
+    /* d: idle rate buckets (930_limits.sql) */
+    PERFORM chat_rate_sweep(v_limit);
 
     RETURN QUERY SELECT v_del.inbox_deleted, v_del.messages_deleted,
                         cardinality(v_dev.users)::bigint, v_keys;
