@@ -513,7 +513,17 @@ ngx_chat_cmd_send_message(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd)
         return NGX_OK;
     }
 
-    if (ngx_chat_store_send(cc, cmd, &attachments) != NGX_OK) {
+    rc = ngx_chat_store_send(cc, cmd, &attachments);
+
+    if (rc == NGX_BUSY) {
+        return ngx_chat_cmd_error_retry(cc, cmd->id.data, cmd->id.len,
+                                        cmd->id_is_number, "unavailable",
+                                        "the server is overloaded, retry "
+                                        "with the same clientMessageId",
+                                        NGX_CHAT_CMD_RETRY_BUSY);
+    }
+
+    if (rc != NGX_OK) {
         return ngx_chat_cmd_error(cc, cmd->id.data, cmd->id.len,
                                   cmd->id_is_number, "unavailable",
                                   "database unavailable or overloaded, "
@@ -629,11 +639,12 @@ ngx_chat_cmd_ack(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd)
                 ngx_free(req);
             }
 
-            return ngx_chat_cmd_error(cc, cmd->present & NGX_CHAT_F_ID
-                                          ? cmd->id.data : NULL,
-                                      cmd->id.len, cmd->id_is_number,
-                                      "unavailable",
-                                      "too many acks pending, retry later");
+            return ngx_chat_cmd_error_retry(cc, cmd->present & NGX_CHAT_F_ID
+                                                ? cmd->id.data : NULL,
+                                            cmd->id.len, cmd->id_is_number,
+                                            "unavailable",
+                                            "too many acks pending, retry "
+                                            "later", NGX_CHAT_CMD_RETRY_BUSY);
         }
 
         return NGX_OK;
