@@ -850,8 +850,8 @@ ngx_chat_rate_args(ngx_conf_t *cf, ngx_str_t *value, ngx_uint_t n,
         return NGX_CONF_ERROR;
     }
 
-    /* the default burst: one second's worth, at least 1 */
-    burst = rate >= 60 ? rate / 60 : 1;
+    /* the default burst: one second's worth, within 1..BURST_MAX */
+    burst = ngx_min(ngx_max(rate / 60, 1), NGX_CHAT_LIMIT_BURST_MAX);
 
     if (cf->args->nelts > n + 1) {
         if (value[n + 1].len < 7
