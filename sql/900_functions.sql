@@ -1053,7 +1053,8 @@ $$;
 --         retention go: a message lives only while it has inbox rows, and
 --         they are exactly as old as it is;
 --      c. delete at most p_limit sent_keys older than the retention;
---      d. delete at most p_limit idle rate buckets (930_limits.sql).
+--      d. (first) delete at most p_limit idle rate buckets, skipping
+--         locked ones (930_limits.sql).
 --    Call it again while a count reaches its bound.  A NULL interval skips
 --    its part.  One sweep runs at a time: a concurrent call returns zeros.
 -- ---------------------------------------------------------------------------
@@ -1080,6 +1081,9 @@ BEGIN
         RETURN QUERY SELECT 0::bigint, 0::bigint, 0::bigint, 0::bigint;
         RETURN;
     END IF;
+
+    /* d, first: idle rate buckets (930_limits.sql; locked ones skipped) */
+    PERFORM chat_rate_sweep(v_limit);
 
     /* a */
     SELECT dd.* INTO v_dev
@@ -1128,9 +1132,6 @@ BEGIN
             RETURNING 1)
         SELECT count(*) INTO v_keys FROM del;
     END IF;
-
-    /* d: idle rate buckets (930_limits.sql) */
-    PERFORM chat_rate_sweep(v_limit);
 
     RETURN QUERY SELECT v_del.inbox_deleted, v_del.messages_deleted,
                         cardinality(v_dev.users)::bigint, v_keys;

@@ -14,8 +14,9 @@
 -- Cost: one row per user and kind that used the command, updated (one row
 -- lock, in the command's own transaction) on every call.  A bucket left
 -- alone long enough is full again, the same as no row: chat_sweep deletes
--- those.  Locks: a transaction takes at most one user_rates row, its own
--- user's, before anything else (docs/schema.md, "Locks").
+-- those.  Locks: a command takes at most one user_rates row, its own
+-- user's, before anything else; the sweep takes none it would wait for
+-- (docs/schema.md, "Locks").
 
 
 CREATE TABLE IF NOT EXISTS user_rates (
@@ -127,7 +128,9 @@ $$;
 -- ---------------------------------------------------------------------------
 -- chat_rate_sweep: deletes up to p_limit buckets idle for 7 days (full
 -- again for every rate the module allows: at least 1r/m, a burst up to
--- 10000); returns how many.  Called by chat_sweep.
+-- 10000); returns how many.  Called by chat_sweep, first; it skips rows
+-- another transaction holds, so it never waits for a rate-limited command
+-- (which may wait for the sweep's later locks).
 -- ---------------------------------------------------------------------------
 
 CREATE OR REPLACE FUNCTION chat_rate_sweep(p_limit int)
@@ -140,7 +143,8 @@ AS $$
                                    FROM user_rates r
                                   WHERE r.at < now() - interval '7 days'
                                   ORDER BY r.at
-                                  LIMIT greatest(coalesce(p_limit, 1000), 1)))
+                                  LIMIT greatest(coalesce(p_limit, 1000), 1)
+                                    FOR UPDATE SKIP LOCKED))
         RETURNING 1)
     SELECT count(*) FROM del
 $$;
