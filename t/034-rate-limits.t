@@ -94,6 +94,8 @@ for my $m ($mallory->events) {
     }
 }
 my $oks = grep { $_->{ok} } values %answer;
+note sprintf 'flood of %d: %d ok, %d rate_limited, then closed %s',
+    scalar @flood, $oks, scalar @limited, $code // 'no code';
 cmp_ok $oks, '>=', 39, 'the burst of 40 was served (one went to the first ping)';
 cmp_ok $oks, '<', 400, '... but not the whole flood';
 cmp_ok scalar @limited, '>', 0, 'refused commands are answered rate_limited';
