@@ -24,8 +24,17 @@
 #include <ngx_event.h>
 #include <ngx_http.h>
 
+#include "ngx_chat_limit.h"
+
 
 #define NGX_CHAT_VERSION  "0.1.0"
+
+
+/* the per-user rates (chat_user_rate), kept in PostgreSQL by kind */
+#define NGX_CHAT_RATE_CREATE     0          /* createChat */
+#define NGX_CHAT_RATE_MODIFY     1          /* modifyChatParticipants */
+#define NGX_CHAT_RATE_ATTACH     2          /* createAttachment */
+#define NGX_CHAT_RATE_N          3
 
 
 typedef struct ngx_chat_worker_s  ngx_chat_worker_t;
@@ -70,6 +79,9 @@ typedef struct {
     ngx_msec_t               shutdown_spread;   /* 1001 closes spread */
     ngx_uint_t               send_batch_size;   /* sends per transaction */
     ngx_uint_t               send_batches;      /* ... in flight */
+    ngx_chat_limit_conf_t    command_rate;      /* per connection */
+    ngx_chat_limit_conf_t    user_rate[NGX_CHAT_RATE_N];
+    ngx_uint_t               max_inflight;      /* commands per conn */
     ngx_flag_t               used;              /* chat_websocket seen */
 } ngx_chat_main_conf_t;
 
@@ -149,6 +161,7 @@ struct ngx_chat_conn_s {
 
     ngx_uint_t               pending;           /* callbacks outstanding */
     uint64_t                 serial;            /* connection identity */
+    ngx_chat_limit_t         limit;             /* chat_command_rate */
 
     unsigned                 state:3;           /* ngx_chat_conn_state_e */
     unsigned                 msg_opcode:4;      /* of the fragmented msg */

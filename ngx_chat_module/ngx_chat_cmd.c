@@ -17,6 +17,7 @@
 #include "ngx_chat_bus.h"
 #include "ngx_chat_ws.h"
 #include "ngx_chat_media.h"
+#include "ngx_chat_limit.h"
 
 
 typedef ngx_int_t (*ngx_chat_cmd_pt)(ngx_chat_conn_t *cc,
@@ -80,6 +81,8 @@ static ngx_int_t ngx_chat_cmd_req_error(ngx_chat_conn_t *cc,
     ngx_chat_cmd_req_t *req, const char *code, const char *message);
 static ngx_int_t ngx_chat_cmd_open_ok(ngx_chat_json_out_t *o,
     ngx_chat_cmd_req_t *req);
+static ngx_int_t ngx_chat_cmd_limit(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd,
+    ngx_int_t limited, uint32_t retry);
 
 
 static ngx_chat_cmd_def_t  ngx_chat_cmds[] = {
@@ -94,16 +97,41 @@ static ngx_chat_cmd_def_t  ngx_chat_cmds[] = {
 };
 
 
+/* the command being run is one that was admitted before (see _again) */
+static ngx_uint_t  ngx_chat_cmd_admitted;
+
+
 ngx_int_t
 ngx_chat_cmd_handle(ngx_chat_conn_t *cc, u_char *p, size_t len)
 {
     int                  rc;
     void                *arena;
     size_t               size;
-    ngx_int_t            n;
+    uint32_t             retry;
+    ngx_int_t            n, limited;
     ngx_chat_cmd_t       cmd;
     ngx_chat_cmd_def_t  *def;
     char                 err[128];
+
+    /* chat_command_rate: every message costs, even one that fails */
+
+    limited = NGX_CHAT_LIMIT_OK;
+    retry = 0;
+
+    if (!ngx_chat_cmd_admitted) {
+        limited = ngx_chat_limit_take(&cc->limit,
+                                      &ngx_chat_worker->cmcf->command_rate,
+                                      (uint32_t) ngx_current_msec, &retry);
+
+        if (limited == NGX_CHAT_LIMIT_CLOSE) {
+            ngx_log_error(NGX_LOG_INFO, cc->connection->log, 0,
+                          "chat: client keeps exceeding chat_command_rate, "
+                          "closing");
+            ngx_chat_ws_close(cc, NGX_CHAT_CLOSE_RATE_LIMITED,
+                              "rate limit exceeded");
+            return NGX_ERROR;
+        }
+    }
 
     size = ngx_chat_json_arena_size(len);
 
@@ -114,6 +142,19 @@ ngx_chat_cmd_handle(ngx_chat_conn_t *cc, u_char *p, size_t len)
     }
 
     rc = ngx_chat_json_parse_cmd(p, len, &cmd, arena, size, err, sizeof(err));
+
+    if (limited != NGX_CHAT_LIMIT_OK
+        || (!ngx_chat_cmd_admitted && rc == NGX_CHAT_JSON_OK
+            && (cmd.present & NGX_CHAT_F_TYPE)))
+    {
+        /* refused by the rate, or too many commands in flight */
+
+        n = ngx_chat_cmd_limit(cc, &cmd, limited, retry);
+        if (n != NGX_DECLINED) {
+            ngx_free(arena);
+            return n;
+        }
+    }
 
     if (rc != NGX_CHAT_JSON_OK) {
         n = ngx_chat_cmd_error(cc, cmd.present & NGX_CHAT_F_ID
@@ -166,6 +207,62 @@ ngx_chat_cmd_handle(ngx_chat_conn_t *cc, u_char *p, size_t len)
 }
 
 
+ngx_int_t
+ngx_chat_cmd_handle_again(ngx_chat_conn_t *cc, u_char *p, size_t len)
+{
+    ngx_int_t  rc;
+
+    ngx_chat_cmd_admitted = 1;
+    rc = ngx_chat_cmd_handle(cc, p, len);
+    ngx_chat_cmd_admitted = 0;
+
+    return rc;
+}
+
+
+/*
+ * Answers rate_limited for a command refused by chat_command_rate
+ * (limited; cmd may then be a message that did not parse, whose id is
+ * used if it was found) or by chat_max_inflight; NGX_DECLINED: go on.
+ */
+static ngx_int_t
+ngx_chat_cmd_limit(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd,
+    ngx_int_t limited, uint32_t retry)
+{
+    const char  *id;
+
+    id = (cmd->present & NGX_CHAT_F_ID) ? cmd->id.data : NULL;
+
+    if (limited != NGX_CHAT_LIMIT_OK) {
+        return ngx_chat_cmd_error_retry(cc, id, id ? cmd->id.len : 0,
+                                        id ? cmd->id_is_number : 0,
+                                        "rate_limited",
+                                        "too many commands "
+                                        "(chat_command_rate)", retry);
+    }
+
+    /*
+     * chat_max_inflight: cc->pending counts the callbacks that hold the
+     * connection, which are its commands waiting for PostgreSQL (or S3),
+     * plus this read (one) and at most an inbox page and the device
+     * registration of its own.  A ping needs nothing.
+     */
+
+    if (cc->pending <= ngx_chat_worker->cmcf->max_inflight
+        || (cmd->type.len == 4 && ngx_strncmp(cmd->type.data, "ping", 4) == 0))
+    {
+        return NGX_DECLINED;
+    }
+
+    return ngx_chat_cmd_error_retry(cc, id, id ? cmd->id.len : 0,
+                                    id ? cmd->id_is_number : 0,
+                                    "rate_limited",
+                                    "too many commands in flight "
+                                    "(chat_max_inflight): wait for answers",
+                                    NGX_CHAT_CMD_RETRY_BUSY);
+}
+
+
 static ngx_int_t
 ngx_chat_cmd_ping(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd)
 {
@@ -180,9 +277,11 @@ ngx_chat_cmd_create_chat(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd)
     ngx_int_t        rc;
     ngx_uint_t       i;
     ngx_chat_arr_t   arr;
-    const char      *values[4];
+    const char      *values[6];
     u_char           user[NGX_CHAT_ID_MAX + 1];
     u_char           max[NGX_INT_T_LEN + 1];
+    u_char           rate[NGX_INT_T_LEN + 1];
+    u_char           burst[NGX_INT_T_LEN + 1];
 
     if (ngx_chat_cmd_need(cc, cmd, NGX_CHAT_F_PARTICIPANTS, "participants")
         != NGX_DECLINED)
@@ -233,8 +332,12 @@ ngx_chat_cmd_create_chat(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd)
     values[1] = (const char *) arr.start;
     values[2] = cmd->name.data ? cmd->name.data : "";
     values[3] = (const char *) max;
+    values[4] = (const char *) rate;
+    values[5] = (const char *) burst;
 
-    rc = ngx_chat_cmd_query(cc, cmd, NGX_CHAT_STMT_CREATE, 4, values,
+    ngx_chat_cmd_user_rate(NGX_CHAT_RATE_CREATE, rate, burst);
+
+    rc = ngx_chat_cmd_query(cc, cmd, NGX_CHAT_STMT_CREATE, 6, values,
                             ngx_chat_cmd_created, NULL);
 
     ngx_free(arr.start);
@@ -256,6 +359,14 @@ ngx_chat_cmd_created(ngx_chat_conn_t *cc, void *data, PGresult *res,
              ? ngx_atoi((u_char *) PQgetvalue(res, 0, 0),
                         PQgetlength(res, 0, 0))
              : NGX_ERROR;
+
+    if (status == NGX_CHAT_ST_RATE) {
+        (void) ngx_chat_cmd_user_limited(cc, req->has_id ? req->id.data : NULL,
+                                         req->id.len, req->id_is_number,
+                                         NGX_CHAT_RATE_CREATE);
+        ngx_free(req);
+        return;
+    }
 
     if (status != NGX_CHAT_ST_OK) {
         ngx_chat_cmd_status_error(cc, req, status, rc);
@@ -280,9 +391,11 @@ ngx_chat_cmd_created(ngx_chat_conn_t *cc, void *data, PGresult *res,
 static ngx_int_t
 ngx_chat_cmd_modify(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd)
 {
-    const char  *values[5];
+    const char  *values[7];
     u_char       user[NGX_CHAT_ID_MAX + 1];
     u_char       max[NGX_INT_T_LEN + 1];
+    u_char       rate[NGX_INT_T_LEN + 1];
+    u_char       burst[NGX_INT_T_LEN + 1];
 
     if (ngx_chat_cmd_need(cc, cmd, NGX_CHAT_F_CHAT_ID|NGX_CHAT_F_USER_ID
                                    |NGX_CHAT_F_OPERATION,
@@ -314,8 +427,12 @@ ngx_chat_cmd_modify(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd)
     values[2] = cmd->user_id.data;
     values[3] = cmd->operation.data;
     values[4] = (const char *) max;
+    values[5] = (const char *) rate;
+    values[6] = (const char *) burst;
 
-    return ngx_chat_cmd_query(cc, cmd, NGX_CHAT_STMT_MODIFY, 5, values,
+    ngx_chat_cmd_user_rate(NGX_CHAT_RATE_MODIFY, rate, burst);
+
+    return ngx_chat_cmd_query(cc, cmd, NGX_CHAT_STMT_MODIFY, 7, values,
                               ngx_chat_cmd_modified, NULL);
 }
 
@@ -333,6 +450,14 @@ ngx_chat_cmd_modified(ngx_chat_conn_t *cc, void *data, PGresult *res,
              ? ngx_atoi((u_char *) PQgetvalue(res, 0, 0),
                         PQgetlength(res, 0, 0))
              : NGX_ERROR;
+
+    if (status == NGX_CHAT_ST_RATE) {
+        (void) ngx_chat_cmd_user_limited(cc, req->has_id ? req->id.data : NULL,
+                                         req->id.len, req->id_is_number,
+                                         NGX_CHAT_RATE_MODIFY);
+        ngx_free(req);
+        return;
+    }
 
     if (status != NGX_CHAT_ST_OK) {
         ngx_chat_cmd_status_error(cc, req, status, rc);
@@ -388,7 +513,17 @@ ngx_chat_cmd_send_message(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd)
         return NGX_OK;
     }
 
-    if (ngx_chat_store_send(cc, cmd, &attachments) != NGX_OK) {
+    rc = ngx_chat_store_send(cc, cmd, &attachments);
+
+    if (rc == NGX_BUSY) {
+        return ngx_chat_cmd_error_retry(cc, cmd->id.data, cmd->id.len,
+                                        cmd->id_is_number, "unavailable",
+                                        "the server is overloaded, retry "
+                                        "with the same clientMessageId",
+                                        NGX_CHAT_CMD_RETRY_BUSY);
+    }
+
+    if (rc != NGX_OK) {
         return ngx_chat_cmd_error(cc, cmd->id.data, cmd->id.len,
                                   cmd->id_is_number, "unavailable",
                                   "database unavailable or overloaded, "
@@ -504,11 +639,12 @@ ngx_chat_cmd_ack(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd)
                 ngx_free(req);
             }
 
-            return ngx_chat_cmd_error(cc, cmd->present & NGX_CHAT_F_ID
-                                          ? cmd->id.data : NULL,
-                                      cmd->id.len, cmd->id_is_number,
-                                      "unavailable",
-                                      "too many acks pending, retry later");
+            return ngx_chat_cmd_error_retry(cc, cmd->present & NGX_CHAT_F_ID
+                                                ? cmd->id.data : NULL,
+                                            cmd->id.len, cmd->id_is_number,
+                                            "unavailable",
+                                            "too many acks pending, retry "
+                                            "later", NGX_CHAT_CMD_RETRY_BUSY);
         }
 
         return NGX_OK;
@@ -928,6 +1064,55 @@ ngx_chat_cmd_error(ngx_chat_conn_t *cc, const char *id, size_t id_len,
                                  message);
 
     return ngx_chat_cmd_flush(cc, &o);
+}
+
+
+ngx_int_t
+ngx_chat_cmd_error_retry(ngx_chat_conn_t *cc, const char *id, size_t id_len,
+    ngx_uint_t id_is_number, const char *code, const char *message,
+    ngx_msec_t retry)
+{
+    ngx_chat_json_out_t  o;
+
+    if (ngx_chat_json_out_init(&o, NGX_CHAT_WS_HEADER_MAX) != NGX_CHAT_JSON_OK)
+    {
+        return NGX_OK;
+    }
+
+    ngx_chat_json_response_error_retry(&o, id, id_len, (int) id_is_number,
+                                       code, message, (uint64_t) retry);
+
+    return ngx_chat_cmd_flush(cc, &o);
+}
+
+
+void
+ngx_chat_cmd_user_rate(ngx_uint_t kind, u_char *rate, u_char *burst)
+{
+    ngx_chat_limit_conf_t  *lc;
+
+    lc = &ngx_chat_worker->cmcf->user_rate[kind];
+
+    *ngx_sprintf(rate, "%uD", lc->rate) = '\0';
+    *ngx_sprintf(burst, "%uD", lc->burst) = '\0';
+}
+
+
+ngx_int_t
+ngx_chat_cmd_user_limited(ngx_chat_conn_t *cc, const u_char *id,
+    size_t id_len, ngx_uint_t id_is_number, ngx_uint_t kind)
+{
+    uint32_t  rate;
+
+    /* one request's refill: the wait is at most that (refusals are free) */
+
+    rate = ngx_chat_worker->cmcf->user_rate[kind].rate;
+
+    return ngx_chat_cmd_error_retry(cc, (const char *) id, id_len,
+                                    id_is_number, "rate_limited",
+                                    "too many of these commands for this "
+                                    "user (chat_user_rate)",
+                                    rate ? (60000 + rate - 1) / rate : 1000);
 }
 
 

@@ -121,8 +121,10 @@ static ngx_int_t
 ngx_chat_media_create(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd)
 {
     size_t                       i;
-    const char                  *values[5];
+    const char                  *values[7];
     ngx_chat_media_main_conf_t  *mc;
+    u_char                       rate[NGX_INT_T_LEN + 1];
+    u_char                       burst[NGX_INT_T_LEN + 1];
     u_char                       user[NGX_CHAT_ID_MAX + 1];
     u_char                       device[NGX_CHAT_ID_MAX + 1];
     u_char                       type[NGX_CHAT_JSON_CONTENT_TYPE_MAX + 1];
@@ -183,8 +185,12 @@ ngx_chat_media_create(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd)
     values[2] = (const char *) type;
     values[3] = (const char *) size;
     values[4] = (const char *) sha;
+    values[5] = (const char *) rate;
+    values[6] = (const char *) burst;
 
-    return ngx_chat_media_query(cc, cmd, NGX_CHAT_STMT_MEDIA_CREATE, 5,
+    ngx_chat_cmd_user_rate(NGX_CHAT_RATE_ATTACH, rate, burst);
+
+    return ngx_chat_media_query(cc, cmd, NGX_CHAT_STMT_MEDIA_CREATE, 7,
                                 values, ngx_chat_media_created);
 }
 
@@ -211,6 +217,20 @@ ngx_chat_media_created(ngx_chat_conn_t *unused, void *data, PGresult *res,
     mc = ngx_chat_media_conf();
 
     if (!ngx_chat_conn_active(cc) || mc == NULL) {
+        goto done;
+    }
+
+    if (rc == NGX_OK && PQntuples(res) == 1
+        && ngx_atoi((u_char *) PQgetvalue(res, 0, 0), PQgetlength(res, 0, 0))
+           == NGX_CHAT_ST_RATE)
+    {
+        if (cc->connection) {
+            (void) ngx_chat_cmd_user_limited(cc, req->has_id ? req->id.data
+                                                             : NULL,
+                                             req->id.len, req->id_is_number,
+                                             NGX_CHAT_RATE_ATTACH);
+        }
+
         goto done;
     }
 
@@ -870,7 +890,7 @@ ngx_chat_media_check_step(ngx_chat_media_check_t *ck)
 
     if (ngx_chat_conn_active(cc)) {
         ngx_chat_media_rerun = cc;
-        (void) ngx_chat_cmd_handle(cc, ck->text, ck->len);
+        (void) ngx_chat_cmd_handle_again(cc, ck->text, ck->len);
         ngx_chat_media_rerun = NULL;
     }
 

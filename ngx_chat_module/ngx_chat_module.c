@@ -47,6 +47,12 @@ static char *ngx_chat_secret_file(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_chat_postgres(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_chat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+static char *ngx_chat_command_rate(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_chat_user_rate(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_chat_rate_args(ngx_conf_t *cf, ngx_str_t *value,
+    ngx_uint_t n, ngx_chat_limit_conf_t *lc);
 static ngx_int_t ngx_chat_init_process(ngx_cycle_t *cycle);
 static void ngx_chat_exit_process(ngx_cycle_t *cycle);
 
@@ -85,6 +91,30 @@ static ngx_chat_bounds_t  ngx_chat_send_batches_bounds = {
 
 static ngx_chat_bounds_t  ngx_chat_fragments_bounds = {
     ngx_chat_check_bounds, 1, 1048576, "must be between 1 and 1048576"
+};
+
+
+static ngx_chat_bounds_t  ngx_chat_inflight_bounds = {
+    ngx_chat_check_bounds, 1, 100000, "must be between 1 and 100000"
+};
+
+
+/* a rate not configured yet (ngx_chat_limit_conf_t.rate) */
+#define NGX_CHAT_RATE_UNSET  0xffffffff
+
+
+/* chat_user_rate: the commands, by NGX_CHAT_RATE_* */
+static ngx_str_t  ngx_chat_user_rate_names[NGX_CHAT_RATE_N] = {
+    ngx_string("createChat"),
+    ngx_string("modifyChatParticipants"),
+    ngx_string("createAttachment")
+};
+
+/* and their defaults: requests per minute, burst */
+static ngx_chat_limit_conf_t  ngx_chat_user_rate_defaults[NGX_CHAT_RATE_N] = {
+    { 10, 20 },
+    { 60, 60 },
+    { 60, 60 }
 };
 
 
@@ -258,6 +288,27 @@ static ngx_command_t  ngx_chat_commands[] = {
       offsetof(ngx_chat_main_conf_t, send_batches),
       &ngx_chat_send_batches_bounds },
 
+    { ngx_string("chat_command_rate"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_chat_command_rate,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("chat_user_rate"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE23,
+      ngx_chat_user_rate,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("chat_max_inflight"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, max_inflight),
+      &ngx_chat_inflight_bounds },
+
     { ngx_string("chat_shutdown_spread"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_msec_slot,
@@ -317,6 +368,7 @@ ngx_chat_check_bounds(ngx_conf_t *cf, void *post, void *data)
 static void *
 ngx_chat_create_main_conf(ngx_conf_t *cf)
 {
+    ngx_uint_t             i;
     ngx_chat_main_conf_t  *cmcf;
 
     cmcf = ngx_pcalloc(cf->pool, sizeof(ngx_chat_main_conf_t));
@@ -353,6 +405,12 @@ ngx_chat_create_main_conf(ngx_conf_t *cf)
     cmcf->shutdown_spread = NGX_CONF_UNSET_MSEC;
     cmcf->send_batch_size = NGX_CONF_UNSET_UINT;
     cmcf->send_batches = NGX_CONF_UNSET_UINT;
+    cmcf->command_rate.rate = NGX_CHAT_RATE_UNSET;
+    cmcf->max_inflight = NGX_CONF_UNSET_UINT;
+
+    for (i = 0; i < NGX_CHAT_RATE_N; i++) {
+        cmcf->user_rate[i].rate = NGX_CHAT_RATE_UNSET;
+    }
 
     return cmcf;
 }
@@ -362,6 +420,8 @@ static char *
 ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
 {
     ngx_chat_main_conf_t  *cmcf = conf;
+
+    ngx_uint_t  i;
 
     ngx_conf_init_uint_value(cmcf->pg_pool_size, 4);
     ngx_conf_init_uint_value(cmcf->pg_max_queue, 4096);
@@ -384,6 +444,19 @@ ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(cmcf->shutdown_spread, 2000);
     ngx_conf_init_uint_value(cmcf->send_batch_size, 500);
     ngx_conf_init_uint_value(cmcf->send_batches, 1);
+    ngx_conf_init_uint_value(cmcf->max_inflight, 128);
+
+    if (cmcf->command_rate.rate == NGX_CHAT_RATE_UNSET) {
+        /* 200r/s burst=2000 */
+        cmcf->command_rate.rate = 200 * 60;
+        cmcf->command_rate.burst = 2000;
+    }
+
+    for (i = 0; i < NGX_CHAT_RATE_N; i++) {
+        if (cmcf->user_rate[i].rate == NGX_CHAT_RATE_UNSET) {
+            cmcf->user_rate[i] = ngx_chat_user_rate_defaults[i];
+        }
+    }
 
     if (cmcf->max_frame_size < 1024) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -821,6 +894,125 @@ ngx_chat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     return NGX_CONF_OK;
+}
+
+
+/* chat_command_rate <n>r/s|<n>r/m|off [burst=N] */
+static char *
+ngx_chat_command_rate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_chat_main_conf_t  *cmcf = conf;
+
+    if (cmcf->command_rate.rate != NGX_CHAT_RATE_UNSET) {
+        return "is duplicate";
+    }
+
+    return ngx_chat_rate_args(cf, cf->args->elts, 1, &cmcf->command_rate);
+}
+
+
+/* chat_user_rate createChat|modifyChatParticipants|createAttachment ... */
+static char *
+ngx_chat_user_rate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_chat_main_conf_t  *cmcf = conf;
+
+    ngx_str_t   *value;
+    ngx_uint_t   i;
+
+    value = cf->args->elts;
+
+    for (i = 0; i < NGX_CHAT_RATE_N; i++) {
+        if (value[1].len == ngx_chat_user_rate_names[i].len
+            && ngx_strncmp(value[1].data, ngx_chat_user_rate_names[i].data,
+                           value[1].len)
+               == 0)
+        {
+            break;
+        }
+    }
+
+    if (i == NGX_CHAT_RATE_N) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chat_user_rate\" limits \"createChat\", "
+                           "\"modifyChatParticipants\" or "
+                           "\"createAttachment\", not \"%V\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (cmcf->user_rate[i].rate != NGX_CHAT_RATE_UNSET) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "duplicate \"chat_user_rate %V\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    return ngx_chat_rate_args(cf, value, 2, &cmcf->user_rate[i]);
+}
+
+
+/* value[n] is the rate or "off", value[n + 1] (if any) "burst=N" */
+static char *
+ngx_chat_rate_args(ngx_conf_t *cf, ngx_str_t *value, ngx_uint_t n,
+    ngx_chat_limit_conf_t *lc)
+{
+    ngx_int_t  burst;
+    uint32_t   rate;
+
+    if (value[n].len == 3 && ngx_strncmp(value[n].data, "off", 3) == 0) {
+        if (cf->args->nelts > n + 1) {
+            goto invalid;
+        }
+
+        lc->rate = 0;
+        lc->burst = 1;
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_chat_limit_parse_rate(value[n].data, value[n].len, &rate) != 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid rate \"%V\" in \"%V\" (<n>r/s or "
+                           "<n>r/m, 1r/m to 1000000r/s, or \"off\")",
+                           &value[n], &value[0]);
+        return NGX_CONF_ERROR;
+    }
+
+    /* the default burst: one second's worth, within 1..BURST_MAX */
+    burst = ngx_min(ngx_max(rate / 60, 1), NGX_CHAT_LIMIT_BURST_MAX);
+
+    if (cf->args->nelts > n + 1) {
+        if (value[n + 1].len < 7
+            || ngx_strncmp(value[n + 1].data, "burst=", 6) != 0)
+        {
+            goto invalid;
+        }
+
+        burst = ngx_atoi(value[n + 1].data + 6, value[n + 1].len - 6);
+        if (burst < 1) {
+            goto invalid;
+        }
+    }
+
+    if (burst > NGX_CHAT_LIMIT_BURST_MAX) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\": the burst must be between 1 and %d",
+                           &value[0], NGX_CHAT_LIMIT_BURST_MAX);
+        return NGX_CONF_ERROR;
+    }
+
+    lc->rate = rate;
+    lc->burst = (uint32_t) burst;
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid parameter \"%V\" in \"%V\" (a rate "
+                       "<n>r/s or <n>r/m up to 1000000r/s, or \"off\"; "
+                       "then \"burst=1..%d\")",
+                       &value[cf->args->nelts - 1], &value[0],
+                       NGX_CHAT_LIMIT_BURST_MAX);
+    return NGX_CONF_ERROR;
 }
 
 

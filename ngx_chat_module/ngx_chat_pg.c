@@ -114,6 +114,7 @@ struct ngx_chat_pg_s {
     ngx_msec_t                  timeout;    /* per query, 0: none */
     ngx_queue_t                 waiting;    /* queries, FIFO */
     ngx_uint_t                  nwaiting;
+    size_t                      wait_bytes; /* of the waiting queries */
     ngx_queue_t                 failing;    /* DECLINED answers posted */
     const char                 *keywords[10];
     const char                 *values[10];
@@ -135,6 +136,7 @@ struct ngx_chat_pg_query_s {
     void                       *data;
     ngx_uint_t                  stmt;
     ngx_uint_t                  where;      /* NGX_CHAT_PG_Q_WAITING... */
+    size_t                      size;       /* of the block */
     int                         nparams;
     char                      **values;     /* in the same block */
     int                        *lengths;
@@ -420,6 +422,17 @@ ngx_chat_pg_query(ngx_chat_pg_t *pg, ngx_uint_t stmt, int nparams,
         }
     }
 
+    /* the queue's bytes are capped too; a query alone always fits */
+
+    if (pg->nwaiting && pg->wait_bytes + size > NGX_CHAT_PG_QUEUE_BYTES
+        && ngx_chat_pg_idle(pg) == NULL)
+    {
+        ngx_log_debug1(NGX_LOG_DEBUG_EVENT, pg->log, 0,
+                       "chat pg: \"%s\" failed fast: queue bytes full",
+                       pg->stmts[stmt].name);
+        return NULL;
+    }
+
     q = ngx_alloc(size, pg->log);
     if (q == NULL) {
         return NULL;
@@ -464,8 +477,10 @@ ngx_chat_pg_query(ngx_chat_pg_t *pg, ngx_uint_t stmt, int nparams,
     }
 
     q->where = NGX_CHAT_PG_Q_WAITING;
+    q->size = size;
     ngx_queue_insert_tail(&pg->waiting, &q->queue);
     pg->nwaiting++;
+    pg->wait_bytes += size;
 
     ngx_chat_pg_dispatch(pg);
 
@@ -505,6 +520,7 @@ ngx_chat_pg_cancel(ngx_chat_pg_query_t *q)
     case NGX_CHAT_PG_Q_WAITING:
         ngx_queue_remove(&q->queue);
         pg->nwaiting--;
+        pg->wait_bytes -= q->size;
         ngx_chat_pg_query_free(q);
         break;
 
@@ -560,6 +576,7 @@ ngx_chat_pg_destroy(ngx_chat_pg_t *pg)
     ngx_queue_init(&pg->waiting);
     ngx_queue_init(&pg->failing);
     pg->nwaiting = 0;
+    pg->wait_bytes = 0;
 
     for (x = ngx_queue_head(&doomed);
          x != ngx_queue_sentinel(&doomed);
@@ -893,6 +910,7 @@ ngx_chat_pg_slot_send(ngx_chat_pg_slot_t *slot, ngx_chat_pg_query_t *q)
     q->where = NGX_CHAT_PG_Q_WAITING;
     ngx_queue_insert_head(&pg->waiting, &q->queue);
     pg->nwaiting++;
+    pg->wait_bytes += q->size;
 
     ngx_chat_pg_slot_drop(slot, "lost", PQerrorMessage(slot->conn));
 }
@@ -1367,6 +1385,7 @@ ngx_chat_pg_dispatch(ngx_chat_pg_t *pg)
         pg->nwaiting--;
 
         q = ngx_queue_data(x, ngx_chat_pg_query_t, queue);
+        pg->wait_bytes -= q->size;
 
         ngx_chat_pg_slot_send(slot, q);
     }
@@ -1391,6 +1410,7 @@ ngx_chat_pg_check_down(ngx_chat_pg_t *pg)
         pg->nwaiting--;
 
         q = ngx_queue_data(x, ngx_chat_pg_query_t, queue);
+        pg->wait_bytes -= q->size;
         ngx_chat_pg_query_fail(q);
     }
 }
@@ -1431,6 +1451,7 @@ ngx_chat_pg_query_handler(ngx_event_t *ev)
     case NGX_CHAT_PG_Q_WAITING:
         ngx_queue_remove(&q->queue);
         pg->nwaiting--;
+        pg->wait_bytes -= q->size;
 
         /* INFO: under overload this is per query, the cause is elsewhere */
 

@@ -19,6 +19,10 @@
 #include <libpq-fe.h>
 
 
+/* the bytes of parameters waiting in a pool's queue (besides max_queue) */
+#define NGX_CHAT_PG_QUEUE_BYTES  (64 * 1024 * 1024)
+
+
 typedef struct ngx_chat_pg_s        ngx_chat_pg_t;
 typedef struct ngx_chat_pg_query_s  ngx_chat_pg_query_t;
 
@@ -63,7 +67,8 @@ ngx_chat_pg_t *ngx_chat_pg_create(ngx_cycle_t *cycle, ngx_str_t *conninfo,
 /*
  * Queues statement stmts[stmt]; parameters are copied.  Returns the query,
  * or NULL when the pool fails fast (no connection is up, or the wait queue
- * is full): the handler is then not called.
+ * is full: max_queue queries, or NGX_CHAT_PG_QUEUE_BYTES of them and
+ * more): the handler is then not called.
  *
  * Parameters are text: values[i] == NULL is SQL NULL; lengths may be NULL
  * (then each value is NUL-terminated), else lengths[i] bytes are copied.

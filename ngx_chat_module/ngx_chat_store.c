@@ -58,6 +58,7 @@ typedef struct {
 typedef struct {
     ngx_queue_t              sends;         /* ngx_chat_send_t, waiting */
     ngx_uint_t               nsends;
+    size_t                   send_bytes;    /* waiting and in flight */
     ngx_uint_t               send_batches;  /* in flight */
     ngx_uint_t               nbusy;         /* waiting sends with busy */
     ngx_uint_t               wait_batches;  /* in flight, 0 or 1 */
@@ -100,13 +101,17 @@ const ngx_chat_pg_stmt_t  ngx_chat_store_stmts[] = {
     { "chat_device_connect",
       "SELECT chat_device_connect($1, $2, $3::int)", 3 },
 
+    /* chat_create and chat_modify behind chat_user_rate (930_limits.sql) */
+
     { "chat_create",
       "SELECT status, chat_id, event_json, recipients"
-      " FROM chat_create($1, $2::text[], $3, $4::int)", 4 },
+      " FROM chat_create_rated($1, $2::text[], $3, $4::int, $5::int,"
+      " $6::int)", 6 },
 
     { "chat_modify",
       "SELECT status, event_json, recipients"
-      " FROM chat_modify($1, $2::bigint, $3, $4, $5::int)", 5 },
+      " FROM chat_modify_rated($1, $2::bigint, $3, $4, $5::int, $6::int,"
+      " $7::int)", 7 },
 
     { "chat_send_batch",
       "SELECT idx, status, message_id, seq, sent_at_ms, dup, event_json,"
@@ -143,7 +148,8 @@ const ngx_chat_pg_stmt_t  ngx_chat_store_stmts[] = {
 
     { "chat_media_create",
       "SELECT status, attachment_id"
-      " FROM chat_media_create($1, $2, $3, $4::bigint, $5)", 5 },
+      " FROM chat_media_create_rated($1, $2, $3, $4::bigint, $5, $6::int,"
+      " $7::int)", 7 },
 
     { "chat_media_uploaded",
       "SELECT chat_media_uploaded($1, $2::bigint, $3)", 3 },
@@ -314,15 +320,19 @@ ngx_chat_store_send(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd,
 
     st = ngx_chat_worker->store;
 
-    if (st->nsends >= NGX_CHAT_SEND_QUEUE_MAX
-        || !ngx_chat_pg_up(ngx_chat_worker->pg))
-    {
+    if (!ngx_chat_pg_up(ngx_chat_worker->pg)) {
         return NGX_DECLINED;
     }
 
     size = sizeof(ngx_chat_send_t) + cmd->id.len + cc->uid.len
            + cc->device.len + cmd->chat_id.len + cmd->client_message_id.len
            + cmd->message.len + attachments->len;
+
+    if (st->nsends >= NGX_CHAT_SEND_QUEUE_MAX
+        || st->send_bytes + size > NGX_CHAT_SEND_QUEUE_BYTES)
+    {
+        return NGX_BUSY;
+    }
 
     s = ngx_alloc(size, ngx_cycle->log);
     if (s == NULL) {
@@ -348,6 +358,8 @@ ngx_chat_store_send(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd,
 #undef ngx_chat_store_keep
 
     s->req_id_number = cmd->id_is_number;
+    s->size = size;
+    st->send_bytes += size;
     s->cc = cc;
     s->deadline = ngx_current_msec + ngx_chat_worker->cmcf->db_timeout;
     cc->pending++;
@@ -403,6 +415,10 @@ ngx_chat_store_send_flush(ngx_event_t *ev)
 
         if (s->cc) {
             ngx_chat_ws_release(s->cc);
+        }
+
+        if (st) {
+            st->send_bytes -= s->size;
         }
 
         ngx_free(s);
@@ -693,6 +709,10 @@ ngx_chat_store_send_done(void *data, PGresult *res, ngx_int_t rc)
             ngx_chat_ws_release(s->cc);
         }
 
+        if (st) {
+            st->send_bytes -= s->size;
+        }
+
         ngx_free(s);
     }
 
@@ -712,14 +732,15 @@ ngx_chat_store_send_done(void *data, PGresult *res, ngx_int_t rc)
 static void
 ngx_chat_store_send_row(ngx_chat_send_t *s, PGresult *res, int row)
 {
-    u_char          *json, *p, *last;
-    u_char           ord[NGX_CHAT_JSON_CHAT_ID_MAX + NGX_INT64_LEN + 2];
-    off_t            seq, chat;
-    uint64_t         message_id;
-    ngx_int_t        status;
-    ngx_str_t       *users, order;
-    ngx_uint_t       n, max;
-    ngx_chat_user_t *u;
+    u_char            *json, *p, *last;
+    u_char             ord[NGX_CHAT_JSON_CHAT_ID_MAX + NGX_INT64_LEN + 2];
+    off_t              seq, chat;
+    uint64_t           message_id;
+    ngx_int_t          status;
+    ngx_str_t         *users, order;
+    ngx_uint_t         n, max;
+    ngx_chat_user_t   *u;
+    ngx_chat_store_t  *st;
 
     status = ngx_atoi((u_char *) PQgetvalue(res, row, 1),
                       PQgetlength(res, row, 1));
@@ -786,6 +807,11 @@ ngx_chat_store_send_row(ngx_chat_send_t *s, PGresult *res, int row)
 
     if (s->cc) {
         ngx_chat_ws_release(s->cc);
+    }
+
+    if (ngx_chat_worker && ngx_chat_worker->store) {
+        st = ngx_chat_worker->store;
+        st->send_bytes -= s->size;
     }
 
     ngx_free(s);

@@ -21,10 +21,13 @@
 #define NGX_CHAT_ST_LIMIT           3
 #define NGX_CHAT_ST_BAD_REQUEST     4
 #define NGX_CHAT_ST_BUSY            5       /* sendMessage: try again */
-#define NGX_CHAT_ST_REVOKED         6       /* token older than removal */
+#define NGX_CHAT_ST_RATE            6       /* over chat_user_rate */
+#define NGX_CHAT_ST_REVOKED         7       /* token older than removal */
 
 
 #define NGX_CHAT_SEND_QUEUE_MAX     20000   /* waiting sends per worker */
+#define NGX_CHAT_SEND_QUEUE_BYTES   (64 * 1024 * 1024)  /* ... their bytes,
+                                                       with those in flight */
 #define NGX_CHAT_ACK_BATCH          2000    /* acks per statement */
 #define NGX_CHAT_ACK_QUEUE_MAX      200000  /* waiting acks per worker */
 
@@ -77,6 +80,7 @@ typedef struct {
     ngx_str_t                cmid;
     ngx_str_t                body;
     ngx_str_t                attachments;  /* JSON array text */
+    size_t                   size;         /* of the allocation */
     unsigned                 busy:1;       /* came back busy: wait */
 } ngx_chat_send_t;
 
@@ -91,7 +95,10 @@ void ngx_chat_store_exit(ngx_chat_worker_t *w);
 ngx_int_t ngx_chat_store_query(ngx_chat_conn_t *cc, ngx_uint_t stmt,
     int n, const char **values, ngx_chat_store_done_pt done, void *data);
 
-/* NGX_OK queued; NGX_DECLINED: unavailable or overloaded */
+/*
+ * NGX_OK queued; NGX_DECLINED: unavailable; NGX_BUSY: the worker's send
+ * queue is full (NGX_CHAT_SEND_QUEUE_MAX or NGX_CHAT_SEND_QUEUE_BYTES)
+ */
 ngx_int_t ngx_chat_store_send(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd,
     ngx_str_t *attachments);
 

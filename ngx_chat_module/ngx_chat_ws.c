@@ -504,6 +504,8 @@ ngx_chat_ws_takeover(ngx_event_t *ev)
     serial = ((uint64_t) tp->sec * 1000 + tp->msec) << 12;
     ngx_chat_worker->serial = ngx_max(ngx_chat_worker->serial + 1, serial);
     cc->serial = ngx_chat_worker->serial;
+    ngx_chat_limit_init(&cc->limit, &ngx_chat_worker->cmcf->command_rate,
+                        (uint32_t) ngx_current_msec);
 
     /* bytes the client sent right behind the handshake are frames */
 

@@ -24,6 +24,7 @@
 #define NGX_CHAT_CLOSE_TRY_LATER       1013
 #define NGX_CHAT_CLOSE_REPLACED        4001
 #define NGX_CHAT_CLOSE_REMOVED         4004
+#define NGX_CHAT_CLOSE_RATE_LIMITED    4008
 
 /* room to leave in front of a payload for the largest server header */
 #define NGX_CHAT_WS_HEADER_MAX         10

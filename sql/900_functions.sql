@@ -1057,7 +1057,9 @@ $$;
 --         without inbox rows -- that is how messages older than the
 --         retention go: a message lives only while it has inbox rows, and
 --         they are exactly as old as it is;
---      c. delete at most p_limit sent_keys older than the retention.
+--      c. delete at most p_limit sent_keys older than the retention;
+--      d. (first) delete at most p_limit idle rate buckets, skipping
+--         locked ones (930_limits.sql).
 --    Call it again while a count reaches its bound.  A NULL interval skips
 --    its part.  One sweep runs at a time: a concurrent call returns zeros.
 -- ---------------------------------------------------------------------------
@@ -1084,6 +1086,9 @@ BEGIN
         RETURN QUERY SELECT 0::bigint, 0::bigint, 0::bigint, 0::bigint;
         RETURN;
     END IF;
+
+    /* d, first: idle rate buckets (930_limits.sql; locked ones skipped) */
+    PERFORM chat_rate_sweep(v_limit);
 
     /* a */
     SELECT dd.* INTO v_dev

@@ -22,7 +22,7 @@ $$;
 -- their WebSocket upgrade.  Rows are processed in (user, device) order, so
 -- the per-user advisory locks of chat_device_connect are always taken in
 -- one order: no deadlock between concurrent batches.  One row per input
--- element, idx 1-based; status as chat_device_connect's, or 6 when the
+-- element, idx 1-based; status as chat_device_connect's, or 7 when the
 -- token (issued at p_iats[i], unix seconds, 0 or NULL: unknown) was issued
 -- at or before the device's removal (tokens_before, migration 004).
 DROP FUNCTION IF EXISTS chat_device_connect_batch(text[], text[], int);
@@ -50,7 +50,7 @@ BEGIN
                     WHERE user_id = r.u AND device_id = r.d
                       AND r.iat <= tokens_before)
         THEN
-            status := 6;
+            status := 7;
         ELSE
             status := chat_device_connect(r.u, r.d, p_max);
         END IF;

@@ -47,6 +47,19 @@ sub nginx_t {
 my ($rc, $out) = nginx_t(conf_with());
 is $rc, 0, 'a good configuration passes nginx -t' or diag $out;
 
+# the rate limits at their bounds, and off
+($rc, $out) = nginx_t(conf_with(extra => <<'EOF'));
+chat_command_rate 1000000r/s burst=10000;
+chat_user_rate createChat 1r/m burst=1;
+chat_user_rate modifyChatParticipants off;
+chat_user_rate createAttachment 60000000r/m;
+chat_max_inflight 100000;
+EOF
+is $rc, 0, 'rate limits at their bounds pass nginx -t' or diag $out;
+($rc, $out) = nginx_t(conf_with(extra => "chat_command_rate off;\n"
+    . "chat_max_inflight 1;"));
+is $rc, 0, 'chat_command_rate off passes nginx -t' or diag $out;
+
 my @bad = (
     [ { extra => 'chat_ping_interval abc;' }, qr/chat_ping_interval/ ],
     [ { extra => 'chat_max_devices 0;' }, qr/chat_max_devices/ ],
@@ -64,6 +77,27 @@ my @bad = (
     [ { extra => 'chat_send_batch_size 5001;' }, qr/chat_send_batch_size/ ],
     [ { extra => 'chat_send_batches 0;' }, qr/chat_send_batches/ ],
     [ { extra => 'chat_send_batches 65;' }, qr/chat_send_batches/ ],
+    [ { extra => 'chat_command_rate 0r/s;' }, qr/chat_command_rate/ ],
+    [ { extra => 'chat_command_rate 50;' }, qr/chat_command_rate/ ],
+    [ { extra => 'chat_command_rate 50r/h;' }, qr/chat_command_rate/ ],
+    [ { extra => 'chat_command_rate 1000001r/s;' }, qr/chat_command_rate/ ],
+    [ { extra => 'chat_command_rate 50r/s burst=0;' },
+      qr/chat_command_rate/ ],
+    [ { extra => 'chat_command_rate 50r/s burst=10001;' },
+      qr/chat_command_rate/ ],
+    [ { extra => 'chat_command_rate 50r/s bust=10;' }, qr/chat_command_rate/ ],
+    [ { extra => 'chat_command_rate off burst=10;' }, qr/chat_command_rate/ ],
+    [ { extra => "chat_command_rate 5r/s;\nchat_command_rate 6r/s;" },
+      qr/chat_command_rate/ ],
+    [ { extra => 'chat_user_rate sendMessage 5r/m;' }, qr/chat_user_rate/ ],
+    [ { extra => 'chat_user_rate createChat;' }, qr/chat_user_rate/ ],
+    [ { extra => 'chat_user_rate createChat 0r/m;' }, qr/chat_user_rate/ ],
+    [ { extra => 'chat_user_rate createAttachment 5r/m burst=10001;' },
+      qr/chat_user_rate/ ],
+    [ { extra => "chat_user_rate createChat 5r/m;\n"
+                 . "chat_user_rate createChat 6r/m;" }, qr/chat_user_rate/ ],
+    [ { extra => 'chat_max_inflight 0;' }, qr/chat_max_inflight/ ],
+    [ { extra => 'chat_max_inflight 100001;' }, qr/chat_max_inflight/ ],
     [ { redis => 'chat_redis localhost:6379;' }, qr/chat_redis/ ],
     [ { redis => 'chat_redis 127.0.0.1:99999;' }, qr/chat_redis/ ],
     [ { redis => 'chat_redis 127.0.0.1:6379 bogus;' }, qr/chat_redis/ ],
