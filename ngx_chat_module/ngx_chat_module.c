@@ -12,6 +12,7 @@
 #include "ngx_chat_admin.h"
 #include "ngx_chat_worker.h"
 #include "ngx_chat_redis.h"
+#include "ngx_chat_pg.h"
 
 
 static void *ngx_chat_create_main_conf(ngx_conf_t *cf);
@@ -619,6 +620,7 @@ ngx_chat_postgres(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_int_t    n;
     ngx_str_t   *value;
     ngx_uint_t   i;
+    u_char       err[NGX_MAX_CONF_ERRSTR];
 
     if (cmcf->pg_conninfo.data) {
         return "is duplicate";
@@ -637,6 +639,17 @@ ngx_chat_postgres(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     ngx_cpystrn(cmcf->pg_conninfo.data, value[1].data, value[1].len + 1);
+
+    /* workers never resolve names (it would block them): numeric only */
+
+    if (ngx_chat_pg_check_conninfo((char *) cmcf->pg_conninfo.data, err,
+                                   sizeof(err))
+        != NGX_OK)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"chat_postgres\" %s",
+                           err);
+        return NGX_CONF_ERROR;
+    }
 
     for (i = 2; i < cf->args->nelts; i++) {
 
