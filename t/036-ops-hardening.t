@@ -7,6 +7,10 @@
 # nginx logs of its WebSocket location ($request, $request_uri, $args,
 # $arg_access_token, the "request:" of error.log lines), whether the
 # token is good, bad or the request no upgrade at all.
+#
+# The local media store's sweep unlinks its blobs synchronously: one event
+# loop pass unlinks at most 50 (and stops after 2 ms), so 120 blobs to
+# delete take at least 3 passes, and all of them go.
 
 use strict;
 use warnings;
@@ -15,6 +19,7 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 
 use Test::More;
+use Digest::MD5 qw(md5_hex);
 use ChatTest;
 use ChatTest::WS;
 
@@ -29,7 +34,10 @@ like $sample, qr/^\s*access_log\s+\S+\s+chat;/m,
 $format //= 'log_format chat $request;';
 
 # the harness's own access.log uses nginx's "combined" format ($request)
+my $media = $t->dir . '/media';
 $t->chat_conf(http => "    $format\n" . <<'EOF')->run;
+    chat_sweep_interval 1s;
+    chat_media_store local %%TESTDIR%%/media url=http://127.0.0.1/media/;
     log_format every '$request|$request_uri|$args|$arg_access_token|'
                      '$query_string|$uri';
     access_log %%TESTDIR%%/chat.log chat;
@@ -107,5 +115,34 @@ for my $file (qw(access.log chat.log every.log error.log)) {
 
 $ws->close(1000);
 $ws2->close(1000);
+
+# --- the media sweep: 120 blobs to delete, in passes of at most 50
+
+# the workers (maybe not our user) unlink: the folders are writable
+my @ids = map { md5_hex("blob $_") } 1 .. 120;
+for my $id (@ids) {
+    my $sub = "$media/" . substr($id, 0, 2);
+    mkdir $sub;
+    chmod 0777, $sub;
+    $t->write_file("$sub/$id", 'blob');
+}
+is scalar(grep { -e "$media/" . substr($_, 0, 2) . "/$_" } @ids), 120,
+    '120 blobs in the local store';
+# one statement: the sweep sees all of them or none
+$t->psql("INSERT INTO attachments (id, owner_id, owner_device, content_type,"
+    . " size, sha256, state) SELECT id, 'x', 'd', 'image/png', 4,"
+    . " repeat('0', 64), 2 FROM unnest(ARRAY['" . join("','", @ids)
+    . "']) AS id");
+
+my $line = $t->wait_log(
+    qr/chat media: sweep went through \d+ of 120 blobs in \d+ passes/, 30);
+my ($through, $passes) = ($line // '') =~ /through (\d+) of 120 .* (\d+) passes/;
+is $through, 120, 'the sweep went through the 120 blobs' or diag $line;
+ok $passes && $passes >= 3, 'in 3 passes or more (' . ($passes // 0)
+    . '), at most 50 unlinks each';
+is scalar(grep { -e "$media/" . substr($_, 0, 2) . "/$_" } @ids), 0,
+    'all 120 blobs are gone';
+ok ChatTest::poll(sub { $t->psql('SELECT count(*) FROM attachments') == 0 },
+    10), 'and their rows';
 
 $t->done_testing;
