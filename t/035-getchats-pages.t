@@ -40,6 +40,13 @@ sub code_of {
     return $r->{error} && $r->{error}{code} // 'no code';
 }
 
+# Every worker's Redis connections are up before the first client: a kick
+# ("one connection per device") published while Redis is not connected
+# yet waits in the worker's backlog, and published late it would close
+# the victim's next connection of the same device with 4001 (seen once).
+ChatTest::poll(sub {
+    $t->grep_log(qr/redis (cmd|sub): connected to /) >= 4 }, 15);
+
 # the victim's device exists (so the chatUpdates wait in its inbox too)
 my $v = $t->client($victim, 'phone');
 $v->close(1000);
