@@ -2,8 +2,13 @@
 /*
  * ngx_chat_admin.c: POST {"user":"...","device":"...","ttl":N} to a
  * location with chat_admin_token answers {"token":"<jwt>"}, signed with
- * chat_jwt_secret_file.  It is meant for development and for operators'
- * tooling: restrict the location (allow 127.0.0.1; deny all;).
+ * chat_jwt_secret_file: a token for any user, to whoever reaches it.  It
+ * is meant for development and for operators' tooling, and is off unless
+ * the directive is in a location.  It answers 403 to a request that came
+ * through a proxy (a header a proxy adds, or the PROXY protocol), and,
+ * unless "chat_admin_token any", to a peer that is not loopback or a unix
+ * socket.  A local TCP proxy that adds nothing cannot be told from a local
+ * client: never let one forward to a server that has this location.
  */
 
 
@@ -17,15 +22,37 @@
 #define NGX_CHAT_ADMIN_BODY_MAX  4096
 
 
+static ngx_int_t ngx_chat_admin_access(ngx_http_request_t *r,
+    ngx_chat_loc_conf_t *clcf);
+static ngx_uint_t ngx_chat_admin_loopback(ngx_connection_t *c);
 static void ngx_chat_admin_body(ngx_http_request_t *r);
 static ngx_int_t ngx_chat_admin_mint(ngx_http_request_t *r, u_char *p,
     size_t len);
 
 
+/* request headers that a proxy adds: their presence means "proxied" */
+static ngx_str_t  ngx_chat_admin_proxy_headers[] = {
+    ngx_string("X-Forwarded-For"),
+    ngx_string("Forwarded"),
+    ngx_string("X-Real-IP"),
+    ngx_string("Via"),
+    ngx_null_string
+};
+
+
 ngx_int_t
 ngx_chat_admin_token_handler(ngx_http_request_t *r)
 {
-    ngx_int_t  rc;
+    ngx_int_t             rc;
+    ngx_chat_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_chat_module);
+
+    if (ngx_chat_admin_access(r, clcf) != NGX_OK) {
+        return ngx_chat_http_error(r, NGX_HTTP_FORBIDDEN, "forbidden",
+                                   "the token endpoint answers local "
+                                   "clients only, never through a proxy");
+    }
 
     if (r->method != NGX_HTTP_POST) {
         return NGX_HTTP_NOT_ALLOWED;
@@ -45,6 +72,106 @@ ngx_chat_admin_token_handler(ngx_http_request_t *r)
     }
 
     return NGX_DONE;
+}
+
+
+/* NGX_OK: the peer may mint; NGX_DECLINED: 403 (logged at info) */
+static ngx_int_t
+ngx_chat_admin_access(ngx_http_request_t *r, ngx_chat_loc_conf_t *clcf)
+{
+    ngx_str_t         *name;
+    ngx_uint_t         i;
+    ngx_list_part_t   *part;
+    ngx_table_elt_t   *h;
+    ngx_connection_t  *c;
+
+    c = r->connection;
+
+    if (c->proxy_protocol) {
+        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                      "chat: admin token request through the PROXY "
+                      "protocol refused");
+        return NGX_DECLINED;
+    }
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        for (name = ngx_chat_admin_proxy_headers; name->len; name++) {
+            if (h[i].key.len == name->len
+                && ngx_strncasecmp(h[i].key.data, name->data, name->len)
+                   == 0)
+            {
+                ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                              "chat: admin token request with \"%V\" "
+                              "(through a proxy) refused", &h[i].key);
+                return NGX_DECLINED;
+            }
+        }
+    }
+
+    if (clcf->admin_token != NGX_CHAT_ADMIN_ANY
+        && !ngx_chat_admin_loopback(c))
+    {
+        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                      "chat: admin token request from a peer that is not "
+                      "loopback refused");
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+/* 127.0.0.0/8, ::1, ::ffff:127.0.0.0/104 or a unix socket */
+static ngx_uint_t
+ngx_chat_admin_loopback(ngx_connection_t *c)
+{
+    struct sockaddr_in   *sin;
+#if (NGX_HAVE_INET6)
+    u_char               *p;
+    struct sockaddr_in6  *sin6;
+#endif
+
+    switch (c->sockaddr->sa_family) {
+
+#if (NGX_HAVE_UNIX_DOMAIN)
+    case AF_UNIX:
+        return 1;
+#endif
+
+#if (NGX_HAVE_INET6)
+    case AF_INET6:
+        sin6 = (struct sockaddr_in6 *) c->sockaddr;
+
+        if (IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr)) {
+            return 1;
+        }
+
+        p = sin6->sin6_addr.s6_addr;
+
+        return IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr) && p[12] == 127;
+#endif
+
+    case AF_INET:
+        sin = (struct sockaddr_in *) c->sockaddr;
+        return (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
+
+    default:
+        return 0;
+    }
 }
 
 

@@ -20,6 +20,11 @@
 #include "ngx_chat_limit.h"
 
 
+/* getChats: chats per page by default, and the most a client may ask */
+#define NGX_CHAT_CMD_CHATS_PAGE      50
+#define NGX_CHAT_CMD_CHATS_PAGE_MAX  100
+
+
 typedef ngx_int_t (*ngx_chat_cmd_pt)(ngx_chat_conn_t *cc,
     ngx_chat_cmd_t *cmd);
 
@@ -679,41 +684,125 @@ ngx_chat_cmd_acked(ngx_chat_conn_t *cc, void *data, PGresult *res,
 }
 
 
+/*
+ * getChats answers one page: at most "limit" chats (default 50, 1 to 100)
+ * with an id above "cursor", in chat id order.  One more row than the
+ * limit is asked for, to know whether another page follows.
+ */
 static ngx_int_t
 ngx_chat_cmd_get_chats(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd)
 {
-    const char  *values[1];
+    ngx_str_t    arg;
+    ngx_int_t    limit;
+    const char  *values[3];
     u_char       user[NGX_CHAT_ID_MAX + 1];
+    u_char       rows[NGX_INT_T_LEN + 1];
+
+    limit = NGX_CHAT_CMD_CHATS_PAGE;
+
+    if (cmd->present & NGX_CHAT_F_LIMIT) {
+        if (cmd->limit < 1 || cmd->limit > NGX_CHAT_CMD_CHATS_PAGE_MAX) {
+            return ngx_chat_cmd_error(cc, cmd->id.data, cmd->id.len,
+                                      cmd->id_is_number, "bad_request",
+                                      "limit must be 1 to 100");
+        }
+
+        limit = (ngx_int_t) cmd->limit;
+    }
+
+    /* a cursor is a chat id: it must fit a bigint */
+
+    if ((cmd->present & NGX_CHAT_F_CURSOR)
+        && ngx_atoof((u_char *) cmd->cursor.data, cmd->cursor.len)
+           == NGX_ERROR)
+    {
+        return ngx_chat_cmd_error(cc, cmd->id.data, cmd->id.len,
+                                  cmd->id_is_number, "bad_request",
+                                  "cursor must be the nextCursor of a page");
+    }
 
     *ngx_cpymem(user, cc->uid.data, cc->uid.len) = '\0';
-    values[0] = (const char *) user;
+    *ngx_sprintf(rows, "%i", limit + 1) = '\0';
 
-    return ngx_chat_cmd_query(cc, cmd, NGX_CHAT_STMT_LIST, 1, values,
-                              ngx_chat_cmd_listed, NULL);
+    values[0] = (const char *) user;
+    values[1] = (cmd->present & NGX_CHAT_F_CURSOR) ? cmd->cursor.data : "0";
+    values[2] = (const char *) rows;
+
+    /* the callback gets the limit as the request's argument */
+
+    arg.data = rows;
+    arg.len = ngx_strlen(rows);
+
+    return ngx_chat_cmd_query(cc, cmd, NGX_CHAT_STMT_LIST, 3, values,
+                              ngx_chat_cmd_listed, &arg);
 }
 
 
+/*
+ * The page is also cut by bytes: at most a quarter of chat_output_limit of
+ * chat objects (but always the first one), so that a page fits the output
+ * queue beside a drain backlog, which fills at most half of it.  A chat is
+ * at most 67 bytes per participant plus ~1.9 KB (a name of control
+ * characters); one larger than the whole queue would drop the connection,
+ * as its chatUpdate event would.
+ */
 static void
 ngx_chat_cmd_listed(ngx_chat_conn_t *cc, void *data, PGresult *res,
     ngx_int_t rc)
 {
     ngx_chat_cmd_req_t  *req = data;
 
+    int                  row, rows, limit;
+    size_t               len, used, budget;
     ngx_chat_json_out_t  o;
 
-    if (rc != NGX_OK || PQntuples(res) != 1) {
+    if (rc != NGX_OK || PQnfields(res) != 2) {
         ngx_chat_cmd_status_error(cc, req, NGX_ERROR, rc);
         ngx_free(req);
         return;
     }
 
-    if (ngx_chat_cmd_open_ok(&o, req) == NGX_OK) {
-        ngx_chat_json_out_key(&o, "chats", 5);
-        ngx_chat_json_out_raw(&o, PQgetvalue(res, 0, 0),
-                              PQgetlength(res, 0, 0));
-        ngx_chat_json_out_map_close(&o);
-        (void) ngx_chat_cmd_flush(cc, &o);
+    /* the statement was asked for limit + 1 rows */
+    limit = ngx_atoi(req->arg.data, req->arg.len) - 1;
+    rows = PQntuples(res);
+    budget = ngx_chat_worker->cmcf->output_limit / 4;
+
+    if (ngx_chat_cmd_open_ok(&o, req) != NGX_OK) {
+        ngx_free(req);
+        return;
     }
+
+    ngx_chat_json_out_key(&o, "chats", 5);
+    ngx_chat_json_out_array_open(&o);
+
+    used = 0;
+
+    for (row = 0; row < rows && row < limit; row++) {
+        if (PQgetisnull(res, row, 1)) {
+            continue;
+        }
+
+        len = PQgetlength(res, row, 1);
+
+        if (used && used + len + 1 > budget) {
+            break;
+        }
+
+        ngx_chat_json_out_raw(&o, PQgetvalue(res, row, 1), len);
+        used += len + 1;
+    }
+
+    ngx_chat_json_out_array_close(&o);
+
+    if (row < rows) {
+        /* more follow: the cursor is the id of the last chat sent */
+        ngx_chat_json_out_key(&o, "nextCursor", 10);
+        ngx_chat_json_out_str(&o, PQgetvalue(res, row - 1, 0),
+                              PQgetlength(res, row - 1, 0));
+    }
+
+    ngx_chat_json_out_map_close(&o);
+    (void) ngx_chat_cmd_flush(cc, &o);
 
     ngx_free(req);
 }

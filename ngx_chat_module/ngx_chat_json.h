@@ -67,6 +67,8 @@
 #define NGX_CHAT_F_USER                  0x10000  /* admin token request */
 #define NGX_CHAT_F_DEVICE                0x20000
 #define NGX_CHAT_F_TTL                   0x40000
+#define NGX_CHAT_F_LIMIT                 0x80000  /* getChats */
+#define NGX_CHAT_F_CURSOR                0x100000
 
 
 typedef struct {
@@ -104,6 +106,8 @@ typedef struct {
     ngx_chat_json_str_t  user;              /* admin endpoint: <= 64 */
     ngx_chat_json_str_t  device;            /* admin endpoint: <= 64 */
     int64_t              ttl;               /* admin endpoint: >= 0 */
+    int64_t              limit;             /* getChats: >= 0 */
+    ngx_chat_json_str_t  cursor;            /* getChats: 1..20 digits */
     uint32_t             present;           /* NGX_CHAT_F_* bits */
     unsigned             id_is_number:1;    /* "id" was a JSON integer */
 } ngx_chat_cmd_t;

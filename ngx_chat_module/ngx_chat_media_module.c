@@ -29,11 +29,26 @@
 #define NGX_CHAT_MEDIA_SWEEP_LIMIT     1000
 #define NGX_CHAT_MEDIA_SWEEP_LIMIT_S3  100
 
+/*
+ * The local store's unlinks are synchronous: one event loop pass does at
+ * most this many, and stops after this many microseconds; the rest of a
+ * sweep's blobs wait for the next passes (ngx_posted_next_events).
+ */
+#define NGX_CHAT_MEDIA_UNLINKS_PASS    50
+#define NGX_CHAT_MEDIA_UNLINK_USEC     2000
+
 
 /* the worker's media state; NULL when media is not configured */
 typedef struct {
     ngx_event_t              sweep;
-    ngx_uint_t               sweeping;      /* a sweep query is out */
+    ngx_uint_t               sweeping;      /* a sweep query is out, or
+                                               its unlinks are not done */
+    ngx_event_t              unlink;        /* the next pass of unlinks */
+    ngx_str_t               *ids;           /* the sweep's blobs, malloc'd
+                                               with their bytes */
+    ngx_uint_t               nids;
+    ngx_uint_t               next;          /* ids[next..] are left */
+    ngx_uint_t               passes;
 } ngx_chat_media_worker_t;
 
 
@@ -55,6 +70,12 @@ static void ngx_chat_media_exit_process(ngx_cycle_t *cycle);
 static void ngx_chat_media_sweep(ngx_event_t *ev);
 static void ngx_chat_media_swept(ngx_chat_conn_t *cc, void *data,
     PGresult *res, ngx_int_t rc);
+static ngx_int_t ngx_chat_media_unlink_start(ngx_chat_media_worker_t *mw,
+    PGresult *res);
+static void ngx_chat_media_unlink_pass(ngx_event_t *ev);
+static void ngx_chat_media_unlink_done(ngx_chat_media_worker_t *mw);
+static ngx_uint_t ngx_chat_media_purge_local(ngx_str_t *ids, ngx_uint_t n);
+static uint64_t ngx_chat_media_usec(void);
 static void ngx_chat_media_deleted(void *data, ngx_uint_t status,
     off_t length);
 static void ngx_chat_media_purged(ngx_str_t *ids, ngx_uint_t n);
@@ -611,6 +632,10 @@ ngx_chat_media_init_process(ngx_cycle_t *cycle)
     mw->sweep.log = cycle->log;
     mw->sweep.cancelable = 1;
 
+    mw->unlink.handler = ngx_chat_media_unlink_pass;
+    mw->unlink.data = mw;
+    mw->unlink.log = cycle->log;
+
     ngx_chat_media_worker = mw;
 
     if (ngx_worker == 0) {
@@ -634,6 +659,14 @@ ngx_chat_media_exit_process(ngx_cycle_t *cycle)
 
     if (mw->sweep.timer_set) {
         ngx_del_timer(&mw->sweep);
+    }
+
+    if (mw->unlink.posted) {
+        ngx_delete_posted_event(&mw->unlink);
+    }
+
+    if (mw->ids) {
+        ngx_free(mw->ids);
     }
 
     ngx_free(mw);
@@ -691,9 +724,12 @@ ngx_chat_media_swept(ngx_chat_conn_t *cc, void *data, PGresult *res,
     int          row, rows;
     ngx_str_t   *ids;
 
-    if (ngx_chat_media_worker == mw) {
-        mw->sweeping = 0;
+    if (ngx_chat_media_worker != mw) {
+        /* the worker is exiting: its media state is gone */
+        return;
     }
+
+    mw->sweeping = 0;
 
     if (rc != NGX_OK) {
         ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
@@ -708,6 +744,11 @@ ngx_chat_media_swept(ngx_chat_conn_t *cc, void *data, PGresult *res,
 
     ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
                   "chat media: sweep deletes %d blobs", rows);
+
+    if (ngx_chat_media_cf->store == NGX_CHAT_MEDIA_LOCAL) {
+        (void) ngx_chat_media_unlink_start(mw, res);
+        return;
+    }
 
     ids = ngx_alloc(rows * sizeof(ngx_str_t), ngx_cycle->log);
     if (ids == NULL) {
@@ -726,6 +767,86 @@ ngx_chat_media_swept(ngx_chat_conn_t *cc, void *data, PGresult *res,
 
 
 /*
+ * The local store: copies the sweep's ids and unlinks them over several
+ * event loop passes; no new sweep starts until they are done.
+ */
+static ngx_int_t
+ngx_chat_media_unlink_start(ngx_chat_media_worker_t *mw, PGresult *res)
+{
+    u_char      *p;
+    size_t       size;
+    ngx_uint_t   i, n;
+
+    n = PQntuples(res);
+    size = n * sizeof(ngx_str_t);
+
+    for (i = 0; i < n; i++) {
+        size += PQgetlength(res, i, 0);
+    }
+
+    mw->ids = ngx_alloc(size, ngx_cycle->log);
+    if (mw->ids == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = (u_char *) (mw->ids + n);
+
+    for (i = 0; i < n; i++) {
+        mw->ids[i].len = PQgetlength(res, i, 0);
+        mw->ids[i].data = p;
+        p = ngx_cpymem(p, PQgetvalue(res, i, 0), mw->ids[i].len);
+    }
+
+    mw->nids = n;
+    mw->next = 0;
+    mw->passes = 0;
+    mw->sweeping = 1;
+
+    ngx_chat_media_unlink_pass(&mw->unlink);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_chat_media_unlink_pass(ngx_event_t *ev)
+{
+    ngx_chat_media_worker_t  *mw = ev->data;
+
+    if (ngx_chat_media_worker != mw || mw->ids == NULL) {
+        return;
+    }
+
+    mw->next += ngx_chat_media_purge_local(mw->ids + mw->next,
+                                           mw->nids - mw->next);
+    mw->passes++;
+
+    if (mw->next < mw->nids && !ngx_exiting) {
+        /* after the I/O of the next event loop pass */
+        ngx_post_event(ev, &ngx_posted_next_events);
+        return;
+    }
+
+    ngx_chat_media_unlink_done(mw);
+}
+
+
+static void
+ngx_chat_media_unlink_done(ngx_chat_media_worker_t *mw)
+{
+    ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
+                  "chat media: sweep went through %ui of %ui blobs in %ui "
+                  "passes", mw->next, mw->nids, mw->passes);
+
+    ngx_free(mw->ids);
+    mw->ids = NULL;
+    mw->nids = 0;
+    mw->next = 0;
+    mw->sweeping = 0;
+}
+
+
+/*
  * Deletes blobs, then their rows.  Local: unlink (a missing file is
  * fine: a previous purge may have unlinked it and failed to drop the
  * row).  S3: one DELETE each when allowed ("delete=on"), the row of each
@@ -736,10 +857,9 @@ ngx_chat_media_swept(ngx_chat_conn_t *cc, void *data, PGresult *res,
 void
 ngx_chat_media_purge(ngx_str_t *ids, ngx_uint_t n)
 {
-    ngx_str_t                   *id, *gone;
-    ngx_uint_t                   i, ngone;
+    ngx_str_t                   *id;
+    ngx_uint_t                   i;
     ngx_chat_media_main_conf_t  *mc;
-    u_char                       path[NGX_MAX_PATH];
 
     mc = ngx_chat_media_cf;
 
@@ -774,34 +894,70 @@ ngx_chat_media_purge(ngx_str_t *ids, ngx_uint_t n)
         return;
     }
 
-    gone = ngx_alloc(n * sizeof(ngx_str_t), ngx_cycle->log);
-    if (gone == NULL) {
+    if (mc->store == NGX_CHAT_MEDIA_LOCAL) {
+        /* callers other than the sweep give one id */
+        for (i = 0; i < n; /* void */) {
+            i += ngx_chat_media_purge_local(ids + i, n - i);
+        }
+
         return;
     }
 
+    /* S3 with delete=off: only the rows go */
+
+    ngx_chat_media_purged(ids, n);
+}
+
+
+/*
+ * Unlinks the blobs of ids[0..n) and drops the rows of those gone, but
+ * at most NGX_CHAT_MEDIA_UNLINKS_PASS and for about
+ * NGX_CHAT_MEDIA_UNLINK_USEC; returns how many ids it went through
+ * (at least one when n > 0).
+ */
+static ngx_uint_t
+ngx_chat_media_purge_local(ngx_str_t *ids, ngx_uint_t n)
+{
+    uint64_t     start;
+    ngx_str_t   *gone;
+    ngx_uint_t   i, ngone;
+    u_char       path[NGX_MAX_PATH];
+
+    n = ngx_min(n, NGX_CHAT_MEDIA_UNLINKS_PASS);
+
+    gone = ngx_alloc(n * sizeof(ngx_str_t) + 1, ngx_cycle->log);
+    if (gone == NULL) {
+        return n;
+    }
+
     ngone = 0;
+    start = ngx_chat_media_usec();
 
     for (i = 0; i < n; i++) {
 
-        if (mc->store == NGX_CHAT_MEDIA_LOCAL) {
-            if (!ngx_chat_media_id_valid(ids[i].data, ids[i].len)
-                || ngx_chat_media_local_path(&ids[i], path, sizeof(path))
-                   == NULL)
-            {
-                continue;
-            }
-
-            if (ngx_delete_file(path) == NGX_FILE_ERROR
-                && ngx_errno != NGX_ENOENT)
-            {
-                ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, ngx_errno,
-                              ngx_delete_file_n " \"%s\" failed", path);
-                continue;
-            }
-
-            ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
-                           "chat media: deleted \"%s\"", path);
+        if (i > 0 && ngx_chat_media_usec() - start
+                     >= NGX_CHAT_MEDIA_UNLINK_USEC)
+        {
+            break;
         }
+
+        if (!ngx_chat_media_id_valid(ids[i].data, ids[i].len)
+            || ngx_chat_media_local_path(&ids[i], path, sizeof(path))
+               == NULL)
+        {
+            continue;
+        }
+
+        if (ngx_delete_file(path) == NGX_FILE_ERROR
+            && ngx_errno != NGX_ENOENT)
+        {
+            ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, ngx_errno,
+                          ngx_delete_file_n " \"%s\" failed", path);
+            continue;
+        }
+
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                       "chat media: deleted \"%s\"", path);
 
         gone[ngone++] = ids[i];
     }
@@ -809,6 +965,20 @@ ngx_chat_media_purge(ngx_str_t *ids, ngx_uint_t n)
     ngx_chat_media_purged(gone, ngone);
 
     ngx_free(gone);
+
+    return i;
+}
+
+
+/* a monotonic clock in microseconds, for the unlink budget */
+static uint64_t
+ngx_chat_media_usec(void)
+{
+    struct timespec  ts;
+
+    (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+
+    return (uint64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 

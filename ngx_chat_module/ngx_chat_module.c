@@ -14,6 +14,7 @@
 #include "ngx_chat_redis.h"
 #include "ngx_chat_media.h"
 #include "ngx_chat_jwt.h"
+#include "ngx_chat_pg.h"
 
 
 /*
@@ -128,7 +129,7 @@ static ngx_command_t  ngx_chat_commands[] = {
       NULL },
 
     { ngx_string("chat_admin_token"),
-      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE1,
       ngx_chat_admin_token,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
@@ -631,7 +632,8 @@ ngx_chat_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_chat_loc_conf_t  *conf = child;
 
     ngx_conf_merge_value(conf->websocket, prev->websocket, 0);
-    ngx_conf_merge_value(conf->admin_token, prev->admin_token, 0);
+    ngx_conf_merge_value(conf->admin_token, prev->admin_token,
+                         NGX_CHAT_ADMIN_OFF);
     ngx_conf_merge_sec_value(conf->token_ttl, prev->token_ttl, 86400);
 
     if (conf->token_ttl < 1) {
@@ -673,13 +675,34 @@ ngx_chat_admin_token(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_chat_loc_conf_t  *clcf = conf;
 
+    ngx_str_t                 *value;
     ngx_http_core_loc_conf_t  *hclcf;
 
     if (clcf->admin_token != NGX_CONF_UNSET) {
         return "is duplicate";
     }
 
-    clcf->admin_token = 1;
+    value = cf->args->elts;
+    clcf->admin_token = NGX_CHAT_ADMIN_LOOPBACK;
+
+    if (cf->args->nelts == 2) {
+        if (ngx_strcmp(value[1].data, "any") == 0) {
+            clcf->admin_token = NGX_CHAT_ADMIN_ANY;
+
+        } else if (ngx_strcmp(value[1].data, "loopback") != 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\" in "
+                               "\"chat_admin_token\" (loopback or any)",
+                               &value[1]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                       "\"chat_admin_token\" mints a token for any user "
+                       "to whoever reaches it: for development and "
+                       "operators' tooling only, never on a server a "
+                       "proxy forwards to");
 
     hclcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     hclcf->handler = ngx_chat_admin_token_handler;
@@ -795,6 +818,7 @@ ngx_chat_postgres(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_int_t    n;
     ngx_str_t   *value;
     ngx_uint_t   i;
+    u_char       err[NGX_MAX_CONF_ERRSTR];
 
     if (cmcf->pg_conninfo.data) {
         return "is duplicate";
@@ -813,6 +837,17 @@ ngx_chat_postgres(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     ngx_cpystrn(cmcf->pg_conninfo.data, value[1].data, value[1].len + 1);
+
+    /* workers never resolve names (it would block them): numeric only */
+
+    if (ngx_chat_pg_check_conninfo((char *) cmcf->pg_conninfo.data, err,
+                                   sizeof(err))
+        != NGX_OK)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"chat_postgres\" %s",
+                           err);
+        return NGX_CONF_ERROR;
+    }
 
     for (i = 2; i < cf->args->nelts; i++) {
 

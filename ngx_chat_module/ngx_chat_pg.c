@@ -26,7 +26,8 @@
  *
  * Host names: libpq resolves them with a blocking name lookup inside
  * PQconnectPoll().  The conninfo must therefore use hostaddr=, a numeric
- * host, or a unix socket directory; ngx_chat_pg_create() warns otherwise.
+ * host, or a unix socket directory; the chat_postgres directive refuses
+ * anything else (ngx_chat_pg_check_conninfo()).
  *
  * Sockets are registered level-triggered (NGX_LEVEL_EVENT): read interest
  * is always on for an established connection, so a server restart or an
@@ -144,7 +145,6 @@ struct ngx_chat_pg_query_s {
 };
 
 
-static ngx_int_t ngx_chat_pg_check_conninfo(ngx_chat_pg_t *pg);
 static void ngx_chat_pg_slot_connect(ngx_chat_pg_slot_t *slot);
 static void ngx_chat_pg_slot_poll(ngx_chat_pg_slot_t *slot);
 static ngx_int_t ngx_chat_pg_slot_watch(ngx_chat_pg_slot_t *slot);
@@ -186,6 +186,7 @@ ngx_chat_pg_create(ngx_cycle_t *cycle, ngx_str_t *conninfo,
     ngx_uint_t           i, n;
     ngx_chat_pg_t       *pg;
     ngx_chat_pg_slot_t  *slot;
+    u_char               msg[NGX_CHAT_PG_MSG_LEN];
 
     if (pool_size == 0) {
         pool_size = 1;
@@ -201,7 +202,10 @@ ngx_chat_pg_create(ngx_cycle_t *cycle, ngx_str_t *conninfo,
 
     pg->log = cycle->log;
 
-    if (ngx_chat_pg_check_conninfo(pg) != NGX_OK) {
+    if (ngx_chat_pg_check_conninfo(pg->conninfo, msg, sizeof(msg))
+        != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_EMERG, pg->log, 0, "chat: postgresql %s", msg);
         ngx_free(pg);
         return NULL;
     }
@@ -282,44 +286,47 @@ ngx_chat_pg_create(ngx_cycle_t *cycle, ngx_str_t *conninfo,
 
 
 /*
- * Warns about host names (see the comment at the top).  A conninfo without
- * "=" that is not a URI is a bare database name, as libpq reads it.
+ * A conninfo without "=" that is not a URI is a bare database name, as
+ * libpq reads it.  Each entry of host= must be an IP address, a unix
+ * socket directory ("/...") or an abstract socket ("@..."), unless the
+ * hostaddr= entry at the same place gives the address.
  */
 
-static ngx_int_t
-ngx_chat_pg_check_conninfo(ngx_chat_pg_t *pg)
+ngx_int_t
+ngx_chat_pg_check_conninfo(const char *conninfo, u_char *err, size_t size)
 {
     u_char             buf[NGX_CHAT_PG_MSG_LEN];
-    char              *err, *p, *last, *end;
+    char              *msg, *h, *a, *hend, *aend, *hlast, *alast;
     size_t             len;
+    ngx_int_t          rc;
     struct in_addr     a4;
     struct in6_addr    a6;
     PQconninfoOption  *opts, *o;
-    const char        *host, *hostaddr;
+    const char        *host, *hostaddr, *service;
 
-    if (strchr(pg->conninfo, '=') == NULL
-        && ngx_strncmp(pg->conninfo, "postgres://", 11) != 0
-        && ngx_strncmp(pg->conninfo, "postgresql://", 13) != 0)
+    if (strchr(conninfo, '=') == NULL
+        && ngx_strncmp(conninfo, "postgres://", 11) != 0
+        && ngx_strncmp(conninfo, "postgresql://", 13) != 0)
     {
         return NGX_OK;
     }
 
-    err = NULL;
-    opts = PQconninfoParse(pg->conninfo, &err);
+    msg = NULL;
+    opts = PQconninfoParse(conninfo, &msg);
 
     if (opts == NULL) {
-        ngx_log_error(NGX_LOG_EMERG, pg->log, 0,
-                      "chat: invalid postgresql conninfo: %s",
-                      err ? ngx_chat_pg_text(buf, err)
-                          : (u_char *) "out of memory");
-        if (err) {
-            PQfreemem(err);
+        *ngx_snprintf(err, size - 1, "has an invalid conninfo: %s",
+                      msg ? ngx_chat_pg_text(buf, msg)
+                          : (u_char *) "out of memory") = '\0';
+        if (msg) {
+            PQfreemem(msg);
         }
         return NGX_ERROR;
     }
 
     host = NULL;
     hostaddr = NULL;
+    service = NULL;
 
     for (o = opts; o->keyword != NULL; o++) {
         if (ngx_strcmp(o->keyword, "host") == 0) {
@@ -327,30 +334,50 @@ ngx_chat_pg_check_conninfo(ngx_chat_pg_t *pg)
 
         } else if (ngx_strcmp(o->keyword, "hostaddr") == 0) {
             hostaddr = o->val;
+
+        } else if (ngx_strcmp(o->keyword, "service") == 0) {
+            service = o->val;
         }
     }
 
-    if (host == NULL || (hostaddr != NULL && hostaddr[0] != '\0')) {
-        PQconninfoFree(opts);
-        return NGX_OK;
+    rc = NGX_OK;
+
+    if (service != NULL && service[0] != '\0') {
+        *ngx_snprintf(err, size - 1,
+                      "does not take service=: the service file would be "
+                      "read, and its host resolved, in the workers; give "
+                      "host= or hostaddr=") = '\0';
+        rc = NGX_ERROR;
+        goto done;
     }
 
-    /* host is a comma-separated list */
+    if (host == NULL) {
+        goto done;
+    }
 
-    p = (char *) host;
-    end = p + ngx_strlen(p);
+    /* both are comma-separated lists, taken place by place */
 
-    while (p < end) {
-        last = strchr(p, ',');
-        if (last == NULL) {
-            last = end;
+    h = (char *) host;
+    hend = h + ngx_strlen(h);
+    a = (char *) (hostaddr ? hostaddr : "");
+    aend = a + ngx_strlen(a);
+
+    while (h < hend) {
+        hlast = strchr(h, ',');
+        if (hlast == NULL) {
+            hlast = hend;
         }
 
-        len = last - p;
+        alast = (a < aend) ? strchr(a, ',') : NULL;
+        if (alast == NULL) {
+            alast = aend;
+        }
 
-        if (len > 0 && p[0] != '/' && p[0] != '@') {
+        len = hlast - h;
+
+        if (len > 0 && h[0] != '/' && h[0] != '@' && alast == a) {
             if (len < sizeof(buf)) {
-                ngx_memcpy(buf, p, len);
+                ngx_memcpy(buf, h, len);
                 buf[len] = '\0';
             }
 
@@ -358,21 +385,25 @@ ngx_chat_pg_check_conninfo(ngx_chat_pg_t *pg)
                 || (inet_pton(AF_INET, (char *) buf, &a4) != 1
                     && inet_pton(AF_INET6, (char *) buf, &a6) != 1))
             {
-                ngx_log_error(NGX_LOG_WARN, pg->log, 0,
-                              "chat: postgresql host \"%*s\" is a name: "
-                              "libpq resolves it with a blocking "
-                              "name lookup that stalls the worker; use "
-                              "hostaddr=, a numeric address or a unix "
-                              "socket directory", len, p);
+                *ngx_snprintf(err, size - 1,
+                              "has the host name \"%*s\": the workers "
+                              "would resolve it with a blocking lookup; "
+                              "use an IP address (host= or hostaddr=) or "
+                              "a unix socket directory", len, h) = '\0';
+                rc = NGX_ERROR;
+                goto done;
             }
         }
 
-        p = last + 1;
+        h = hlast + 1;
+        a = (alast < aend) ? alast + 1 : aend;
     }
+
+done:
 
     PQconninfoFree(opts);
 
-    return NGX_OK;
+    return rc;
 }
 
 

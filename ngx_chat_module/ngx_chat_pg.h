@@ -52,9 +52,10 @@ typedef void (*ngx_chat_pg_handler_pt)(void *data, PGresult *res,
  * Call from init_process (the event loop must be initialized); connecting
  * starts at once.  conninfo is a libpq connection string or URI; it must
  * use hostaddr=, a numeric host or a unix socket directory, because libpq
- * resolves host names with a blocking DNS lookup (a warning is logged
- * otherwise).  Defaults it may override: fallback_application_name=ngx_chat,
- * client_encoding=UTF8, keepalives=1, keepalives_idle=30, gssencmode=disable.
+ * resolves host names with a blocking DNS lookup (it is refused
+ * otherwise: ngx_chat_pg_check_conninfo()).  Defaults it may override:
+ * fallback_application_name=ngx_chat, client_encoding=UTF8, keepalives=1,
+ * keepalives_idle=30, gssencmode=disable.
  * A statement that fails to prepare makes the connection retry with backoff
  * (so the pool heals once the schema is migrated).  timeout is the deadline
  * of each query from ngx_chat_pg_query() on, 0 for none.  Returns NULL on
@@ -63,6 +64,16 @@ typedef void (*ngx_chat_pg_handler_pt)(void *data, PGresult *res,
 ngx_chat_pg_t *ngx_chat_pg_create(ngx_cycle_t *cycle, ngx_str_t *conninfo,
     ngx_uint_t pool_size, ngx_uint_t max_queue, ngx_msec_t timeout,
     const ngx_chat_pg_stmt_t *stmts);
+
+/*
+ * Checks a NUL-terminated conninfo at configuration time: it must parse,
+ * have no service=, and name each host by an IP address or a unix socket
+ * (or give its hostaddr=), so that no worker ever resolves a name.
+ * NGX_OK, or NGX_ERROR with a NUL-terminated reason in err[0..size) that
+ * reads after the directive's name ("has the host name ...").
+ */
+ngx_int_t ngx_chat_pg_check_conninfo(const char *conninfo, u_char *err,
+    size_t size);
 
 /*
  * Queues statement stmts[stmt]; parameters are copied.  Returns the query,

@@ -126,8 +126,9 @@ const ngx_chat_pg_stmt_t  ngx_chat_store_stmts[] = {
       "SELECT event_id, event_json FROM chat_drain($1, $2, $3::bigint,"
       " $4::int)", 4 },
 
-    { "chat_list",
-      "SELECT chat_list($1)", 1 },
+    { "chat_list_page",
+      "SELECT chat_id, chat_json FROM chat_list_page($1, $2::bigint,"
+      " $3::int)", 3 },
 
     { "chat_remove_device",
       "SELECT chat_remove_device($1, $2)", 2 },

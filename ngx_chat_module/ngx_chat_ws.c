@@ -92,12 +92,17 @@ ngx_chat_ws_handler(ngx_http_request_t *r)
 {
     int64_t                iat;
     ngx_int_t              rc;
-    ngx_str_t              key, user, device;
+    ngx_str_t              key, user, device, token;
     ngx_chat_conn_t       *cc;
     ngx_pool_cleanup_t    *cln;
     ngx_chat_ws_ctx_t     *ctx;
     ngx_connection_t      *c;
     ngx_chat_main_conf_t  *cmcf;
+
+    /* before anything logs the request line: ?access_token= is a secret */
+    if (ngx_chat_auth_hide_token(r, &token) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     if (ngx_chat_worker == NULL) {
         return NGX_HTTP_SERVICE_UNAVAILABLE;
@@ -124,7 +129,8 @@ ngx_chat_ws_handler(ngx_http_request_t *r)
 
     cmcf = ngx_http_get_module_main_conf(r, ngx_chat_module);
 
-    rc = ngx_chat_auth_request(r, &cmcf->jwt_secret, &user, &device, &iat);
+    rc = ngx_chat_auth_request(r, &token, &cmcf->jwt_secret, &user,
+                               &device, &iat);
     if (rc != NGX_OK) {
         return ngx_chat_http_error(r, NGX_HTTP_UNAUTHORIZED, "unauthorized",
                                    "missing, invalid or expired token");

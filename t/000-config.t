@@ -105,6 +105,22 @@ my @bad = (
     [ { pg => 'chat_postgres "dbname=chat" pool=0;' }, qr/chat_postgres/ ],
     [ { pg => 'chat_postgres "dbname=chat" lots=1;' }, qr/chat_postgres/ ],
     [ { pg => '' }, qr/chat_postgres/ ],
+    # workers never resolve host names (libpq would block them)
+    [ { pg => 'chat_postgres "host=db.example port=5432 dbname=chat";' },
+      qr/"chat_postgres" has the host name "db\.example".*IP address/ ],
+    [ { pg => 'chat_postgres "host=localhost dbname=chat";' },
+      qr/"chat_postgres" has the host name "localhost"/ ],
+    [ { pg => 'chat_postgres "host=127.0.0.1,db2.example dbname=chat";' },
+      qr/"chat_postgres" has the host name "db2\.example"/ ],
+    [ { pg => 'chat_postgres "postgresql://db.example:5432/chat";' },
+      qr/"chat_postgres" has the host name "db\.example"/ ],
+    [ { pg => 'chat_postgres "host=a.example,b.example '
+              . 'hostaddr=127.0.0.1, dbname=chat";' },
+      qr/"chat_postgres" has the host name "b\.example"/ ],
+    [ { pg => 'chat_postgres "service=chat";' },
+      qr/"chat_postgres" does not take service=/ ],
+    [ { pg => 'chat_postgres "host=127.0.0.1 bogus=1";' },
+      qr/"chat_postgres" has an invalid conninfo/ ],
     [ { secret => "chat_jwt_secret_file $dir/none;" },
       qr/chat_jwt_secret_file/ ],
     [ { secret => "chat_jwt_secret_file $dir/short.secret;" },
@@ -123,7 +139,32 @@ my @bad = (
     [ { extra => "chat_max_frame_size 220k; chat_max_message_size 100k; "
           . "chat_media_store local $dir/media;" },
       qr/chat_output_limit.*chat_max_message_size.*10 attachments/ ],
+    [ { loc => 'chat_admin_token everyone;' }, qr/chat_admin_token/ ],
+    [ { loc => 'chat_admin_token loopback any;' }, qr/chat_admin_token/ ],
 );
+
+# numeric hosts, sockets and hostaddr= pass
+for my $pg ('host=::1 port=5432 dbname=chat',
+            'host=/var/run/postgresql dbname=chat',
+            'host=db.example hostaddr=127.0.0.1 dbname=chat',
+            'host=127.0.0.1,/tmp,::1 dbname=chat',
+            'postgresql://127.0.0.1:5432/chat',
+            'postgresql://[::1]:5432/chat',
+            'dbname=chat', 'chat')
+{
+    my ($rc, $out) = nginx_t(conf_with(pg => "chat_postgres \"$pg\";"));
+    is $rc, 0, "nginx -t passes chat_postgres \"$pg\"" or diag $out;
+}
+
+# the token endpoint is on only where the directive is, and says what for
+($rc, $out) = nginx_t(conf_with(loc => 'chat_admin_token;'));
+is $rc, 0, 'chat_admin_token passes nginx -t';
+like $out, qr/\[warn\].*"chat_admin_token" mints a token for any user.*development/,
+    'with a warning: for development';
+($rc, $out) = nginx_t(conf_with(loc => 'chat_admin_token any;'));
+is $rc, 0, 'chat_admin_token any passes nginx -t';
+($rc, $out) = nginx_t(conf_with());
+unlike $out, qr/chat_admin_token/, 'no warning without it';
 
 for my $case (@bad) {
     my ($o, $re) = @$case;

@@ -3,7 +3,10 @@
 # The admin token endpoint: POST /chat/admin/token {"user":..,"device":..
 # [,"ttl":seconds]} -> 200 {"token":"<jwt>"}, an HS256 JWT signed with the
 # chat secret that /chat accepts; bad JSON or ids -> 400; other methods ->
-# 405.
+# 405.  It mints for whoever reaches it, so (docs/tokens.md "Development
+# tokens"): a request that came through a proxy (X-Forwarded-For,
+# Forwarded, X-Real-IP, Via, the PROXY protocol) -> 403, and a peer that is
+# not loopback -> 403 unless "chat_admin_token any" (still not proxied).
 
 use strict;
 use warnings;
@@ -15,9 +18,34 @@ use Test::More;
 use JSON::PP;
 use ChatTest;
 use ChatTest::WS;
+use IO::Socket::INET;
 
 my $t = ChatTest->new;
-$t->chat_conf->run;
+
+# an address of this host that is not loopback, if it has one
+my ($ip) = grep { /^\d+\.\d+\.\d+\.\d+$/ && !/^127\./ }
+    split ' ', (`hostname -I 2>/dev/null` // '');
+my $pport = ChatTest::free_port();
+my $rport = ChatTest::free_port();
+my $remote = $ip ? <<EOF : '';
+    server {
+        listen $ip:$rport;
+        location = /loopback { chat_admin_token loopback; }
+        location = /any { chat_admin_token any; }
+    }
+EOF
+
+$t->chat_conf(server => <<'EOF', http => <<EOF)->run;
+        location = /chat/admin/any {
+            chat_admin_token any;
+        }
+EOF
+    server {
+        listen 127.0.0.1:$pport proxy_protocol;
+        location = /chat/admin/token { chat_admin_token; }
+    }
+$remote
+EOF
 
 my $path = '/chat/admin/token';
 my @ct = ('Content-Type' => 'application/json');
@@ -86,6 +114,52 @@ is $st, 405, 'GET -> 405';
 is $st, 405, 'PUT -> 405';
 ($st) = $t->http(DELETE => $path);
 is $st, 405, 'DELETE -> 405';
+
+# --- through a proxy, from afar
+
+my $ok = '{"user":"mallory","device":"phone"}';
+for my $h ([ 'X-Forwarded-For' => '203.0.113.7' ],
+           [ 'x-forwarded-for' => '127.0.0.1' ],
+           [ 'Forwarded' => 'for=203.0.113.7' ],
+           [ 'X-Real-IP' => '127.0.0.1' ],
+           [ 'Via' => '1.1 proxy' ])
+{
+    ($st, undef, $body) = $t->http(POST => $path, [ @ct, @$h ], $ok);
+    is $st, 403, "with $h->[0]: 403";
+    ($st) = $t->http(POST => '/chat/admin/any', [ @ct, @$h ], $ok);
+    is $st, 403, "with $h->[0], chat_admin_token any: 403";
+}
+like $body, qr/"forbidden"/, 'the error code is forbidden';
+ok $t->wait_log(qr/admin token request with "Via" \(through a proxy\)/),
+    'error.log says why';
+
+($st) = $t->http(POST => '/chat/admin/any', \@ct, $ok);
+is $st, 200, 'chat_admin_token any: a local client mints';
+
+# the PROXY protocol: whatever address it names
+($st) = $t->http(POST => $path, undef, undef, port => $pport,
+    raw => "PROXY TCP4 127.0.0.1 127.0.0.1 40000 80\r\n"
+         . "POST $path HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+         . 'Content-Length: ' . length($ok) . "\r\n\r\n$ok");
+is $st, 403, 'through the PROXY protocol: 403';
+
+# a peer that is not loopback (this host's own address)
+sub post_from {
+    my ($where) = @_;
+    my $s = IO::Socket::INET->new(PeerAddr => $ip, PeerPort => $rport,
+        LocalAddr => $ip, Proto => 'tcp', Timeout => 10) or return 'none';
+    print $s "POST $where HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        . 'Content-Length: ' . length($ok) . "\r\n\r\n$ok";
+    local $/;
+    my $res = <$s> // '';
+    return $res =~ m{^HTTP/1\.1 (\d+)} ? $1 : 'none';
+}
+
+SKIP: {
+    skip 'this host has no address but loopback', 2 unless $ip;
+    is post_from('/loopback'), 403, "from $ip: 403";
+    is post_from('/any'), 200, "from $ip, chat_admin_token any: 200";
+}
 
 # still minting after all that
 ($st) = post('{"user":"carol","device":"tab"}');

@@ -13,6 +13,7 @@ SELECT t.is((SELECT string_agg(format('%s(%s) -> %s', p.proname,
                 AND p.proname IN ('chat_device_connect', 'chat_create',
                                   'chat_modify', 'chat_send_batch',
                                   'chat_ack_batch', 'chat_drain', 'chat_list',
+                                  'chat_list_page',
                                   'chat_remove_device', 'chat_sweep',
                                   'chat_touch_devices', 'chat_is_participant',
                                   'chat_message_event_json')),
@@ -29,6 +30,8 @@ SELECT t.is((SELECT string_agg(format('%s(%s) -> %s', p.proname,
             'chat_is_participant(p_user text, p_chat bigint) -> boolean'
             || E'\n' ||
             'chat_list(p_user text) -> text' || E'\n' ||
+            'chat_list_page(p_user text, p_after bigint, p_limit integer) '
+            '-> TABLE(chat_id bigint, chat_json text)' || E'\n' ||
             'chat_message_event_json(p_chat_id bigint, p_id bigint, '
             'p_seq bigint, p_sender text, p_sender_device text, p_body text, '
             'p_attachments jsonb, p_sent_at timestamp with time zone) -> text'

@@ -234,3 +234,75 @@ SELECT t.is(chat_list('carol')::jsonb,
             'list: content, by chat id, lastSeq counted');
 SELECT t.is(json_array_length(chat_list('alice')::json), 2,
             'list: alice is in two chats');
+
+-- list by pages (sql/930_chat_pages.sql) -----------------------------------
+
+SELECT t.is((SELECT count(*) FROM chat_list_page('nobody', NULL, 10)),
+            0::bigint, 'page: no chats gives no rows');
+SELECT t.is((SELECT array_agg(chat_id ORDER BY chat_id)
+               FROM chat_list_page('carol', NULL, 10))::text,
+            format('{%s,%s}', :'chat2', :'c3'), 'page: carol''s two chats');
+SELECT t.is((SELECT jsonb_agg(chat_json::jsonb ORDER BY chat_id)
+               FROM chat_list_page('carol', 0, 10)),
+            chat_list('carol')::jsonb,
+            'page: the same objects as chat_list, by chat id');
+SELECT t.is((SELECT string_agg(chat_id::text, ',')
+               FROM chat_list_page('carol', NULL, 1)), :'chat2',
+            'page: limit 1 gives the first chat');
+SELECT t.is((SELECT string_agg(chat_id::text, ',')
+               FROM chat_list_page('carol', :chat2, 1)), :'c3',
+            'page: after the first chat, the second');
+SELECT t.is((SELECT count(*) FROM chat_list_page('carol', :c3, 10)),
+            0::bigint, 'page: after the last chat, nothing');
+SELECT t.is((SELECT count(*) FROM chat_list_page('carol', NULL, 0)),
+            0::bigint, 'page: limit 0 gives nothing');
+
+-- 30 more chats of carol's, one of them left again: every chat exactly
+-- once, in id order, whatever the page size
+SELECT count(*) AS x FROM (
+    SELECT chat_create('carol', ARRAY['u' || i], 'p' || i, 10)
+      FROM generate_series(1, 30) AS i) AS s \gset
+SELECT max(chat_id) AS left_chat FROM participants
+ WHERE user_id = 'carol' \gset
+SELECT t.is(status, 0, 'page: carol leaves one chat')
+  FROM chat_modify('carol', :left_chat, 'carol', 'REMOVE', 10);
+
+CREATE TEMP TABLE pages (n int, chat_id bigint);
+DO $$
+DECLARE
+    v_size   int;
+    v_after  bigint;
+    v_row    record;
+    v_rows   int;
+BEGIN
+    FOREACH v_size IN ARRAY ARRAY[1, 7, 31, 1000] LOOP
+        v_after := NULL;
+        LOOP
+            v_rows := 0;
+            FOR v_row IN SELECT * FROM chat_list_page('carol', v_after,
+                                                      v_size)
+            LOOP
+                INSERT INTO pages VALUES (v_size, v_row.chat_id);
+                v_after := v_row.chat_id;
+                v_rows := v_rows + 1;
+            END LOOP;
+            EXIT WHEN v_rows < v_size;
+        END LOOP;
+    END LOOP;
+END
+$$;
+
+SELECT t.is((SELECT count(DISTINCT n) FROM pages), 4::bigint,
+            'page: four page sizes walked');
+SELECT t.ok(NOT EXISTS (
+                SELECT n FROM pages GROUP BY n
+                HAVING array_agg(chat_id ORDER BY chat_id)
+                       IS DISTINCT FROM
+                       (SELECT array_agg(p.chat_id ORDER BY p.chat_id)
+                          FROM participants p WHERE p.user_id = 'carol')),
+            'page: every page size gives each of carol''s chats once');
+SELECT t.is((SELECT count(*) FROM pages WHERE n = 1), 31::bigint,
+            'page: carol is in 31 chats');
+SELECT t.ok(NOT EXISTS (SELECT 1 FROM pages WHERE chat_id = :left_chat),
+            'page: not the chat carol left');
+DROP TABLE pages;

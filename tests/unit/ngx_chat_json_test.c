@@ -487,6 +487,34 @@ ngx_chat_test_size(void)
     check_err("{\"ttl\":1,\"ttl\":2}", NGX_CHAT_JSON_ETYPE,
               "duplicate field \"ttl\"");
     check(cmd.ttl == 1);
+
+    /* getChats: "limit" is such an integer, "cursor" a string of digits */
+    check_rc("{\"type\":\"getChats\",\"limit\":100,\"cursor\":\"42\"}",
+             NGX_CHAT_JSON_OK);
+    check(cmd.limit == 100);
+    check(ngx_chat_test_str_eq(&cmd.cursor, "42"));
+    check(cmd.present == (NGX_CHAT_F_TYPE | NGX_CHAT_F_LIMIT
+                          | NGX_CHAT_F_CURSOR));
+    check_rc("{\"cursor\":17}", NGX_CHAT_JSON_OK);
+    check(ngx_chat_test_str_eq(&cmd.cursor, "17"));
+    check_err("{\"limit\":-1}", NGX_CHAT_JSON_ETYPE,
+              "field \"limit\" must be a non-negative integer");
+    check_err("{\"limit\":\"5\"}", NGX_CHAT_JSON_ETYPE,
+              "field \"limit\" must be a non-negative integer");
+    check_err("{\"limit\":1.5}", NGX_CHAT_JSON_ETYPE,
+              "field \"limit\" must be a non-negative integer");
+    check_err("{\"cursor\":\"\"}", NGX_CHAT_JSON_ETYPE,
+              "field \"cursor\" must be a string of digits "
+              "or a non-negative integer");
+    check_err("{\"cursor\":\"12a\"}", NGX_CHAT_JSON_ETYPE,
+              "field \"cursor\" must be a string of digits "
+              "or a non-negative integer");
+    check_err("{\"cursor\":null}", NGX_CHAT_JSON_ETYPE,
+              "field \"cursor\" must be a string of digits "
+              "or a non-negative integer");
+    check_err("{\"cursor\":\"123456789012345678901\"}",
+              NGX_CHAT_JSON_ETYPE,
+              "field \"cursor\" is too long (max 20 digits)");
 }
 
 
