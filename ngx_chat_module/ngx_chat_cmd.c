@@ -671,7 +671,15 @@ ngx_chat_cmd_acked(ngx_chat_conn_t *cc, void *data, PGresult *res,
 
     ngx_chat_json_out_t  o;
 
-    if (cc && rc != NGX_OK) {
+    if (cc && (rc == NGX_ABORT || rc == NGX_ERROR)) {
+        /* an ack PostgreSQL refused alone: sending it again is no use */
+        (void) ngx_chat_cmd_req_error(cc, req,
+                                      rc == NGX_ABORT ? "bad_request"
+                                                      : "internal_error",
+                                      "an event id was refused by the "
+                                      "database; the others are stored");
+
+    } else if (cc && rc != NGX_OK) {
         (void) ngx_chat_cmd_req_error(cc, req, "unavailable",
                                       "acks not stored yet, send them again");
 

@@ -40,10 +40,11 @@
 /* how a field is decoded */
 #define NGX_CHAT_JSON_K_STR         0   /* string */
 #define NGX_CHAT_JSON_K_ID          1   /* string, or integer kept as text */
-#define NGX_CHAT_JSON_K_DIGITS      2   /* digit string or integer >= 0 */
+#define NGX_CHAT_JSON_K_DIGITS      2   /* an id: digit string or integer,
+                                           1..INT64_MAX, kept as text */
 #define NGX_CHAT_JSON_K_INT64       3   /* integer >= 0 */
 #define NGX_CHAT_JSON_K_STR_ARRAY   4   /* array of strings */
-#define NGX_CHAT_JSON_K_U64_ARRAY   5   /* array of digit strings/integers */
+#define NGX_CHAT_JSON_K_U64_ARRAY   5   /* array of ids, as for K_DIGITS */
 
 /* what the parser saw */
 #define NGX_CHAT_JSON_V_NULL        0
@@ -102,6 +103,8 @@ static void ngx_chat_json_fail(ngx_chat_json_ctx_t *ctx, int rc,
 static int ngx_chat_json_is_integer(const char *s, size_t len);
 static int ngx_chat_json_parse_u64(const char *s, size_t len, uint64_t max,
     uint64_t *v);
+static int ngx_chat_json_parse_id(unsigned v, const char *s, size_t len,
+    uint64_t *n);
 static const char *ngx_chat_json_store(ngx_chat_json_ctx_t *ctx,
     const char *s, size_t len);
 static int ngx_chat_json_set_str(ngx_chat_json_ctx_t *ctx,
@@ -644,6 +647,51 @@ ngx_chat_json_parse_u64(const char *s, size_t len, uint64_t max, uint64_t *v)
 }
 
 
+/*
+ * An id the database keeps as a bigint (chatId, eventIds items): a JSON
+ * integer or a string of decimal digits, from 1 to INT64_MAX, without a
+ * sign or leading zeros (so that equal ids have equal text).  Returns 0
+ * with *n set, 1 if the value is not a digit string or an integer, 2 if
+ * it is one but out of that range (0, leading zeros, over INT64_MAX).
+ * Any digit count above 19 is out of range without being converted.
+ */
+
+static int
+ngx_chat_json_parse_id(unsigned v, const char *s, size_t len, uint64_t *n)
+{
+    size_t  i;
+
+    if (v == NGX_CHAT_JSON_V_NUMBER) {
+        if (!ngx_chat_json_is_integer(s, len) || s[0] == '-') {
+            return 1;
+        }
+
+    } else if (v != NGX_CHAT_JSON_V_STRING) {
+        return 1;
+    }
+
+    if (len == 0) {
+        return 1;
+    }
+
+    for (i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return 1;
+        }
+    }
+
+    if (s[0] == '0' || len > NGX_CHAT_JSON_CHAT_ID_MAX) {
+        return 2;
+    }
+
+    if (ngx_chat_json_parse_u64(s, len, INT64_MAX, n) != 0) {
+        return 2;
+    }
+
+    return 0;
+}
+
+
 /* copies a string to the back of the arena, NUL-terminated */
 
 static const char *
@@ -754,43 +802,23 @@ static int
 ngx_chat_json_digits(ngx_chat_json_ctx_t *ctx, const ngx_chat_json_field_t *f,
     unsigned v, const char *s, size_t len)
 {
-    size_t  i;
+    int       rc;
+    uint64_t  n;
 
-    if (v == NGX_CHAT_JSON_V_NUMBER) {
-        if (!ngx_chat_json_is_integer(s, len) || s[0] == '-') {
-            goto wrong;
-        }
+    rc = ngx_chat_json_parse_id(v, s, len, &n);
 
-    } else if (v == NGX_CHAT_JSON_V_STRING) {
-        if (len == 0) {
-            goto wrong;
-        }
-
-        for (i = 0; i < len; i++) {
-            if (s[i] < '0' || s[i] > '9') {
-                goto wrong;
-            }
-        }
-
-    } else {
-        goto wrong;
-    }
-
-    if (len > f->max) {
+    if (rc != 0) {
         ngx_chat_json_fail(ctx, NGX_CHAT_JSON_ETYPE,
-                           "field \"%s\" is too long (max %u digits)",
-                           f->name, f->max);
+                           (rc == 1)
+                           ? "field \"%s\" must be a string of digits "
+                             "or an integer"
+                           : "field \"%s\" must be an id from 1 to "
+                             "9223372036854775807 without leading zeros",
+                           f->name, 0);
         return 1;
     }
 
     return ngx_chat_json_set_str(ctx, f, s, len);
-
-wrong:
-
-    ngx_chat_json_fail(ctx, NGX_CHAT_JSON_ETYPE,
-                       "field \"%s\" must be a string of digits "
-                       "or a non-negative integer", f->name, 0);
-    return 1;
 }
 
 
@@ -908,23 +936,16 @@ ngx_chat_json_item(ngx_chat_json_ctx_t *ctx, unsigned v, const char *s,
 
     } else {
 
-        if (v == NGX_CHAT_JSON_V_NUMBER) {
-            rc = (ngx_chat_json_is_integer(s, len) && s[0] != '-')
-                 ? ngx_chat_json_parse_u64(s, len, UINT64_MAX, &n) : 1;
-
-        } else if (v == NGX_CHAT_JSON_V_STRING) {
-            rc = ngx_chat_json_parse_u64(s, len, UINT64_MAX, &n);
-
-        } else {
-            rc = 1;
-        }
+        rc = ngx_chat_json_parse_id(v, s, len, &n);
 
         if (rc != 0) {
             ngx_chat_json_fail(ctx, NGX_CHAT_JSON_ETYPE,
                                (rc == 1)
                                ? "field \"%s\" items must be strings of "
-                                 "digits or non-negative integers"
-                               : "field \"%s\" item is out of range",
+                                 "digits or integers"
+                               : "field \"%s\" items must be ids from 1 "
+                                 "to 9223372036854775807 without leading "
+                                 "zeros",
                                f->name, 0);
             ctx->array_bad = 1;
             return 1;

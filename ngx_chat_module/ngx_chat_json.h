@@ -36,7 +36,7 @@
 #define NGX_CHAT_JSON_MAX_DEPTH          32      /* nesting of any value */
 #define NGX_CHAT_JSON_TYPE_MAX           32
 #define NGX_CHAT_JSON_ID_MAX             64
-#define NGX_CHAT_JSON_CHAT_ID_MAX        20      /* decimal digits */
+#define NGX_CHAT_JSON_CHAT_ID_MAX        19      /* digits of INT64_MAX */
 #define NGX_CHAT_JSON_NAME_MAX           256
 #define NGX_CHAT_JSON_KEY_MAX            64      /* userId, deviceId, ... */
 #define NGX_CHAT_JSON_OPERATION_MAX      16
@@ -82,11 +82,15 @@ typedef struct {
  * valid UTF-8 (no overlongs, no surrogates) and contains no NUL byte.
  * A field whose bit is not in "present" is zeroed (data NULL, len 0).
  * An empty array is present with a NULL pointer and a count of 0.
+ * chatId and every eventIds item are ids that PostgreSQL keeps as bigint:
+ * a JSON integer or a string of digits from 1 to 9223372036854775807
+ * with no sign and no leading zeros, else the parse fails with ETYPE; so
+ * a value that reaches a statement can never fail its ::bigint cast.
  */
 typedef struct {
     ngx_chat_json_str_t  type;              /* <= 32 bytes */
     ngx_chat_json_str_t  id;                /* string, or integer text */
-    ngx_chat_json_str_t  chat_id;           /* 1..20 ASCII digits */
+    ngx_chat_json_str_t  chat_id;           /* 1..INT64_MAX, canonical */
     ngx_chat_json_str_t  name;              /* <= 256 bytes */
     ngx_chat_json_str_t  user_id;           /* <= 64 bytes */
     ngx_chat_json_str_t  device_id;         /* <= 64 bytes */
@@ -101,7 +105,7 @@ typedef struct {
     size_t               nparticipants;
     ngx_chat_json_str_t *attachments;       /* <= 64 x <= 64 bytes */
     size_t               nattachments;
-    uint64_t            *event_ids;         /* <= 1000 */
+    uint64_t            *event_ids;         /* <= 1000, 1..INT64_MAX */
     size_t               nevent_ids;
     ngx_chat_json_str_t  user;              /* admin endpoint: <= 64 */
     ngx_chat_json_str_t  device;            /* admin endpoint: <= 64 */

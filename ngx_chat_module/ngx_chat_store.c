@@ -12,7 +12,14 @@
  *     batches beat many small ones: concurrent batches wait for each
  *     other's chat row locks, and each costs a transaction.
  *   - acks accumulate likewise and leave as one chat_ack_batch() per round
- *     trip; a failed batch is kept and retried.
+ *     trip; a batch that fails on the way (connection lost, timeout) is
+ *     kept and retried until its acks are chat_db_timeout old, then given
+ *     up (their events are delivered again).
+ * Batches isolate their items: ids are bounded where the JSON is parsed,
+ * and a batch that PostgreSQL still refuses for its data (an SQLSTATE of
+ * ngx_chat_store_item_error()) is split in halves and retried, so that
+ * only the items that fail alone fail, answered bad_request or
+ * internal_error; the others are stored as if nothing happened.
  * Parameters are text; arrays go as PostgreSQL array literals.
  */
 
@@ -38,6 +45,7 @@ typedef struct {
 /* one acked event of one device */
 typedef struct {
     uint64_t                 id;
+    ngx_msec_t               deadline;      /* arrival + chat_db_timeout */
     u_char                   user_len;
     u_char                   device_len;
     u_char                   user[NGX_CHAT_ID_MAX];
@@ -49,7 +57,9 @@ typedef struct {
 typedef struct {
     ngx_queue_t              queue;
     ngx_chat_conn_t         *cc;
+    uint64_t                 start;         /* its acks: (start, end] */
     uint64_t                 end;           /* acks enqueued up to it */
+    ngx_int_t                rc;            /* the worst outcome so far */
     ngx_chat_store_done_pt   done;
     void                    *data;
 } ngx_chat_ack_waiter_t;
@@ -72,12 +82,31 @@ typedef struct {
     uint64_t                 acks_in;       /* acks ever enqueued */
     uint64_t                 acks_done;     /* ... stored or given up */
     ngx_queue_t              waiters;       /* ngx_chat_ack_waiter_t */
+
+    /*
+     * A batch refused for its data is being split: the acks up to
+     * acks_split_end go in batches of at most acks_split.
+     */
+    uint64_t                 acks_split_end;
+    ngx_uint_t               acks_split;    /* 0: not splitting */
 } ngx_chat_store_t;
 
 
+#define NGX_CHAT_SEND_SPLIT_MAX     (8 * sizeof(ngx_uint_t))
+
+/*
+ * One chat_send_batch() call and, after PostgreSQL refused it for its
+ * data, its halves: sends[lo..hi) is the statement in flight, and the
+ * ranges [hi, ends[nends - 1]), ... wait behind it in that order (so a
+ * connection's sends still commit in order).
+ */
 typedef struct {
     ngx_uint_t               n;
     ngx_uint_t               wait;          /* sends that were busy */
+    ngx_uint_t               lo;
+    ngx_uint_t               hi;
+    ngx_uint_t               nends;
+    ngx_uint_t               ends[NGX_CHAT_SEND_SPLIT_MAX];
     ngx_chat_send_t         *sends[1];      /* chat_send_batch_size */
 } ngx_chat_send_batch_t;
 
@@ -86,13 +115,25 @@ static void ngx_chat_store_done(void *data, PGresult *res, ngx_int_t rc);
 static void ngx_chat_store_send_flush(ngx_event_t *ev);
 static ngx_int_t ngx_chat_store_send_batch(ngx_chat_store_t *st,
     ngx_uint_t wait, ngx_log_t *log);
+static ngx_int_t ngx_chat_store_send_issue(ngx_chat_store_t *st,
+    ngx_chat_send_batch_t *b);
 static void ngx_chat_store_send_done(void *data, PGresult *res,
     ngx_int_t rc);
+static void ngx_chat_store_send_next(ngx_chat_store_t *st,
+    ngx_chat_send_batch_t *b, ngx_queue_t *head);
+static void ngx_chat_store_send_refused(ngx_chat_send_t *s, PGresult *res);
+static void ngx_chat_store_send_fail(ngx_chat_send_t *s);
+static void ngx_chat_store_send_free(ngx_chat_send_t *s);
 static void ngx_chat_store_send_row(ngx_chat_send_t *s, PGresult *res,
     int row);
+static ngx_int_t ngx_chat_store_item_error(PGresult *res, ngx_int_t rc);
 static void ngx_chat_store_ack_flush(ngx_event_t *ev);
 static void ngx_chat_store_ack_done(void *data, PGresult *res,
     ngx_int_t rc);
+static void ngx_chat_store_ack_requeue(ngx_chat_store_t *st);
+static void ngx_chat_store_ack_mark(ngx_chat_store_t *st, ngx_uint_t n,
+    ngx_int_t rc);
+static ngx_int_t ngx_chat_store_ack_worse(ngx_int_t a, ngx_int_t b);
 static void ngx_chat_store_ack_wake(ngx_chat_store_t *st, ngx_int_t rc);
 
 
@@ -410,19 +451,7 @@ ngx_chat_store_send_flush(ngx_event_t *ev)
             st->nbusy--;
         }
 
-        if (s->cc && ngx_chat_conn_active(s->cc)) {
-            ngx_chat_cmd_send_failed(s->cc, s);
-        }
-
-        if (s->cc) {
-            ngx_chat_ws_release(s->cc);
-        }
-
-        if (st) {
-            st->send_bytes -= s->size;
-        }
-
-        ngx_free(s);
+        ngx_chat_store_send_fail(s);
     }
 
     /*
@@ -472,13 +501,8 @@ static ngx_int_t
 ngx_chat_store_send_batch(ngx_chat_store_t *st, ngx_uint_t wait,
     ngx_log_t *log)
 {
-    size_t                  room[6];
-    ngx_msec_t              deadline;
-    ngx_uint_t              i, k;
+    ngx_uint_t              i;
     ngx_queue_t            *q;
-    ngx_chat_pg_query_t    *pq;
-    ngx_chat_arr_t          arr[6];
-    const char             *values[7];
     ngx_chat_send_t        *s;
     ngx_chat_send_batch_t  *b;
     ngx_chat_main_conf_t   *cmcf;
@@ -493,8 +517,8 @@ ngx_chat_store_send_batch(ngx_chat_store_t *st, ngx_uint_t wait,
 
     b->n = 0;
     b->wait = wait;
-    deadline = ngx_current_msec + cmcf->db_timeout;
-    ngx_memzero(room, sizeof(room));
+    b->lo = 0;
+    b->nends = 0;
 
     /*
      * A connection's sends keep their order: while one batch holding
@@ -520,18 +544,7 @@ ngx_chat_store_send_batch(ngx_chat_store_t *st, ngx_uint_t wait,
             s->cc->sending = 1;
         }
 
-        if ((ngx_msec_int_t) (s->deadline - deadline) < 0) {
-            deadline = s->deadline;
-        }
-
         b->sends[b->n++] = s;
-
-        room[0] += ngx_chat_store_arr_room(s->user.len);
-        room[1] += ngx_chat_store_arr_room(s->device.len);
-        room[2] += ngx_chat_store_arr_room(s->chat_id.len);
-        room[3] += ngx_chat_store_arr_room(s->cmid.len);
-        room[4] += ngx_chat_store_arr_room(s->body.len);
-        room[5] += ngx_chat_store_arr_room(s->attachments.len);
     }
 
     for (i = 0; i < b->n; i++) {
@@ -546,22 +559,7 @@ ngx_chat_store_send_batch(ngx_chat_store_t *st, ngx_uint_t wait,
         return NGX_DECLINED;
     }
 
-    for (k = 0; k < 6; k++) {
-        if (ngx_chat_store_arr_init(&arr[k], room[k]) != NGX_OK) {
-            while (k--) {
-                ngx_free(arr[k].start);
-            }
-
-            for (i = 0; i < b->n; i++) {
-                if (b->sends[i]->cc) {
-                    b->sends[i]->cc->sending = 0;
-                }
-            }
-
-            ngx_free(b);
-            return NGX_ERROR;
-        }
-    }
+    b->hi = b->n;
 
     for (i = 0; i < b->n; i++) {
         s = b->sends[i];
@@ -572,6 +570,61 @@ ngx_chat_store_send_batch(ngx_chat_store_t *st, ngx_uint_t wait,
         if (s->busy) {
             st->nbusy--;
         }
+    }
+
+    if (ngx_chat_store_send_issue(st, b) != NGX_OK) {
+        /* no memory, or no connection: all of them fail, retryable */
+        b->hi = b->lo;
+        ngx_chat_store_send_next(st, b, NULL);
+    }
+
+    return NGX_OK;
+}
+
+
+/* runs sends[lo..hi) of b; NGX_OK: its handler will be called */
+static ngx_int_t
+ngx_chat_store_send_issue(ngx_chat_store_t *st, ngx_chat_send_batch_t *b)
+{
+    size_t                  room[6];
+    ngx_int_t               rc;
+    ngx_msec_t              deadline;
+    ngx_uint_t              i, k;
+    ngx_chat_arr_t          arr[6];
+    const char             *values[7];
+    ngx_chat_send_t        *s;
+    ngx_chat_pg_query_t    *pq;
+
+    deadline = ngx_current_msec + ngx_chat_worker->cmcf->db_timeout;
+    ngx_memzero(room, sizeof(room));
+
+    for (i = b->lo; i < b->hi; i++) {
+        s = b->sends[i];
+
+        if ((ngx_msec_int_t) (s->deadline - deadline) < 0) {
+            deadline = s->deadline;
+        }
+
+        room[0] += ngx_chat_store_arr_room(s->user.len);
+        room[1] += ngx_chat_store_arr_room(s->device.len);
+        room[2] += ngx_chat_store_arr_room(s->chat_id.len);
+        room[3] += ngx_chat_store_arr_room(s->cmid.len);
+        room[4] += ngx_chat_store_arr_room(s->body.len);
+        room[5] += ngx_chat_store_arr_room(s->attachments.len);
+    }
+
+    for (k = 0; k < 6; k++) {
+        if (ngx_chat_store_arr_init(&arr[k], room[k]) != NGX_OK) {
+            while (k--) {
+                ngx_free(arr[k].start);
+            }
+
+            return NGX_ERROR;
+        }
+    }
+
+    for (i = b->lo; i < b->hi; i++) {
+        s = b->sends[i];
 
         ngx_chat_store_arr_str(&arr[0], s->user.data, s->user.len);
         ngx_chat_store_arr_str(&arr[1], s->device.data, s->device.len);
@@ -587,22 +640,24 @@ ngx_chat_store_send_batch(ngx_chat_store_t *st, ngx_uint_t wait,
         values[k] = (const char *) arr[k].start;
     }
 
-    values[6] = wait ? "t" : "f";
-
-    if (wait) {
-        st->wait_batches++;
-
-    } else {
-        st->send_batches++;
-    }
+    values[6] = b->wait ? "t" : "f";
 
     pq = ngx_chat_pg_query(ngx_chat_worker->pg, NGX_CHAT_STMT_SEND, 7,
                            values, NULL, ngx_chat_store_send_done, b);
 
     if (pq == NULL) {
-        ngx_chat_store_send_done(b, NULL, NGX_DECLINED);
+        rc = NGX_DECLINED;
 
     } else {
+        rc = NGX_OK;
+
+        if (b->wait) {
+            st->wait_batches++;
+
+        } else {
+            st->send_batches++;
+        }
+
         /* the batch is as patient as its oldest send */
         ngx_chat_pg_query_expire(pq,
                                  (ngx_msec_int_t) (deadline
@@ -614,7 +669,7 @@ ngx_chat_store_send_batch(ngx_chat_store_t *st, ngx_uint_t wait,
         ngx_free(arr[k].start);
     }
 
-    return NGX_OK;
+    return rc;
 }
 
 
@@ -625,7 +680,7 @@ ngx_chat_store_send_done(void *data, PGresult *res, ngx_int_t rc)
 
     int                 row, rows, idx;
     ngx_int_t           status;
-    ngx_uint_t          i, busy, done;
+    ngx_uint_t          i, n, busy, done;
     ngx_queue_t        *head;
     ngx_chat_send_t    *s;
     ngx_chat_store_t   *st;
@@ -642,8 +697,38 @@ ngx_chat_store_send_done(void *data, PGresult *res, ngx_int_t rc)
     busy = 0;
     done = 0;
     head = st ? &st->sends : NULL;
+    n = b->hi - b->lo;
 
-    for (i = 0; i < b->n; i++) {
+    if (st && n > 1 && b->nends < NGX_CHAT_SEND_SPLIT_MAX
+        && ngx_chat_store_item_error(res, rc))
+    {
+        /*
+         * PostgreSQL refused the batch for something in it: the halves
+         * go one after the other, the first now
+         */
+
+        if (b->nends == 0) {
+            ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
+                          "chat: a send batch of %ui was refused (%s): "
+                          "splitting it", n,
+                          PQresultErrorField(res, PG_DIAG_SQLSTATE));
+        }
+
+        b->ends[b->nends++] = b->hi;
+        b->hi = b->lo + n / 2;
+
+        if (ngx_chat_store_send_issue(st, b) == NGX_OK) {
+            return;
+        }
+
+        /* then none of them can run: they fail, retryable */
+        b->nends = 0;
+        b->hi = b->lo;
+        ngx_chat_store_send_next(st, b, NULL);
+        return;
+    }
+
+    for (i = b->lo; i < b->hi; i++) {
         if (b->sends[i] && b->sends[i]->cc) {
             b->sends[i]->cc->sending = 0;
         }
@@ -656,14 +741,14 @@ ngx_chat_store_send_done(void *data, PGresult *res, ngx_int_t rc)
             idx = ngx_atoi((u_char *) PQgetvalue(res, row, 0),
                            PQgetlength(res, row, 0));
 
-            if (idx < 1 || (ngx_uint_t) idx > b->n
-                || b->sends[idx - 1] == NULL)
+            if (idx < 1 || (ngx_uint_t) idx > n
+                || b->sends[b->lo + idx - 1] == NULL)
             {
                 continue;
             }
 
-            s = b->sends[idx - 1];
-            b->sends[idx - 1] = NULL;
+            s = b->sends[b->lo + idx - 1];
+            b->sends[b->lo + idx - 1] = NULL;
 
             status = ngx_atoi((u_char *) PQgetvalue(res, row, 1),
                               PQgetlength(res, row, 1));
@@ -692,29 +777,26 @@ ngx_chat_store_send_done(void *data, PGresult *res, ngx_int_t rc)
             done++;
             ngx_chat_store_send_row(s, res, row);
         }
+
+    } else if (st && n == 1 && b->sends[b->lo]
+               && ngx_chat_store_item_error(res, rc))
+    {
+        /* the one send PostgreSQL refuses: it alone fails, for good */
+        s = b->sends[b->lo];
+        b->sends[b->lo] = NULL;
+        ngx_chat_store_send_refused(s, res);
     }
 
     /* whatever got no row failed as a whole: the client may retry */
 
-    for (i = 0; i < b->n; i++) {
+    for (i = b->lo; i < b->hi; i++) {
         s = b->sends[i];
         if (s == NULL) {
             continue;
         }
 
-        if (s->cc && ngx_chat_conn_active(s->cc)) {
-            ngx_chat_cmd_send_failed(s->cc, s);
-        }
-
-        if (s->cc) {
-            ngx_chat_ws_release(s->cc);
-        }
-
-        if (st) {
-            st->send_bytes -= s->size;
-        }
-
-        ngx_free(s);
+        b->sends[i] = NULL;
+        ngx_chat_store_send_fail(s);
     }
 
     if (busy) {
@@ -722,11 +804,182 @@ ngx_chat_store_send_done(void *data, PGresult *res, ngx_int_t rc)
                        "chat: send batch: %ui busy, %ui done", busy, done);
     }
 
+    b->lo = b->hi;
+
+    ngx_chat_store_send_next(st, b, busy ? head : NULL);
+}
+
+
+/*
+ * After sends[..hi) of a batch are answered: runs the next range left by
+ * a split, or ends the batch.  With head (some sends came back busy and
+ * were queued up to head), or when the next range cannot be run, what is
+ * left goes back to the queue after head, or fails retryably.
+ */
+
+static void
+ngx_chat_store_send_next(ngx_chat_store_t *st, ngx_chat_send_batch_t *b,
+    ngx_queue_t *head)
+{
+    ngx_uint_t        i;
+    ngx_chat_send_t  *s;
+
+    if (st && b->nends && head == NULL) {
+        b->hi = b->ends[--b->nends];
+
+        for (i = b->lo; i < b->n; i++) {
+            if (b->sends[i] && b->sends[i]->cc) {
+                b->sends[i]->cc->sending = 1;
+            }
+        }
+
+        if (ngx_chat_store_send_issue(st, b) == NGX_OK) {
+            return;
+        }
+
+        b->nends = 0;
+    }
+
+    for (i = b->lo; i < b->n; i++) {
+        s = b->sends[i];
+
+        if (s == NULL) {
+            continue;
+        }
+
+        if (s->cc) {
+            s->cc->sending = 0;
+        }
+
+        if (st && head && (s->cc == NULL || ngx_chat_conn_active(s->cc))) {
+            /* behind the busy ones, so the connection's order holds */
+            ngx_queue_insert_after(head, &s->queue);
+            head = &s->queue;
+            st->nsends++;
+
+            if (s->busy) {
+                st->nbusy++;
+            }
+
+            continue;
+        }
+
+        ngx_chat_store_send_fail(s);
+    }
+
     ngx_free(b);
 
     if (st && st->nsends && !ngx_chat_worker->send_flush.posted) {
         ngx_post_event(&ngx_chat_worker->send_flush, &ngx_posted_events);
     }
+}
+
+
+/* a send that fails retryably: "unavailable" */
+static void
+ngx_chat_store_send_fail(ngx_chat_send_t *s)
+{
+    if (s->cc && ngx_chat_conn_active(s->cc)) {
+        ngx_chat_cmd_send_failed(s->cc, s);
+    }
+
+    ngx_chat_store_send_free(s);
+}
+
+
+/* a send is done with: its connection let go, its bytes uncounted */
+static void
+ngx_chat_store_send_free(ngx_chat_send_t *s)
+{
+    ngx_chat_store_t  *st;
+
+    if (s->cc) {
+        ngx_chat_ws_release(s->cc);
+    }
+
+    if (ngx_chat_worker && ngx_chat_worker->store) {
+        st = ngx_chat_worker->store;
+        st->send_bytes -= s->size;
+    }
+
+    ngx_free(s);
+}
+
+
+/*
+ * A send that PostgreSQL refuses on its own: a data exception (class 22)
+ * is the client's value, bad_request; anything else is ours,
+ * internal_error.  Either way a retry would fail the same.
+ */
+
+static void
+ngx_chat_store_send_refused(ngx_chat_send_t *s, PGresult *res)
+{
+    char        *state;
+    ngx_uint_t   bad, level;
+
+    state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    bad = (state && state[0] == '2' && state[1] == '2');
+
+    level = bad ? NGX_LOG_INFO : NGX_LOG_ERR;
+
+    ngx_log_error(level, ngx_cycle->log, 0,
+                  "chat: sendMessage of \"%V\" device \"%V\" to chat %V "
+                  "refused by PostgreSQL (%s), answered %s",
+                  &s->user, &s->device, &s->chat_id, state,
+                  bad ? "bad_request" : "internal_error");
+
+    if (s->cc && ngx_chat_conn_active(s->cc)) {
+        (void) ngx_chat_cmd_error(s->cc,
+                                  s->req_id.len ? (char *) s->req_id.data
+                                                : NULL,
+                                  s->req_id.len, s->req_id_number,
+                                  bad ? "bad_request" : "internal_error",
+                                  bad ? "a field was refused by the database"
+                                      : "the message could not be stored");
+    }
+
+    ngx_chat_store_send_free(s);
+}
+
+
+/*
+ * 1 when a statement failed for what was in it (so a smaller batch
+ * without the culprit would pass): PostgreSQL's errors of data, integrity
+ * constraints, triggers and functions (SQLSTATE classes 21, 22, 23, 27,
+ * 2F, 38, 39, 44, 54, P0, 09).  Not: connection loss and timeouts (no
+ * result, 08, 57), concurrency (40, 55), resources (53, 58), and a schema
+ * or permission problem (42, ...), which no split would cure.
+ */
+
+static ngx_int_t
+ngx_chat_store_item_error(PGresult *res, ngx_int_t rc)
+{
+    char              *state;
+    ngx_uint_t         i;
+    static const char  classes[][3] = {
+        "21", "22", "23", "27", "2F", "38", "39", "44", "54", "P0", "09"
+    };
+
+    if (rc != NGX_ERROR || res == NULL
+        || PQresultStatus(res) != PGRES_FATAL_ERROR)
+    {
+        return 0;
+    }
+
+    state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+    if (state == NULL || ngx_strlen(state) != 5) {
+        return 0;
+    }
+
+    for (i = 0; i < sizeof(classes) / sizeof(classes[0]); i++) {
+        if (state[0] == classes[i][0] && state[1] == classes[i][1]) {
+            return 1;
+        }
+    }
+
+    return 0;
 }
 
 
@@ -741,7 +994,6 @@ ngx_chat_store_send_row(ngx_chat_send_t *s, PGresult *res, int row)
     ngx_str_t         *users, order;
     ngx_uint_t         n, max;
     ngx_chat_user_t   *u;
-    ngx_chat_store_t  *st;
 
     status = ngx_atoi((u_char *) PQgetvalue(res, row, 1),
                       PQgetlength(res, row, 1));
@@ -806,16 +1058,7 @@ ngx_chat_store_send_row(ngx_chat_send_t *s, PGresult *res, int row)
                             ngx_chat_bus_deliver_event);
     }
 
-    if (s->cc) {
-        ngx_chat_ws_release(s->cc);
-    }
-
-    if (ngx_chat_worker && ngx_chat_worker->store) {
-        st = ngx_chat_worker->store;
-        st->send_bytes -= s->size;
-    }
-
-    ngx_free(s);
+    ngx_chat_store_send_free(s);
 }
 
 
@@ -824,6 +1067,7 @@ ngx_chat_store_ack(ngx_chat_conn_t *cc, uint64_t *ids, ngx_uint_t n,
     ngx_chat_store_done_pt done, void *data)
 {
     ngx_uint_t              i, cap;
+    ngx_msec_t              deadline;
     ngx_chat_ack_t         *a;
     ngx_chat_store_t       *st;
     ngx_chat_ack_waiter_t  *wt;
@@ -849,6 +1093,10 @@ ngx_chat_store_ack(ngx_chat_conn_t *cc, uint64_t *ids, ngx_uint_t n,
 
         a = ngx_alloc(cap * sizeof(ngx_chat_ack_t), ngx_cycle->log);
         if (a == NULL) {
+            if (wt) {
+                ngx_free(wt);
+            }
+
             return NGX_DECLINED;
         }
 
@@ -865,16 +1113,21 @@ ngx_chat_store_ack(ngx_chat_conn_t *cc, uint64_t *ids, ngx_uint_t n,
 
     if (wt) {
         wt->cc = cc;
+        wt->start = st->acks_in - n;
         wt->end = st->acks_in;
+        wt->rc = NGX_OK;
         wt->done = done;
         wt->data = data;
         cc->pending++;
         ngx_queue_insert_tail(&st->waiters, &wt->queue);
     }
 
+    deadline = ngx_current_msec + ngx_chat_worker->cmcf->db_timeout;
+
     for (i = 0; i < n; i++) {
         a = &st->acks[st->nacks++];
         a->id = ids[i];
+        a->deadline = deadline;
         a->user_len = (u_char) cc->uid.len;
         a->device_len = (u_char) cc->device.len;
         ngx_memcpy(a->user, cc->uid.data, cc->uid.len);
@@ -910,6 +1163,10 @@ ngx_chat_store_ack_flush(ngx_event_t *ev)
     }
 
     n = ngx_min(st->nacks, NGX_CHAT_ACK_BATCH);
+
+    if (st->acks_split) {
+        n = ngx_min(n, st->acks_split);
+    }
     ngx_memzero(room, sizeof(room));
 
     for (i = 0; i < n; i++) {
@@ -972,70 +1229,240 @@ ngx_chat_store_ack_done(void *data, PGresult *res, ngx_int_t rc)
 {
     ngx_chat_store_t  *st = data;
 
+    char            *state;
+    ngx_int_t        refused;
+    ngx_uint_t       n, i, lost, part, level;
     ngx_chat_ack_t  *a;
 
     if (ngx_chat_worker == NULL || ngx_chat_worker->store != st) {
         return;
     }
 
-    if (rc != NGX_OK) {
-        /* put the batch back in front and retry after a while */
+    n = st->nacks_out;
+    lost = 0;
+    part = 1;
 
-        if (st->nacks + st->nacks_out > st->acks_cap
-            && st->nacks + st->nacks_out <= NGX_CHAT_ACK_QUEUE_MAX)
-        {
-            /* acks arrived meanwhile: make room for the batch again */
-            a = ngx_alloc((st->nacks + st->nacks_out) * sizeof(ngx_chat_ack_t),
-                          ngx_cycle->log);
-            if (a) {
-                ngx_memcpy(a, st->acks, st->nacks * sizeof(ngx_chat_ack_t));
-                ngx_free(st->acks);
-                st->acks = a;
-                st->acks_cap = st->nacks + st->nacks_out;
-            }
-        }
-
-        if (st->nacks + st->nacks_out <= NGX_CHAT_ACK_QUEUE_MAX
-            && st->nacks + st->nacks_out <= st->acks_cap)
-        {
-            ngx_memmove(st->acks + st->nacks_out, st->acks,
-                        st->nacks * sizeof(ngx_chat_ack_t));
-            ngx_memcpy(st->acks, st->acks_out,
-                       st->nacks_out * sizeof(ngx_chat_ack_t));
-            st->nacks += st->nacks_out;
-
-        } else {
-            ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
-                          "chat: dropping %ui acks, their events will be "
-                          "delivered again", st->nacks_out);
-            st->acks_done += st->nacks_out;
-            ngx_chat_store_ack_wake(st, NGX_DECLINED);
-        }
-
+    if (rc == NGX_OK) {
         a = st->acks_out;
+        st->acks_done += n;
         st->acks_out = NULL;
         st->nacks_out = 0;
         ngx_free(a);
 
+    } else if (ngx_chat_store_item_error(res, rc) && n > 1) {
+
+        /*
+         * refused for something in it: its first half goes next, then
+         * (whatever that gives) the rest, until the culprits are alone
+         */
+
+        if (st->acks_split == 0) {
+            ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
+                          "chat: an ack batch of %ui was refused (%s): "
+                          "splitting it", n,
+                          PQresultErrorField(res, PG_DIAG_SQLSTATE));
+            st->acks_split_end = st->acks_done + n;
+        }
+
+        ngx_chat_store_ack_requeue(st);
+        st->acks_split = n / 2;
+        part = 0;
+
+    } else if (ngx_chat_store_item_error(res, rc)) {
+
+        /* one ack PostgreSQL refuses alone: it is given up, logged once */
+
+        state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        refused = (state[0] == '2' && state[1] == '2') ? NGX_ABORT
+                                                       : NGX_ERROR;
+        a = st->acks_out;
+
+        level = (refused == NGX_ABORT) ? NGX_LOG_INFO : NGX_LOG_ERR;
+
+        ngx_log_error(level, ngx_cycle->log, 0,
+                      "chat: ack of event %uL by \"%*s\" device \"%*s\" "
+                      "refused by PostgreSQL (%s), given up",
+                      a->id, (size_t) a->user_len, a->user,
+                      (size_t) a->device_len, a->device, state);
+
+        ngx_chat_store_ack_mark(st, 1, refused);
+        st->acks_done++;
+        st->acks_out = NULL;
+        st->nacks_out = 0;
+        ngx_free(a);
+
+    } else {
+
+        /*
+         * lost on the way (or a failure no split would cure): the batch
+         * goes back in front and is retried after a while, but acks
+         * chat_db_timeout old are given up, so nothing waits forever
+         */
+
+        lost = 1;
+        part = 0;
+        ngx_chat_store_ack_requeue(st);
+
+        for (i = 0; i < st->nacks; i++) {
+            if ((ngx_msec_int_t) (st->acks[i].deadline - ngx_current_msec)
+                > 0)
+            {
+                break;
+            }
+        }
+
+        if (i) {
+            ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                          "chat: %ui acks not stored within "
+                          "chat_db_timeout, given up: their events will be "
+                          "delivered again", i);
+
+            ngx_chat_store_ack_mark(st, i, NGX_DECLINED);
+            st->acks_done += i;
+            ngx_memmove(st->acks, st->acks + i,
+                        (st->nacks - i) * sizeof(ngx_chat_ack_t));
+            st->nacks -= i;
+        }
+    }
+
+    /*
+     * a split ends once everything it covered is stored or given up;
+     * after a part of it is, the rest of it goes in one piece
+     */
+
+    if (st->acks_split) {
+        if (st->acks_done >= st->acks_split_end) {
+            st->acks_split = 0;
+
+        } else if (part) {
+            st->acks_split = (ngx_uint_t) (st->acks_split_end
+                                           - st->acks_done);
+        }
+    }
+
+    ngx_chat_store_ack_wake(st, NGX_OK);
+
+    if (st->nacks == 0) {
+        return;
+    }
+
+    if (lost) {
         if (!ngx_exiting && !ngx_chat_worker->ack_flush.timer_set) {
             ngx_add_timer(&ngx_chat_worker->ack_flush,
                           ngx_chat_worker->cmcf->poll_interval);
         }
 
-        return;
+    } else if (!ngx_chat_worker->ack_flush.posted) {
+        ngx_post_event(&ngx_chat_worker->ack_flush, &ngx_posted_events);
+    }
+}
+
+
+/*
+ * The batch in flight goes back to the front of the queue.  If there is
+ * no room for it, it is given up instead (its waiters answered
+ * unavailable).
+ */
+
+static void
+ngx_chat_store_ack_requeue(ngx_chat_store_t *st)
+{
+    ngx_chat_ack_t  *a;
+
+    if (st->nacks + st->nacks_out > st->acks_cap
+        && st->nacks + st->nacks_out <= NGX_CHAT_ACK_QUEUE_MAX)
+    {
+        /* acks arrived meanwhile: make room for the batch again */
+        a = ngx_alloc((st->nacks + st->nacks_out) * sizeof(ngx_chat_ack_t),
+                      ngx_cycle->log);
+        if (a) {
+            ngx_memcpy(a, st->acks, st->nacks * sizeof(ngx_chat_ack_t));
+            ngx_free(st->acks);
+            st->acks = a;
+            st->acks_cap = st->nacks + st->nacks_out;
+        }
+    }
+
+    if (st->nacks + st->nacks_out <= NGX_CHAT_ACK_QUEUE_MAX
+        && st->nacks + st->nacks_out <= st->acks_cap)
+    {
+        ngx_memmove(st->acks + st->nacks_out, st->acks,
+                    st->nacks * sizeof(ngx_chat_ack_t));
+        ngx_memcpy(st->acks, st->acks_out,
+                   st->nacks_out * sizeof(ngx_chat_ack_t));
+        st->nacks += st->nacks_out;
+
+    } else {
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "chat: dropping %ui acks, their events will be "
+                      "delivered again", st->nacks_out);
+        ngx_chat_store_ack_mark(st, st->nacks_out, NGX_DECLINED);
+        st->acks_done += st->nacks_out;
     }
 
     a = st->acks_out;
-    st->acks_done += st->nacks_out;
     st->acks_out = NULL;
     st->nacks_out = 0;
     ngx_free(a);
+}
 
-    ngx_chat_store_ack_wake(st, NGX_OK);
 
-    if (st->nacks && !ngx_chat_worker->ack_flush.posted) {
-        ngx_post_event(&ngx_chat_worker->ack_flush, &ngx_posted_events);
+/*
+ * The next n acks (those after acks_done) are about to be given up with
+ * rc: their ack commands will be answered with it (or worse).
+ */
+
+static void
+ngx_chat_store_ack_mark(ngx_chat_store_t *st, ngx_uint_t n, ngx_int_t rc)
+{
+    uint64_t                from, to;
+    ngx_queue_t            *q;
+    ngx_chat_ack_waiter_t  *wt;
+
+    from = st->acks_done;
+    to = st->acks_done + n;
+
+    for (q = ngx_queue_head(&st->waiters);
+         q != ngx_queue_sentinel(&st->waiters);
+         q = ngx_queue_next(q))
+    {
+        wt = ngx_queue_data(q, ngx_chat_ack_waiter_t, queue);
+
+        if (wt->start >= to) {
+            break;
+        }
+
+        if (wt->end > from) {
+            wt->rc = ngx_chat_store_ack_worse(wt->rc, rc);
+        }
     }
+}
+
+
+/* OK < DECLINED (unavailable) < ERROR (internal) < ABORT (bad_request) */
+static ngx_int_t
+ngx_chat_store_ack_worse(ngx_int_t a, ngx_int_t b)
+{
+    static const ngx_int_t  order[] = {
+        NGX_OK, NGX_DECLINED, NGX_ERROR, NGX_ABORT
+    };
+
+    ngx_uint_t  i, ia, ib;
+
+    ia = 0;
+    ib = 0;
+
+    for (i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+        if (order[i] == a) {
+            ia = i;
+        }
+
+        if (order[i] == b) {
+            ib = i;
+        }
+    }
+
+    return (ib > ia) ? b : a;
 }
 
 
@@ -1043,6 +1470,7 @@ ngx_chat_store_ack_done(void *data, PGresult *res, ngx_int_t rc)
 static void
 ngx_chat_store_ack_wake(ngx_chat_store_t *st, ngx_int_t rc)
 {
+    ngx_int_t               wrc;
     ngx_queue_t            *q;
     ngx_chat_conn_t        *cc;
     ngx_chat_ack_waiter_t  *wt;
@@ -1057,12 +1485,13 @@ ngx_chat_store_ack_wake(ngx_chat_store_t *st, ngx_int_t rc)
 
         ngx_queue_remove(q);
         cc = wt->cc;
+        wrc = ngx_chat_store_ack_worse(wt->rc, rc);
 
         if (ngx_chat_conn_active(cc)) {
-            wt->done(cc, wt->data, NULL, rc);
+            wt->done(cc, wt->data, NULL, wrc);
 
         } else {
-            wt->done(NULL, wt->data, NULL, rc);
+            wt->done(NULL, wt->data, NULL, wrc);
         }
 
         ngx_chat_ws_release(cc);

@@ -105,7 +105,10 @@ ngx_int_t ngx_chat_store_send(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd,
 /*
  * Queues acks of cc's device; NGX_DECLINED when the queue is full.  With
  * data, done(cc, data, NULL, rc) is called once every one of these acks is
- * committed (NGX_OK) or given up (NGX_DECLINED).
+ * committed (NGX_OK) or given up: NGX_DECLINED when some were not stored
+ * within chat_db_timeout (retryable), NGX_ABORT when PostgreSQL refused one
+ * for its value (SQLSTATE class 22) and NGX_ERROR for any other refusal of
+ * one ack alone (both final).  ids must be 1..INT64_MAX.
  */
 ngx_int_t ngx_chat_store_ack(ngx_chat_conn_t *cc, uint64_t *ids,
     ngx_uint_t n, ngx_chat_store_done_pt done, void *data);

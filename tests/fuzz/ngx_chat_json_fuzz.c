@@ -11,12 +11,26 @@
  * parse back to the same command; on failure the error response, which
  * must be valid JSON.
  *
+ * This is the whole parse path of a client command: ngx_chat_cmd_handle()
+ * and the admin token endpoint call ngx_chat_json_parse_cmd() and nothing
+ * else to turn bytes into an ngx_chat_cmd_t, and every field check that
+ * does not need the connection (types, lengths, item counts, id bounds)
+ * is in it.  So the harness also checks the contract with PostgreSQL:
+ * whatever parses, a statement can take as is: chatId and every eventIds
+ * item are canonical ids of 1 to 9223372036854775807 (checked here with
+ * strtoll(), so a ::bigint cast cannot fail), size and ttl fit a bigint,
+ * and every string is valid UTF-8 without NUL (the echo would fail
+ * otherwise).  The seeds (Makefile.json) hold one command of each type,
+ * media and admin ones included, and ids at and beyond the bounds.
+ *
  * clang -g -O1 -fsanitize=fuzzer,address,undefined -I../../ngx_chat_module \
  *     ngx_chat_json_fuzz.c ../../ngx_chat_module/ngx_chat_json.c -lyajl
  */
 
 
+#include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <yajl/yajl_parse.h>
@@ -39,7 +53,7 @@ typedef struct {
 
 static const ngx_chat_fuzz_field_t  ngx_chat_fuzz_fields[] = {
     { "type", offsetof(ngx_chat_cmd_t, type), NGX_CHAT_F_TYPE, 32 },
-    { "chatId", offsetof(ngx_chat_cmd_t, chat_id), NGX_CHAT_F_CHAT_ID, 20 },
+    { "chatId", offsetof(ngx_chat_cmd_t, chat_id), NGX_CHAT_F_CHAT_ID, 19 },
     { "name", offsetof(ngx_chat_cmd_t, name), NGX_CHAT_F_NAME, 256 },
     { "userId", offsetof(ngx_chat_cmd_t, user_id), NGX_CHAT_F_USER_ID, 64 },
     { "deviceId", offsetof(ngx_chat_cmd_t, device_id), NGX_CHAT_F_DEVICE_ID,
@@ -104,6 +118,34 @@ ngx_chat_fuzz_str_eq(const ngx_chat_json_str_t *a,
 }
 
 
+/*
+ * What PostgreSQL takes as a positive bigint id, written canonically:
+ * checked independently of the parser, with strtoll() and printing back.
+ */
+
+static int
+ngx_chat_fuzz_bigint_id(const char *s, size_t len)
+{
+    char       *end, back[24];
+    long long   v;
+
+    if (len == 0 || len > 19 || s[0] < '1' || s[0] > '9') {
+        return 0;
+    }
+
+    errno = 0;
+    v = strtoll(s, &end, 10);
+
+    if (errno != 0 || end != s + len || v < 1) {
+        return 0;
+    }
+
+    snprintf(back, sizeof(back), "%lld", v);
+
+    return strlen(back) == len && memcmp(back, s, len) == 0;
+}
+
+
 static void
 ngx_chat_fuzz_check_cmd(const ngx_chat_cmd_t *c)
 {
@@ -127,10 +169,13 @@ ngx_chat_fuzz_check_cmd(const ngx_chat_cmd_t *c)
     }
 
     if (c->present & NGX_CHAT_F_CHAT_ID) {
-        for (i = 0; i < c->chat_id.len; i++) {
-            ngx_chat_fuzz_assert(c->chat_id.data[i] >= '0'
-                                 && c->chat_id.data[i] <= '9');
-        }
+        ngx_chat_fuzz_assert(ngx_chat_fuzz_bigint_id(c->chat_id.data,
+                                                     c->chat_id.len));
+    }
+
+    for (i = 0; i < c->nevent_ids; i++) {
+        ngx_chat_fuzz_assert(c->event_ids[i] >= 1
+                             && c->event_ids[i] <= INT64_MAX);
     }
 
     ngx_chat_fuzz_assert(c->size >= 0 && c->ttl >= 0);

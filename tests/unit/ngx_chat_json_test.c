@@ -401,7 +401,10 @@ static void
 ngx_chat_test_chat_id(void)
 {
     static const char  *msg =
-        "field \"chatId\" must be a string of digits or a non-negative integer";
+        "field \"chatId\" must be a string of digits or an integer";
+    static const char  *range =
+        "field \"chatId\" must be an id from 1 to 9223372036854775807 "
+        "without leading zeros";
 
     check_rc("{\"chatId\":\"123\"}", NGX_CHAT_JSON_OK);
     check(ngx_chat_test_str_eq(&cmd.chat_id, "123"));
@@ -410,32 +413,68 @@ ngx_chat_test_chat_id(void)
     check_rc("{\"chatId\":123}", NGX_CHAT_JSON_OK);
     check(ngx_chat_test_str_eq(&cmd.chat_id, "123"));
 
-    check_rc("{\"chatId\":0}", NGX_CHAT_JSON_OK);
-    check(ngx_chat_test_str_eq(&cmd.chat_id, "0"));
+    /* the bounds of a PostgreSQL bigint id: 1 .. 2^63-1 */
+    check_rc("{\"chatId\":1}", NGX_CHAT_JSON_OK);
+    check(ngx_chat_test_str_eq(&cmd.chat_id, "1"));
+    check_rc("{\"chatId\":\"1\"}", NGX_CHAT_JSON_OK);
+    check(ngx_chat_test_str_eq(&cmd.chat_id, "1"));
+    check_rc("{\"chatId\":9223372036854775807}", NGX_CHAT_JSON_OK);
+    check(ngx_chat_test_str_eq(&cmd.chat_id, "9223372036854775807"));
+    check_rc("{\"chatId\":\"9223372036854775807\"}", NGX_CHAT_JSON_OK);
+    check(cmd.chat_id.len == 19);
 
-    check_rc("{\"chatId\":\"18446744073709551615\"}", NGX_CHAT_JSON_OK);
-    check(cmd.chat_id.len == 20);
-    check_rc("{\"chatId\":99999999999999999999}", NGX_CHAT_JSON_OK);
-    check(ngx_chat_test_str_eq(&cmd.chat_id, "99999999999999999999"));
-
+    check_err("{\"chatId\":0}", NGX_CHAT_JSON_ETYPE, range);
+    check_err("{\"chatId\":\"0\"}", NGX_CHAT_JSON_ETYPE, range);
+    check_err("{\"chatId\":9223372036854775808}", NGX_CHAT_JSON_ETYPE, range);
+    check_err("{\"chatId\":\"9223372036854775808\"}", NGX_CHAT_JSON_ETYPE,
+              range);
+    check_err("{\"chatId\":9999999999999999999}", NGX_CHAT_JSON_ETYPE, range);
+    check_err("{\"chatId\":18446744073709551615}", NGX_CHAT_JSON_ETYPE,
+              range);
+    check_err("{\"chatId\":18446744073709551616}", NGX_CHAT_JSON_ETYPE,
+              range);
+    check_err("{\"chatId\":99999999999999999999}", NGX_CHAT_JSON_ETYPE,
+              range);
+    check_err("{\"chatId\":\"99999999999999999999\"}", NGX_CHAT_JSON_ETYPE,
+              range);
     check_err("{\"chatId\":\"123456789012345678901\"}", NGX_CHAT_JSON_ETYPE,
-              "field \"chatId\" is too long (max 20 digits)");
-    check_err("{\"chatId\":123456789012345678901}", NGX_CHAT_JSON_ETYPE,
-              "field \"chatId\" is too long (max 20 digits)");
+              range);
+    check_err("{\"chatId\":123456789012345678901234567890123456789012345}",
+              NGX_CHAT_JSON_ETYPE, range);
     check(cmd.present == 0);
 
+    /* leading zeros: "007" and "7" would be the same chat */
+    check_err("{\"chatId\":\"007\"}", NGX_CHAT_JSON_ETYPE, range);
+    check_err("{\"chatId\":\"00\"}", NGX_CHAT_JSON_ETYPE, range);
+    check_err("{\"chatId\":\"09223372036854775807\"}", NGX_CHAT_JSON_ETYPE,
+              range);
+    check_rc("{\"chatId\":007}", NGX_CHAT_JSON_EMALFORMED);
+    check(cmd.present == 0);
+
+    /* signs, fractions, exponents, blanks, other types */
     check_err("{\"chatId\":\"\"}", NGX_CHAT_JSON_ETYPE, msg);
     check_err("{\"chatId\":\"12a\"}", NGX_CHAT_JSON_ETYPE, msg);
     check_err("{\"chatId\":\"-1\"}", NGX_CHAT_JSON_ETYPE, msg);
+    check_err("{\"chatId\":\"+1\"}", NGX_CHAT_JSON_ETYPE, msg);
     check_err("{\"chatId\":\" 1\"}", NGX_CHAT_JSON_ETYPE, msg);
+    check_err("{\"chatId\":\"1 \"}", NGX_CHAT_JSON_ETYPE, msg);
+    check_err("{\"chatId\":\"0x10\"}", NGX_CHAT_JSON_ETYPE, msg);
     check_err("{\"chatId\":-1}", NGX_CHAT_JSON_ETYPE, msg);
+    check_err("{\"chatId\":-0}", NGX_CHAT_JSON_ETYPE, msg);
+    check_err("{\"chatId\":-9223372036854775808}", NGX_CHAT_JSON_ETYPE, msg);
     check_err("{\"chatId\":1.5}", NGX_CHAT_JSON_ETYPE, msg);
+    check_err("{\"chatId\":1.0}", NGX_CHAT_JSON_ETYPE, msg);
     check_err("{\"chatId\":1e2}", NGX_CHAT_JSON_ETYPE, msg);
     check_err("{\"chatId\":true}", NGX_CHAT_JSON_ETYPE, msg);
     check_err("{\"chatId\":null}", NGX_CHAT_JSON_ETYPE, msg);
     check_err("{\"chatId\":[1]}", NGX_CHAT_JSON_ETYPE, msg);
     check_err("{\"chatId\":{}}", NGX_CHAT_JSON_ETYPE, msg);
     check(cmd.present == 0);
+
+    /* a bad chatId is an error of this command only: its id is kept */
+    check_err("{\"id\":\"r1\",\"chatId\":99999999999999999999,"
+              "\"type\":\"sendMessage\"}", NGX_CHAT_JSON_ETYPE, range);
+    check(ngx_chat_test_str_eq(&cmd.id, "r1"));
 }
 
 
@@ -620,21 +659,34 @@ ngx_chat_test_event_ids(void)
     size_t               i;
     ngx_chat_test_buf_t  b;
     static const char   *msg = "field \"eventIds\" items must be strings of "
-                               "digits or non-negative integers";
-    static const char   *range = "field \"eventIds\" item is out of range";
+                               "digits or integers";
+    static const char   *range = "field \"eventIds\" items must be ids from "
+                                 "1 to 9223372036854775807 without leading "
+                                 "zeros";
 
-    check_rc("{\"eventIds\":[\"1\",2,\"18446744073709551615\","
-             "18446744073709551615,0,\"007\"]}", NGX_CHAT_JSON_OK);
+    check_rc("{\"eventIds\":[\"1\",2,\"9223372036854775807\","
+             "9223372036854775807,1042]}", NGX_CHAT_JSON_OK);
     check(cmd.present == NGX_CHAT_F_EVENT_IDS);
-    check(cmd.nevent_ids == 6);
+    check(cmd.nevent_ids == 5);
     check(cmd.event_ids[0] == 1 && cmd.event_ids[1] == 2);
-    check(cmd.event_ids[2] == UINT64_MAX && cmd.event_ids[3] == UINT64_MAX);
-    check(cmd.event_ids[4] == 0 && cmd.event_ids[5] == 7);
+    check(cmd.event_ids[2] == INT64_MAX && cmd.event_ids[3] == INT64_MAX);
+    check(cmd.event_ids[4] == 1042);
 
     check_rc("{\"eventIds\":[]}", NGX_CHAT_JSON_OK);
     check(cmd.present == NGX_CHAT_F_EVENT_IDS && cmd.nevent_ids == 0);
     check(cmd.event_ids == NULL);
 
+    check_err("{\"eventIds\":[0]}", NGX_CHAT_JSON_ETYPE, range);
+    check_err("{\"eventIds\":[\"0\"]}", NGX_CHAT_JSON_ETYPE, range);
+    check_err("{\"eventIds\":[1,\"007\"]}", NGX_CHAT_JSON_ETYPE, range);
+    check_err("{\"eventIds\":[9223372036854775808]}", NGX_CHAT_JSON_ETYPE,
+              range);
+    check_err("{\"eventIds\":[\"9223372036854775808\"]}",
+              NGX_CHAT_JSON_ETYPE, range);
+    check_err("{\"eventIds\":[\"18446744073709551615\"]}",
+              NGX_CHAT_JSON_ETYPE, range);
+    check_err("{\"eventIds\":[18446744073709551615]}",
+              NGX_CHAT_JSON_ETYPE, range);
     check_err("{\"eventIds\":[\"18446744073709551616\"]}",
               NGX_CHAT_JSON_ETYPE, range);
     check_err("{\"eventIds\":[18446744073709551616]}",
@@ -647,6 +699,7 @@ ngx_chat_test_event_ids(void)
     check_err("{\"eventIds\":[\"\"]}", NGX_CHAT_JSON_ETYPE, msg);
     check_err("{\"eventIds\":[\"1a\"]}", NGX_CHAT_JSON_ETYPE, msg);
     check_err("{\"eventIds\":[\"-1\"]}", NGX_CHAT_JSON_ETYPE, msg);
+    check_err("{\"eventIds\":[\"+1\"]}", NGX_CHAT_JSON_ETYPE, msg);
     check_err("{\"eventIds\":[\"aaaaaaaaaaaaaaaaaaaaaaaaa\"]}",
               NGX_CHAT_JSON_ETYPE, msg);
     check_err("{\"eventIds\":[1.5]}", NGX_CHAT_JSON_ETYPE, msg);
@@ -691,8 +744,7 @@ ngx_chat_test_duplicates(void)
 
     /* a repeated key is a duplicate even if the first value was bad */
     check_err("{\"chatId\":true,\"chatId\":\"1\"}", NGX_CHAT_JSON_ETYPE,
-              "field \"chatId\" must be a string of digits or a "
-              "non-negative integer");
+              "field \"chatId\" must be a string of digits or an integer");
     check(cmd.present == 0);
 
     check_err("{\"eventIds\":[1],\"eventIds\":[2]}", NGX_CHAT_JSON_ETYPE,
@@ -932,8 +984,8 @@ ngx_chat_test_id_on_error(void)
 
     check_rc("{\"chatId\":true,\"participants\":[1],\"id\":7}",
              NGX_CHAT_JSON_ETYPE);
-    check(strcmp(err, "field \"chatId\" must be a string of digits or a "
-                 "non-negative integer") == 0);
+    check(strcmp(err, "field \"chatId\" must be a string of digits or an "
+                 "integer") == 0);
     check(ngx_chat_test_str_eq(&cmd.id, "7") && cmd.id_is_number);
 
     check_rc("{\"id\":\"x\",\"message\":\"\\ud800\"}",
@@ -1008,9 +1060,9 @@ ngx_chat_test_arena(void)
     for (i = 1; i < 64; i++) {
         ngx_chat_test_adds(&b, ",\"\"");
     }
-    ngx_chat_test_adds(&b, "],\"eventIds\":[0");
+    ngx_chat_test_adds(&b, "],\"eventIds\":[1");
     for (i = 1; i < 1000; i++) {
-        ngx_chat_test_adds(&b, ",0");
+        ngx_chat_test_adds(&b, ",1");
     }
     ngx_chat_test_adds(&b, "],\"id\":0}");
     check(ngx_chat_test_parse_n(b.data, b.len) == NGX_CHAT_JSON_OK);
@@ -1372,8 +1424,8 @@ ngx_chat_test_responses(void)
     check(strcmp(ngx_chat_test_out_text(&o, 4),
                  "{\"type\":\"response\",\"id\":\"r1\",\"ok\":false,"
                  "\"error\":{\"code\":\"bad_request\",\"message\":"
-                 "\"field \\\"chatId\\\" must be a string of digits or a "
-                 "non-negative integer\"}}") == 0);
+                 "\"field \\\"chatId\\\" must be a string of digits or an "
+                 "integer\"}}") == 0);
     check(ngx_chat_test_valid_json(o.buf + 4, o.len - 4));
     ngx_chat_json_out_free(&o);
 
@@ -1444,7 +1496,7 @@ ngx_chat_test_round_trip(void)
     ngx_chat_json_out_key(&o, S("name"));
     ngx_chat_json_out_str(&o, big, 256);
     ngx_chat_json_out_key(&o, S("chatId"));
-    ngx_chat_json_out_uint(&o, UINT64_MAX);
+    ngx_chat_json_out_uint(&o, INT64_MAX);
     ngx_chat_json_out_key(&o, S("size"));
     ngx_chat_json_out_int(&o, INT64_MAX);
     ngx_chat_json_out_key(&o, S("participants"));
@@ -1454,7 +1506,7 @@ ngx_chat_test_round_trip(void)
     ngx_chat_json_out_array_close(&o);
     ngx_chat_json_out_key(&o, S("eventIds"));
     ngx_chat_json_out_array_open(&o);
-    ngx_chat_json_out_uint(&o, UINT64_MAX);
+    ngx_chat_json_out_uint(&o, INT64_MAX);
     ngx_chat_json_out_str(&o, S("3"));
     ngx_chat_json_out_array_close(&o);
     ngx_chat_json_out_key(&o, S("extra"));
@@ -1481,11 +1533,11 @@ ngx_chat_test_round_trip(void)
     check(cmd.message.len == sizeof(msg) - 1
           && memcmp(cmd.message.data, msg, sizeof(msg) - 1) == 0);
     check(cmd.name.len == 256 && memcmp(cmd.name.data, big, 256) == 0);
-    check(ngx_chat_test_str_eq(&cmd.chat_id, "18446744073709551615"));
+    check(ngx_chat_test_str_eq(&cmd.chat_id, "9223372036854775807"));
     check(cmd.size == INT64_MAX);
     check(cmd.nparticipants == 2);
     check(ngx_chat_test_str_eq(&cmd.participants[0], "p\xe2\x80\xa8"));
-    check(cmd.nevent_ids == 2 && cmd.event_ids[0] == UINT64_MAX
+    check(cmd.nevent_ids == 2 && cmd.event_ids[0] == INT64_MAX
           && cmd.event_ids[1] == 3);
 
     ngx_chat_json_out_free(&o);
