@@ -1595,26 +1595,8 @@ int
 ngx_chat_json_response_error(ngx_chat_json_out_t *o, const char *id,
     size_t id_len, int id_is_number, const char *code, const char *message)
 {
-    ngx_chat_json_out_map_open(o);
-    ngx_chat_json_out_key(o, ngx_chat_json_sl("type"));
-    ngx_chat_json_out_str(o, ngx_chat_json_sl("response"));
-
-    if (id != NULL) {
-        ngx_chat_json_out_id(o, id, id_len, id_is_number);
-    }
-
-    ngx_chat_json_out_key(o, ngx_chat_json_sl("ok"));
-    ngx_chat_json_out_bool(o, 0);
-    ngx_chat_json_out_key(o, ngx_chat_json_sl("error"));
-    ngx_chat_json_out_map_open(o);
-    ngx_chat_json_out_key(o, ngx_chat_json_sl("code"));
-    ngx_chat_json_out_str(o, code, strlen(code));
-    ngx_chat_json_out_key(o, ngx_chat_json_sl("message"));
-    ngx_chat_json_out_str(o, message, strlen(message));
-    ngx_chat_json_out_map_close(o);
-    ngx_chat_json_out_map_close(o);
-
-    return o->failed ? NGX_CHAT_JSON_ERROR : NGX_CHAT_JSON_OK;
+    return ngx_chat_json_response_error_retry(o, id, id_len, id_is_number,
+                                              code, message, 0);
 }
 
 
@@ -1639,8 +1621,10 @@ ngx_chat_json_response_error_retry(ngx_chat_json_out_t *o, const char *id,
     ngx_chat_json_out_str(o, code, strlen(code));
     ngx_chat_json_out_key(o, ngx_chat_json_sl("message"));
     ngx_chat_json_out_str(o, message, strlen(message));
-    ngx_chat_json_out_key(o, ngx_chat_json_sl("retryAfterMs"));
-    ngx_chat_json_out_uint(o, retry_ms);
+    if (retry_ms) {
+        ngx_chat_json_out_key(o, ngx_chat_json_sl("retryAfterMs"));
+        ngx_chat_json_out_uint(o, retry_ms);
+    }
     ngx_chat_json_out_map_close(o);
     ngx_chat_json_out_map_close(o);
 

@@ -244,7 +244,7 @@ int ngx_chat_json_response_ok_open(ngx_chat_json_out_t *o,
 int ngx_chat_json_response_error(ngx_chat_json_out_t *o, const char *id,
     size_t id_len, int id_is_number, const char *code, const char *message);
 
-/* the same with "retryAfterMs":<retry_ms> in "error" */
+/* the same with "retryAfterMs":<retry_ms> in "error" (none when 0) */
 int ngx_chat_json_response_error_retry(ngx_chat_json_out_t *o,
     const char *id, size_t id_len, int id_is_number, const char *code,
     const char *message, uint64_t retry_ms);

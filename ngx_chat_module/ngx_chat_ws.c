@@ -82,6 +82,7 @@ static void ngx_chat_ws_schedule_write(ngx_chat_conn_t *cc);
 static ngx_int_t ngx_chat_ws_flush(ngx_chat_conn_t *cc);
 static void ngx_chat_ws_abort(ngx_chat_conn_t *cc);
 static void ngx_chat_ws_finalize(ngx_chat_conn_t *cc);
+static void ngx_chat_ws_free_out(ngx_chat_conn_t *cc);
 static void ngx_chat_ws_free_buffers(ngx_chat_conn_t *cc);
 static u_char *ngx_chat_ws_log_error(ngx_log_t *log, u_char *buf,
     size_t len);
@@ -1478,17 +1479,9 @@ ngx_chat_ws_close(ngx_chat_conn_t *cc, ngx_uint_t code, const char *reason)
 static void
 ngx_chat_ws_abort(ngx_chat_conn_t *cc)
 {
-    ngx_event_t     *wev;
-    ngx_chat_out_t  *out, *next;
+    ngx_event_t  *wev;
 
-    for (out = cc->out; out; out = next) {
-        next = out->next;
-        ngx_free(out);
-    }
-
-    cc->out = NULL;
-    cc->out_last = NULL;
-    cc->out_bytes = 0;
+    ngx_chat_ws_free_out(cc);
 
     cc->dropped = 1;
     cc->state = NGX_CHAT_CONN_CLOSING;
@@ -1569,7 +1562,7 @@ ngx_chat_ws_release(ngx_chat_conn_t *cc)
 
 
 static void
-ngx_chat_ws_free_buffers(ngx_chat_conn_t *cc)
+ngx_chat_ws_free_out(ngx_chat_conn_t *cc)
 {
     ngx_chat_out_t  *out, *next;
 
@@ -1581,6 +1574,13 @@ ngx_chat_ws_free_buffers(ngx_chat_conn_t *cc)
     cc->out = NULL;
     cc->out_last = NULL;
     cc->out_bytes = 0;
+}
+
+
+static void
+ngx_chat_ws_free_buffers(ngx_chat_conn_t *cc)
+{
+    ngx_chat_ws_free_out(cc);
 
     if (cc->in) {
         ngx_free(cc->in);

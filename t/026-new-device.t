@@ -19,8 +19,9 @@ use ChatTest;
 use ChatTest::WS;
 
 my $t = ChatTest->new(workers => 2);
-$t->chat_conf(listen => ' reuseport',
-    http => 'chat_ping_interval 600s;')->run;
+# alice creates a chat per try: past chat_user_rate's default
+$t->chat_conf(listen => ' reuseport', http => 'chat_ping_interval 600s;'
+    . ' chat_user_rate createChat off;')->run;
 
 my $alice = $t->client('alice', 'phone');
 my $tries = $ENV{CHAT_NEW_DEVICE_TRIES} // 200;

@@ -23,7 +23,7 @@ my $t = ChatTest->new(workers => 2);
 # idle clients (not reading while the attacker works) must not be
 # disconnected for missing PONGs, even on a loaded machine
 $t->chat_conf(listen => ' reuseport',
-    http => 'chat_ping_interval 600s;')->run;
+    http => 'chat_ping_interval 600s; chat_user_rate createChat off;')->run;
 
 my $limit = 256 * 1024;                     # chat_output_limit's default
 
