@@ -85,17 +85,32 @@ my $JSON = JSON::PP->new->utf8->canonical->allow_nonref;
 my $dir = $t->dir;
 
 # the hostile client's state (set before the fork, below)
-my (%st, @live, @chats, @eventids, @atts, @downloads, $sel_r, $sel_w);
+my (%st, %byfd, @live, @chats, @eventids, @atts, @downloads, $sel_r, $sel_w);
 my @users = map { "evil$_" } 0 .. 5;      # 6 devices each: over the limit
 my @devices = map { "d$_" } 0 .. 5;
 my $idn = 0;
+my $lingering;
 my $start = time;
 my $deadline = $start + $seconds;
 
 # --------------------------------------------------------------------------
 # children: the honest pair and the hostile client; each writes its
 # results as JSON into the test folder and leaves with _exit (no END
-# blocks: those would stop nginx)
+# blocks: those would stop nginx).  The hostile client writes its results
+# at the end of the attack, then keeps its connections open (slow readers
+# with output pending, Closes never echoed) until it is killed after
+# nginx has stopped: the graceful stop closes them all.
+
+my $result_written;
+
+sub result {
+    my ($name, $res) = @_;
+    open my $fh, '>', "$dir/$name.json.tmp" or return;
+    print $fh $JSON->encode($res);
+    close $fh;
+    rename "$dir/$name.json.tmp", "$dir/$name.json";
+    $result_written = 1;
+}
 
 sub spawn {
     my ($name, $code) = @_;
@@ -103,10 +118,7 @@ sub spawn {
     die "fork: $!" unless defined $pid;
     return $pid if $pid;
     my $res = eval { $code->() };
-    $res = { died => "$@" } unless $res;
-    open my $fh, '>', "$dir/$name.json";
-    print $fh $JSON->encode($res);
-    close $fh;
+    result($name, $res // { died => "$@" }) unless $result_written;
     POSIX::_exit(0);
 }
 
@@ -116,17 +128,17 @@ my %kids = (
 );
 
 my $wait_until = $deadline + 90;
-for my $name (sort keys %kids) {
-    my $pid = $kids{$name};
-    while (waitpid($pid, POSIX::WNOHANG()) == 0) {
-        if (time > $wait_until) {
-            kill 'KILL', $pid;
-            waitpid $pid, 0;
-            last;
-        }
-        sleep 0.1;
+while (waitpid($kids{honest}, POSIX::WNOHANG()) == 0) {
+    if (time > $wait_until) {
+        kill 'KILL', $kids{honest};
+        waitpid $kids{honest}, 0;
+        last;
     }
+    sleep 0.1;
 }
+ChatTest::poll(sub { -e "$dir/hostile.json"
+    || waitpid($kids{hostile}, POSIX::WNOHANG()) != 0 },
+    $wait_until - time, 0.1);
 
 my %res;
 for my $name (sort keys %kids) {
@@ -146,6 +158,8 @@ diag sprintf 'hostile: %d actions (%.0f/s), %d connections opened,'
     . ' %d http requests', $x->{actions} // 0,
     ($x->{actions} // 0) / ($seconds || 1), $x->{opened} // 0,
     $x->{http} // 0;
+diag "hostile: $x->{open_at_stop} connections open at the stop,"
+    . " $x->{deaf_at_stop} of them not reading" if $x->{open_at_stop};
 diag 'hostile actions: ' . join ' ', map { "$_=$x->{kinds}{$_}" }
     sort keys %{ $x->{kinds} // {} };
 diag 'hostile close codes: ' . join ' ', map { "$_=$x->{closes}{$_}" }
@@ -162,6 +176,18 @@ sub pct {
     my $i = int($p / 100 * $#lat + 0.5);
     return $lat[$i] * 1000;
 }
+# what the server logged at error level and above, by kind (a hint for
+# the lead reading a failure; not asserted)
+my %errs;
+for ($t->grep_log(qr/\[(?:error|crit|alert|emerg)\]/)) {
+    (my $k = $_) =~ s/^.*?\[(\w+)\] \d+#\d+: (?:\*\d+ )?/[$1] /;
+    $k =~ s/\d+/N/g;
+    $k =~ s/ while .*| CONTEXT: .*//;
+    $errs{ substr $k, 0, 150 }++;
+}
+diag "error.log: $errs{$_} x $_" for (sort { $errs{$b} <=> $errs{$a} }
+    keys %errs)[0 .. (keys %errs > 15 ? 14 : keys(%errs) - 1)];
+
 diag sprintf 'honest: %d sends, latency ms p50 %.1f p99 %.1f max %.1f',
     scalar @lat, pct(50), pct(99), pct(100);
 
@@ -175,13 +201,19 @@ is_deeply $h->{ack_errors} // ['no result'], [],
 is_deeply $h->{conn_errors} // ['no result'], [],
     'the honest connections stayed open';
 
+is_deeply [ sort { $a <=> $b } $t->worker_pids ], \@workers,
+    'the workers are the ones started';
+
+# a graceful stop with the hostile connections still open
+ok $t->stop, 'nginx stops (SIGQUIT) with hostile connections open';
+kill 'TERM', $kids{hostile};
+waitpid $kids{hostile}, 0;
+
 # a crash is "exited on signal N"; under AddressSanitizer (which catches
 # the SEGV and exits) it is "exited with code 1", logged at notice
 my @dead = $t->grep_log(qr/exited on signal|exited with code [1-9]/);
 is scalar @dead, 0, 'no worker exited on a signal (or an ASan abort)'
     or diag join "\n", @dead[0 .. ($#dead > 19 ? 19 : $#dead)];
-is_deeply [ sort { $a <=> $b } $t->worker_pids ], \@workers,
-    'the workers are the ones started';
 
 diag "soak seed $seed (CHAT_SOAK_SEED=$seed to replay)"
     unless Test::More->builder->is_passing;
@@ -320,10 +352,31 @@ sub hostile {
         }
         pump(0.005);
     }
-    # let the last writes go, then drop everything
+    # let the last writes go; the results; then linger with the
+    # connections open (deaf ones stay deaf) until the parent, having
+    # stopped nginx, kills us (bounded anyway)
     pump(0.01) for 1 .. 20;
-    drop($_, 'end') for @{ [@live] };
-    return \%st;
+    # and fresh users' connections for the stop: half never read, after
+    # asking for more than their socket buffers hold
+    for my $i (1 .. 20) {
+        open_ws(user => "stop$i", device => 'phone', plain => 1) or next;
+        my $c = $live[-1];
+        deafen($c) if $i % 2;
+        $c->{echo_close} = 0 if $i % 4 == 0;
+        queue($c, ChatTest::WS::encode_frame(OP_PING, 'p' x 125) x 2000)
+            if $c->{deaf};
+    }
+    my $until = time + 5;
+    pump(0.01) while time < $until
+        && grep { $_->{state} eq 'hs' && !$_->{deaf} } @live;
+    $st{open_at_stop} = scalar grep { $_->{state} ne 'http' } @live;
+    $st{deaf_at_stop} = scalar grep { $_->{deaf} } @live;
+    result('hostile', \%st);
+    $SIG{TERM} = sub { POSIX::_exit(0) };
+    $lingering = 1;
+    $until = time + 120;
+    pump(0.05) while time < $until;
+    return undef;
 }
 
 # a new connection, usually a WebSocket handshake (with pipelined frames
@@ -334,12 +387,15 @@ sub open_ws {
     my $dev = $o{device} // pick(@devices);
     my $c = new_conn() or return;
     @$c{qw(user dev state)} = ($user, $dev, 'hs');
-    $c->{deaf} = 1 if chance(0.03);
-    if ($c->{deaf}) {
-        $c->{sock}->setsockopt(SOL_SOCKET, SO_RCVBUF, 4096);
-    }
+    deafen($c) if chance(0.03);
     $c->{echo_close} = chance(0.7);
     $c->{life} = time + ($o{life} // rand(8));
+    if ($o{plain}) {
+        $c->{wbuf} .= handshake($c, $t->token(user => $user,
+            device => $dev), 'header');
+        $sel_w->add($c->{sock});
+        return $c;
+    }
 
     my $tok = $t->token(user => $user, device => $dev);
     my $r = rand;
@@ -357,17 +413,7 @@ sub open_ws {
         $tok = rstr(40, [ 'a' .. 'z', '.', '-', '_' ]);
         $kind = 'hs_garbage_token';
     }
-    my $key = encode_base64(join('', map { chr rand 256 } 1 .. 16), '');
-    my $path = '/chat';
-    my $auth = "Authorization: Bearer $tok\r\n";
-    if (chance(0.3)) {
-        $path .= "?access_token=$tok";
-        $auth = '';
-    }
-    my $req = "GET $path HTTP/1.1\r\nHost: 127.0.0.1:$port\r\n"
-        . "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-        . "Sec-WebSocket-Key: $key\r\nSec-WebSocket-Version: 13\r\n"
-        . $auth . "\r\n";
+    my $req = handshake($c, $tok, chance(0.3) ? 'query' : 'header');
     $r = rand;
     if ($r < 0.02) {
         $req =~ s/Sec-WebSocket-Version: 13/Sec-WebSocket-Version: 8/;
@@ -393,6 +439,28 @@ sub open_ws {
     $sel_w->add($c->{sock});
 }
 
+# a slow reader: never reads again, with a small receive buffer
+sub deafen {
+    my ($c) = @_;
+    $c->{deaf} = 1;
+    $c->{sock}->setsockopt(SOL_SOCKET, SO_RCVBUF, 4096);
+}
+
+sub handshake {
+    my ($c, $tok, $how) = @_;
+    my $key = encode_base64(join('', map { chr rand 256 } 1 .. 16), '');
+    my $path = '/chat';
+    my $auth = "Authorization: Bearer $tok\r\n";
+    if ($how eq 'query') {
+        $path .= "?access_token=$tok";
+        $auth = '';
+    }
+    return "GET $path HTTP/1.1\r\nHost: 127.0.0.1:$port\r\n"
+        . "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+        . "Sec-WebSocket-Key: $key\r\nSec-WebSocket-Version: 13\r\n"
+        . $auth . "\r\n";
+}
+
 sub new_conn {
     my $s = IO::Socket::INET->new(Proto => 'tcp', Type => SOCK_STREAM)
         or return undef;
@@ -404,7 +472,7 @@ sub new_conn {
         born => time };
     $st{opened}++;
     push @live, $c;
-    $st{fd}{ $c->{fd} } = $c;
+    $byfd{ $c->{fd} } = $c;
     $sel_r->add($s);
     return $c;
 }
@@ -419,7 +487,7 @@ sub drop {
     }
     $sel_r->remove($c->{sock});
     $sel_w->remove($c->{sock});
-    delete $st{fd}{ $c->{fd} };
+    delete $byfd{ $c->{fd} };
     close $c->{sock};
     @live = grep { $_ != $c } @live;
 }
@@ -427,13 +495,13 @@ sub drop {
 # one round of I/O on every socket, waiting at most $timeout
 sub pump {
     my ($timeout) = @_;
-    my @r = grep { my $c = $st{fd}{ fileno $_ }; $c && !$c->{deaf} }
+    my @r = grep { my $c = $byfd{ fileno $_ }; $c && !$c->{deaf} }
         $sel_r->handles;
     my $rs = IO::Select->new(@r);
     my ($rr, $ww) = IO::Select->select($rs, $sel_w, undef, $timeout);
     for my $s (@{ $ww // [] }) {
         my $fd = fileno $s;
-        my $c = defined $fd && $st{fd}{$fd} or next;
+        my $c = defined $fd && $byfd{$fd} or next;
         next if $c->{dead};
         my $n = syswrite $s, $c->{wbuf}, 262144;
         if (!defined $n) {
@@ -450,7 +518,7 @@ sub pump {
     }
     for my $s (@{ $rr // [] }) {
         my $fd = fileno $s;
-        my $c = defined $fd && $st{fd}{$fd} or next;
+        my $c = defined $fd && $byfd{$fd} or next;
         next if $c->{dead};
         my $n = sysread $s, $c->{rbuf}, 262144, length $c->{rbuf};
         if (!defined $n) {
@@ -465,7 +533,7 @@ sub pump {
         parse_in($c);
     }
     for my $c (@{ [@live] }) {
-        next if $c->{dead};
+        next if $c->{dead} || $lingering;
         if ($c->{state} ne 'open' || $c->{closing}) {
             # handshakes, HTTP requests and closes get a few seconds
             drop($c, 'late') if time > ($c->{closing} ? $c->{life}
@@ -612,11 +680,13 @@ sub some_chat {
     return bad_id();
 }
 
+# an id that is not one: out of range half of the time
 sub bad_id {
-    return pick('0', '-1', '99999999999999999999', '9223372036854775807',
-        '9223372036854775808', '18446744073709551615', 9223372036854775807,
-        1e20, -5, 0, '00000000000000000001', '', 'abc', '1 ', '+1',
-        '0x10', 1.5, '1e3', 1 + int rand 1000000);
+    return pick('99999999999999999999', '9223372036854775808',
+        '18446744073709551615', 9223372036854775808, 1e20,
+        '9223372036854775807', 9223372036854775807) if chance(0.5);
+    return pick('0', '-1', -5, 0, '00000000000000000001', '', 'abc', '1 ',
+        '+1', '0x10', 1.5, '1e3', 1 + int rand 1000000);
 }
 
 sub some_user {
@@ -733,6 +803,11 @@ sub gen_frames {
         my $msg = $JSON->encode(gen_cmd($c));
         $msg .= ' ' x int rand 4000 if chance(0.3);
         my $n = 1 + int rand(chance(0.2) ? 3000 : 20);
+        if (chance(0.05)) {
+            # tens of thousands of one-byte fragments (reassembly cost)
+            $msg .= ' ' x (20000 + int rand 40000);
+            $n = length $msg;
+        }
         my $size = int(length($msg) / $n) || 1;
         my @parts = unpack "(a$size)*", $msg;
         my $out = '';
@@ -843,7 +918,7 @@ sub act {
     } elsif ($r < 0.88) {
         # a slow reader asking for big answers
         count('slow_reader');
-        $c->{deaf} = 1;
+        deafen($c);
         queue($c, text({ type => 'getChats', id => 'g' . ++$idn })
             x (20 + int rand 100));
     } elsif ($r < 0.94) {
