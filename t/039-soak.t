@@ -13,14 +13,17 @@
 # readers, abrupt closes (FIN or RST) mid-frame and mid-command, reconnects,
 # and commands followed by a binary frame or a Close in the same write.
 # Meanwhile an honest pair of users (their own chat, out of the hostile
-# users' reach) keeps sending and acking.
+# users' reach) keeps sending and acking.  At the end nginx is stopped
+# gracefully with the hostile connections (and 20 fresh ones, half of them
+# not reading) still open.
 #
 # Pass: no worker exits on a signal (or, under AddressSanitizer, with an
 # error code) and the workers are the ones started; no sanitizer report and
 # no [alert] in error.log or nginx's stderr (ChatTest's finish); every
 # honest send answered ok, each message delivered exactly once to the
 # honest recipient, every honest ack answered, the honest connections never
-# closed.  The honest send latency (p50/p99/max) is reported, not asserted.
+# closed; nginx stops within 20 s of SIGQUIT.  The honest send latency
+# (p50/p99/max) is reported, not asserted.
 #
 # Runs only with CHAT_SOAK=1 (scripts/test runs it against the module
 # built with AddressSanitizer: `scripts/test soak`, and in `make test`).
