@@ -8,7 +8,7 @@ MODULE      = $(BUILD)/nginx/objs/ngx_chat_module.so
 ASAN_MODULE = $(ASAN_BUILD)/nginx/objs/ngx_chat_module.so
 SOURCES    := $(wildcard ngx_chat_module/*.c ngx_chat_module/*.h) config
 
-.PHONY: all module deps run test test-unit test-sql test-t test-asan \
+.PHONY: all module deps run test test-unit test-sql test-t test-asan test-soak \
         bench migrate install cluster clean
 
 all: module
@@ -47,6 +47,10 @@ test-t: module
 
 test-asan:
 	scripts/test asan
+
+# the adversarial soak alone (CHAT_SOAK_SECONDS=600 for the long run)
+test-soak:
+	scripts/test soak
 
 bench: module
 	scripts/bench

@@ -617,7 +617,10 @@ ngx_chat_media_put_done(ngx_chat_conn_t *unused, void *data, PGresult *res,
      */
 
     if (rc != NGX_DECLINED && ctx->created) {
-        if (ngx_delete_file(ctx->path) == NGX_FILE_ERROR) {
+        /* gone already when the grace sweep took the row and the file */
+        if (ngx_delete_file(ctx->path) == NGX_FILE_ERROR
+            && ngx_errno != NGX_ENOENT)
+        {
             ngx_log_error(NGX_LOG_CRIT, r->connection->log, ngx_errno,
                           ngx_delete_file_n " \"%s\" failed", ctx->path);
         }
