@@ -45,6 +45,10 @@ typedef struct ngx_chat_out_s     ngx_chat_out_t;
 typedef struct ngx_chat_pg_s      ngx_chat_pg_t;
 typedef struct ngx_chat_redis_s   ngx_chat_redis_t;
 
+/* what a lower layer calls above it, set once per worker (worker.c) */
+typedef struct ngx_chat_ws_handlers_s   ngx_chat_ws_handlers_t;
+typedef struct ngx_chat_bus_handlers_s  ngx_chat_bus_handlers_t;
+
 
 /* a connection waiting for its device row (ngx_chat_session.c) */
 typedef struct {
@@ -191,6 +195,7 @@ struct ngx_chat_user_s {
     ngx_uint_t               nconns;
     ngx_chat_order_t        *order;             /* live order, or NULL */
     unsigned                 subscribed:1;      /* SUBSCRIBE sent */
+    unsigned                 listening:1;       /* ... and confirmed */
     u_char                   data[1];           /* the id bytes */
 };
 
@@ -201,6 +206,9 @@ struct ngx_chat_worker_s {
     ngx_chat_main_conf_t    *cmcf;
     ngx_chat_pg_t           *pg;
     ngx_chat_redis_t        *redis;
+
+    const ngx_chat_ws_handlers_t   *ws_handlers;   /* session, commands */
+    const ngx_chat_bus_handlers_t  *bus_handlers;  /* session */
 
     ngx_rbtree_t             users;             /* ngx_chat_user_t */
     ngx_rbtree_node_t        users_sentinel;

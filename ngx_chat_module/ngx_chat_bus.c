@@ -26,7 +26,6 @@
 #include "ngx_chat.h"
 #include "ngx_chat_bus.h"
 #include "ngx_chat_redis.h"
-#include "ngx_chat_session.h"
 #include "ngx_chat_ws.h"
 #include "ngx_chat_order.h"
 
@@ -62,6 +61,8 @@ static void ngx_chat_bus_resubscribe(ngx_rbtree_node_t *node,
     ngx_rbtree_node_t *sentinel);
 static void ngx_chat_bus_publish(u_char *channel, size_t channel_len,
     u_char *msg, size_t len);
+static ngx_chat_user_t *ngx_chat_bus_channel_user(u_char *channel,
+    size_t channel_len);
 
 
 ngx_int_t
@@ -164,6 +165,7 @@ ngx_chat_bus_subscribe(ngx_chat_user_t *u)
     ngx_str_t  channel;
 
     u->subscribed = 0;
+    u->listening = 0;
 
     if (ngx_chat_bus_channel(&u->id, buf, sizeof(buf), &channel) != NGX_OK) {
         return;
@@ -175,6 +177,51 @@ ngx_chat_bus_subscribe(ngx_chat_user_t *u)
     {
         u->subscribed = 1;
     }
+}
+
+
+/* the user entry of a channel name, or NULL */
+static ngx_chat_user_t *
+ngx_chat_bus_channel_user(u_char *channel, size_t channel_len)
+{
+    ngx_str_t              user;
+    ngx_chat_main_conf_t  *cmcf;
+
+    cmcf = ngx_chat_worker->cmcf;
+
+    if (channel_len <= cmcf->redis_prefix.len + 2
+        || ngx_strncmp(channel, cmcf->redis_prefix.data,
+                       cmcf->redis_prefix.len) != 0
+        || ngx_strncmp(channel + cmcf->redis_prefix.len, "u:", 2) != 0)
+    {
+        return NULL;
+    }
+
+    user.data = channel + cmcf->redis_prefix.len + 2;
+    user.len = channel_len - cmcf->redis_prefix.len - 2;
+
+    return ngx_chat_bus_find(&user, ngx_crc32_short(user.data, user.len));
+}
+
+
+void
+ngx_chat_bus_subscribed(void *data, u_char *channel, size_t channel_len)
+{
+    ngx_chat_user_t  *u;
+
+    u = ngx_chat_bus_channel_user(channel, channel_len);
+
+    if (u && u->subscribed && !u->listening) {
+        u->listening = 1;
+        ngx_chat_worker->bus_handlers->listening(u);
+    }
+}
+
+
+ngx_uint_t
+ngx_chat_bus_listening(ngx_chat_conn_t *cc)
+{
+    return !ngx_chat_worker->bus_up || (cc->user && cc->user->listening);
 }
 
 
@@ -369,27 +416,13 @@ void
 ngx_chat_bus_message(void *data, u_char *channel, size_t channel_len,
     u_char *msg, size_t len)
 {
-    u_char                *p, *last, *f[3];
-    ngx_str_t              user, device;
-    ngx_int_t              code;
-    ngx_uint_t             i;
-    ngx_chat_user_t       *u;
-    ngx_chat_main_conf_t  *cmcf;
+    u_char           *p, *last, *f[3];
+    ngx_str_t         device;
+    ngx_int_t         code;
+    ngx_uint_t        i;
+    ngx_chat_user_t  *u;
 
-    cmcf = ngx_chat_worker->cmcf;
-
-    if (channel_len <= cmcf->redis_prefix.len + 2
-        || ngx_strncmp(channel, cmcf->redis_prefix.data,
-                       cmcf->redis_prefix.len) != 0
-        || ngx_strncmp(channel + cmcf->redis_prefix.len, "u:", 2) != 0)
-    {
-        return;
-    }
-
-    user.data = channel + cmcf->redis_prefix.len + 2;
-    user.len = channel_len - cmcf->redis_prefix.len - 2;
-
-    u = ngx_chat_bus_find(&user, ngx_crc32_short(user.data, user.len));
+    u = ngx_chat_bus_channel_user(channel, channel_len);
     if (u == NULL) {
         return;
     }
@@ -485,26 +518,13 @@ void
 ngx_chat_bus_deliver_event(ngx_chat_user_t *u, uint64_t event_id,
     ngx_str_t *device, u_char *json, size_t len, ngx_uint_t replay)
 {
-    ngx_uint_t         i, k;
-    ngx_queue_t       *q;
-    ngx_chat_conn_t   *cc, *local[16], **all;
+    ngx_queue_t      *q;
+    ngx_chat_conn_t  *cc;
 
     /*
-     * Delivering may drop a connection (output limit), which may free the
-     * user entry: work on a copy of the list.
+     * Delivering never changes the list: a connection dropped on the way
+     * (output limit) is torn down from a posted event.
      */
-
-    all = local;
-
-    if (u->nconns > 16) {
-        all = ngx_alloc(u->nconns * sizeof(ngx_chat_conn_t *),
-                        ngx_cycle->log);
-        if (all == NULL) {
-            return;
-        }
-    }
-
-    k = 0;
 
     for (q = ngx_queue_head(&u->conns);
          q != ngx_queue_sentinel(&u->conns);
@@ -518,15 +538,8 @@ ngx_chat_bus_deliver_event(ngx_chat_user_t *u, uint64_t event_id,
             continue;
         }
 
-        all[k++] = cc;
-    }
-
-    for (i = 0; i < k; i++) {
-        ngx_chat_session_event(all[i], event_id, json, len, replay);
-    }
-
-    if (all != local) {
-        ngx_free(all);
+        ngx_chat_worker->bus_handlers->event(cc, event_id, json, len,
+                                             replay);
     }
 }
 
@@ -626,7 +639,7 @@ ngx_chat_bus_state(void *data, ngx_uint_t up)
     }
 
     /* whatever was published while we were away is in the inboxes */
-    ngx_chat_session_resync_all();
+    ngx_chat_worker->bus_handlers->resync();
 }
 
 

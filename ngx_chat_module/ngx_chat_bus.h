@@ -12,6 +12,20 @@
 #include "ngx_chat.h"
 
 
+/* what the bus calls above it: the session (set in ngx_chat_worker.c) */
+struct ngx_chat_bus_handlers_s {
+    /* an event for cc's user; replay: published late after an outage */
+    void  (*event)(ngx_chat_conn_t *cc, uint64_t id, u_char *json,
+                   size_t len, ngx_uint_t replay);
+
+    /* u's channel is subscribed: its live events reach the worker now */
+    void  (*listening)(ngx_chat_user_t *u);
+
+    /* the subscriber is back: what was missed meanwhile is in the inboxes */
+    void  (*resync)(void);
+};
+
+
 ngx_int_t ngx_chat_bus_init(ngx_chat_worker_t *w);
 
 /* adds cc to its user's entry, subscribing the user's channel if new */
@@ -50,9 +64,20 @@ void ngx_chat_bus_flush(void);
 /* frees what is left at exit */
 void ngx_chat_bus_exit(void);
 
+/*
+ * Whether the live events of cc's user reach this worker: its channel's
+ * subscription is confirmed, or Redis is down (then inboxes are polled).
+ * A device's first drain waits for it, or an event published between the
+ * drain's read and the subscription would reach the device only on its
+ * next drain.
+ */
+ngx_uint_t ngx_chat_bus_listening(ngx_chat_conn_t *cc);
+
 /* the Redis callbacks */
 void ngx_chat_bus_message(void *data, u_char *channel, size_t channel_len,
     u_char *msg, size_t len);
+void ngx_chat_bus_subscribed(void *data, u_char *channel,
+    size_t channel_len);
 void ngx_chat_bus_state(void *data, ngx_uint_t up);
 
 

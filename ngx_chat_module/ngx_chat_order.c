@@ -26,7 +26,6 @@
 
 #include "ngx_chat.h"
 #include "ngx_chat_order.h"
-#include "ngx_chat_bus.h"
 #include "ngx_chat_jwt.h"
 
 
@@ -56,6 +55,7 @@ typedef struct {
 struct ngx_chat_order_s {
     ngx_event_t              timer;
     ngx_chat_user_t         *user;
+    ngx_chat_order_deliver_pt  deliver;     /* as the last caller gave */
     ngx_msec_t               used;          /* last event or seen */
     ngx_uint_t               nheld;
     ngx_chat_order_chat_t    chats[NGX_CHAT_ORDER_CHATS];
@@ -85,24 +85,18 @@ ngx_chat_order_event(ngx_chat_user_t *u, uint64_t chat, uint64_t seq,
     uint64_t event_id, ngx_str_t *skip, u_char *json, size_t len,
     ngx_uint_t replay, ngx_chat_order_deliver_pt deliver)
 {
-    u_char                  id[NGX_CHAT_ID_MAX];
-    ngx_str_t               user;
     ngx_chat_held_t        *evicted, **etail, *next, **ntail;
     ngx_chat_order_t       *o;
     ngx_chat_order_chat_t  *c;
 
     o = ngx_chat_order_get(u);
 
-    if (o == NULL || skip->len > NGX_CHAT_ID_MAX
-        || u->id.len > NGX_CHAT_ID_MAX)
-    {
+    if (o == NULL || skip->len > NGX_CHAT_ID_MAX) {
         deliver(u, event_id, skip, json, len, replay);
         return;
     }
 
-    user.len = u->id.len;
-    user.data = id;
-    ngx_memcpy(id, u->id.data, u->id.len);
+    o->deliver = deliver;
 
     evicted = NULL;
     etail = &evicted;
@@ -137,21 +131,11 @@ ngx_chat_order_event(ngx_chat_user_t *u, uint64_t chat, uint64_t seq,
 
     /* an evicted chat's events first (another chat: its order is kept) */
 
-    if (evicted) {
-        ngx_chat_order_deliver(u, evicted, deliver);
-
-        u = ngx_chat_bus_user(&user);
-        if (u == NULL) {
-            ngx_chat_order_deliver(NULL, next, deliver);
-            return;
-        }
-    }
+    ngx_chat_order_deliver(u, evicted, deliver);
 
     deliver(u, event_id, skip, json, len, replay);
 
-    if (next) {
-        ngx_chat_order_deliver(ngx_chat_bus_user(&user), next, deliver);
-    }
+    ngx_chat_order_deliver(u, next, deliver);
 }
 
 
@@ -168,6 +152,7 @@ ngx_chat_order_seen(ngx_chat_user_t *u, uint64_t chat, uint64_t seq,
         return;
     }
 
+    o->deliver = deliver;
     out = NULL;
     tail = &out;
 
@@ -423,12 +408,14 @@ ngx_chat_order_timer(ngx_event_t *ev)
 {
     ngx_chat_order_t  *o = ev->data;
 
-    ngx_uint_t              i;
-    ngx_chat_held_t        *out, **tail;
-    ngx_chat_user_t        *u;
-    ngx_chat_order_chat_t  *c;
+    ngx_uint_t                  i;
+    ngx_chat_held_t            *out, **tail;
+    ngx_chat_user_t            *u;
+    ngx_chat_order_chat_t      *c;
+    ngx_chat_order_deliver_pt   deliver;
 
     u = o->user;
+    deliver = o->deliver;
     out = NULL;
     tail = &out;
 
@@ -456,7 +443,7 @@ ngx_chat_order_timer(ngx_event_t *ev)
         ngx_chat_order_arm(o);
     }
 
-    ngx_chat_order_deliver(u, out, ngx_chat_bus_deliver_event);
+    ngx_chat_order_deliver(u, out, deliver);
 }
 
 
@@ -499,45 +486,24 @@ ngx_chat_order_arm(ngx_chat_order_t *o)
 
 
 /*
- * Delivers and frees the out list.  A delivery may close connections and
- * free the user entry (and this state with it): the user is looked up
- * again by a copy of its id before each next one.
+ * Delivers and frees the out list.  A delivery never frees the user entry
+ * (a connection it drops is torn down from a posted event), so u stays
+ * valid throughout.
  */
 static void
 ngx_chat_order_deliver(ngx_chat_user_t *u, ngx_chat_held_t *out,
     ngx_chat_order_deliver_pt deliver)
 {
-    u_char            id[NGX_CHAT_ID_MAX];
-    ngx_str_t         user;
     ngx_chat_held_t  *h;
-
-    if (u == NULL) {
-        /* the user left: nobody to deliver to */
-        while (out) {
-            h = out;
-            out = h->next;
-            ngx_free(h);
-        }
-
-        return;
-    }
-
-    user.len = ngx_min(u->id.len, NGX_CHAT_ID_MAX);
-    user.data = id;
-    ngx_memcpy(id, u->id.data, user.len);
 
     while (out) {
         h = out;
         out = h->next;
 
-        if (u && h->event_id) {
+        if (h->event_id) {
             deliver(u, h->event_id, &h->skip, h->json, h->len, h->replay);
         }
 
         ngx_free(h);
-
-        if (out) {
-            u = ngx_chat_bus_user(&user);
-        }
     }
 }

@@ -28,8 +28,8 @@ typedef void (*ngx_chat_order_deliver_pt)(ngx_chat_user_t *u,
  * A live event of (chat, seq) for user u: delivered now if it is the next
  * seq of its chat (or the first or an old one), else held until the
  * missing ones come or NGX_CHAT_ORDER_HOLD ms pass.  Anything delivered,
- * now or later, goes through deliver, which may free u: nothing is
- * touched after a delivery but through a fresh lookup of the user.
+ * now or later (the timer uses the deliver its last caller gave), goes
+ * through deliver, which must not free u (closes are posted).
  */
 void ngx_chat_order_event(ngx_chat_user_t *u, uint64_t chat, uint64_t seq,
     uint64_t event_id, ngx_str_t *skip, u_char *json, size_t len,

@@ -117,6 +117,7 @@ struct ngx_chat_redis_s {
     ngx_chat_redis_conn_t       sub;
     ngx_log_t                  *log;
     ngx_chat_redis_message_pt   on_message;
+    ngx_chat_redis_subscribed_pt  on_subscribed;
     ngx_chat_redis_state_pt     on_state;
     void                       *data;
     ngx_str_t                   addr;      /* as configured, for logs */
@@ -273,8 +274,9 @@ ngx_chat_redis_parse_addr(ngx_str_t *addr, u_char *host, int *port)
 
 ngx_chat_redis_t *
 ngx_chat_redis_create(ngx_cycle_t *cycle, ngx_str_t *addr,
-    ngx_chat_redis_message_pt on_message, ngx_chat_redis_state_pt on_state,
-    void *data)
+    ngx_chat_redis_message_pt on_message,
+    ngx_chat_redis_subscribed_pt on_subscribed,
+    ngx_chat_redis_state_pt on_state, void *data)
 {
     u_char            *p;
     ngx_chat_redis_t  *rd;
@@ -303,6 +305,7 @@ ngx_chat_redis_create(ngx_cycle_t *cycle, ngx_str_t *addr,
 
     rd->log = cycle->log;
     rd->on_message = on_message;
+    rd->on_subscribed = on_subscribed;
     rd->on_state = on_state;
     rd->data = data;
 
@@ -1211,7 +1214,8 @@ ngx_chat_redis_call_reply(redisAsyncContext *ac, void *r, void *privdata)
 
 /*
  * Every reply on the subscriber arrives here: "message" pushes, the
- * (p)subscribe and unsubscribe confirmations (ignored) and our PONGs.
+ * subscribe confirmations (reported: from then on the channel's messages
+ * reach us), the psubscribe and unsubscribe ones (ignored) and our PONGs.
  */
 
 static void
@@ -1259,6 +1263,16 @@ ngx_chat_redis_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
                            (u_char *) msg->str, msg->len);
         }
 
+        return;
+    }
+
+    if (kind->len == 9
+        && ngx_strncmp(kind->str, "subscribe", 9) == 0
+        && reply->elements == 3
+        && reply->element[1]->type == REDIS_REPLY_STRING)
+    {
+        channel = reply->element[1];
+        rd->on_subscribed(rd->data, (u_char *) channel->str, channel->len);
         return;
     }
 

@@ -25,6 +25,10 @@ typedef struct ngx_chat_redis_s  ngx_chat_redis_t;
 typedef void (*ngx_chat_redis_message_pt)(void *data, u_char *channel,
     size_t channel_len, u_char *msg, size_t len);
 
+/* the subscriber confirmed a SUBSCRIBE: messages of channel come now */
+typedef void (*ngx_chat_redis_subscribed_pt)(void *data, u_char *channel,
+    size_t channel_len);
+
 /* the subscriber connection came up (up = 1) or went down (up = 0) */
 typedef void (*ngx_chat_redis_state_pt)(void *data, ngx_uint_t up);
 
@@ -42,8 +46,9 @@ typedef void (*ngx_chat_redis_reply_pt)(void *data, void *reply);
  * (a second SUBSCRIBE to one channel confuses hiredis 0.14, issue #256).
  */
 ngx_chat_redis_t *ngx_chat_redis_create(ngx_cycle_t *cycle, ngx_str_t *addr,
-    ngx_chat_redis_message_pt on_message, ngx_chat_redis_state_pt on_state,
-    void *data);
+    ngx_chat_redis_message_pt on_message,
+    ngx_chat_redis_subscribed_pt on_subscribed,
+    ngx_chat_redis_state_pt on_state, void *data);
 
 /*
  * NGX_OK when queued on a live subscriber, NGX_DECLINED when it is down,

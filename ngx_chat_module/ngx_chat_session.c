@@ -344,20 +344,29 @@ ngx_chat_session_register_status(ngx_chat_conn_t *cc, ngx_int_t status)
 
     cc->state = NGX_CHAT_CONN_NEW;
 
-    if (status == NGX_CHAT_ST_LIMIT) {
+    switch (status) {
+
+    case NGX_CHAT_ST_OK:
+        ngx_chat_ws_registered(cc, NGX_CHAT_WS_ACCEPT);
+        return;
+
+    case NGX_CHAT_ST_LIMIT:
         ngx_log_error(NGX_LOG_INFO, cc->connection->log, 0,
                       "chat: too many active devices (chat_max_devices %ui)",
                       ngx_chat_worker->cmcf->max_devices);
+        ngx_chat_ws_registered(cc, NGX_CHAT_WS_TOO_MANY);
+        return;
 
-    } else if (status == NGX_CHAT_ST_REVOKED) {
+    case NGX_CHAT_ST_REVOKED:
         ngx_log_error(NGX_LOG_INFO, cc->connection->log, 0,
                       "chat: token issued before the device was removed");
+        ngx_chat_ws_registered(cc, NGX_CHAT_WS_REVOKED);
+        return;
 
-    } else if (status != NGX_CHAT_ST_OK) {
-        status = NGX_ERROR;
+    default:
+        ngx_chat_ws_registered(cc, NGX_CHAT_WS_UNAVAILABLE);
+        return;
     }
-
-    ngx_chat_ws_registered(cc, status);
 }
 
 
@@ -378,6 +387,17 @@ ngx_chat_session_drain(ngx_chat_conn_t *cc)
     }
 
     cmcf = ngx_chat_worker->cmcf;
+
+    if (!ngx_chat_bus_listening(cc)) {
+        /*
+         * Not before the user's channel is subscribed: an event published
+         * between the page's read and the subscription would be missed by
+         * both.  ngx_chat_session_listening() (or the poll) starts it.
+         */
+        cc->need_drain = 1;
+        ngx_chat_worker->retry = 1;
+        return;
+    }
 
     if (cc->inflight && cc->inflight->n >= cmcf->drain_window) {
         cc->drain_wait = 1;
@@ -475,6 +495,25 @@ ngx_chat_session_drained(ngx_chat_conn_t *cc, void *data, PGresult *res,
     }
 
     ngx_chat_session_drain(cc);
+}
+
+
+void
+ngx_chat_session_listening(ngx_chat_user_t *u)
+{
+    ngx_queue_t      *q;
+    ngx_chat_conn_t  *cc;
+
+    for (q = ngx_queue_head(&u->conns);
+         q != ngx_queue_sentinel(&u->conns);
+         q = ngx_queue_next(q))
+    {
+        cc = ngx_queue_data(q, ngx_chat_conn_t, queue);
+
+        if (cc->state == NGX_CHAT_CONN_LIVE && cc->need_drain) {
+            ngx_chat_session_drain(cc);
+        }
+    }
 }
 
 

@@ -40,6 +40,9 @@ ngx_int_t ngx_chat_session_ready(ngx_chat_conn_t *cc);
 /* frees the registrations still waiting (exit_process) */
 void ngx_chat_session_exit(void);
 
+/* u's channel is subscribed: the drains that waited for it start */
+void ngx_chat_session_listening(ngx_chat_user_t *u);
+
 /* drain every connection again (Redis came back) */
 void ngx_chat_session_resync_all(void);
 

@@ -21,6 +21,7 @@
 #include "ngx_chat_store.h"
 #include "ngx_chat_session.h"
 #include "ngx_chat_ws.h"
+#include "ngx_chat_cmd.h"
 
 #include <hiredis/hiredis.h>
 
@@ -30,6 +31,23 @@
 
 
 ngx_chat_worker_t  *ngx_chat_worker;
+
+
+/* the upcalls of the transport and the bus: the one place that wires them */
+
+static const ngx_chat_ws_handlers_t  ngx_chat_worker_ws = {
+    ngx_chat_session_register,
+    ngx_chat_session_open,
+    ngx_chat_cmd_handle,
+    ngx_chat_session_writable,
+    ngx_chat_session_close
+};
+
+static const ngx_chat_bus_handlers_t  ngx_chat_worker_bus = {
+    ngx_chat_session_event,
+    ngx_chat_session_listening,
+    ngx_chat_session_resync_all
+};
 
 
 static void ngx_chat_worker_timer(ngx_event_t *ev, ngx_event_handler_pt h,
@@ -57,6 +75,8 @@ ngx_chat_worker_init(ngx_cycle_t *cycle, ngx_chat_main_conf_t *cmcf)
     w->cycle = cycle;
     w->log = cycle->log;
     w->cmcf = cmcf;
+    w->ws_handlers = &ngx_chat_worker_ws;
+    w->bus_handlers = &ngx_chat_worker_bus;
     ngx_queue_init(&w->conns);
 
     w->scratch_size = NGX_CHAT_SCRATCH_SIZE;
@@ -81,6 +101,7 @@ ngx_chat_worker_init(ngx_cycle_t *cycle, ngx_chat_main_conf_t *cmcf)
 
     w->redis = ngx_chat_redis_create(cycle, &cmcf->redis_addr,
                                      ngx_chat_bus_message,
+                                     ngx_chat_bus_subscribed,
                                      ngx_chat_bus_state, w);
     if (w->redis == NULL) {
         return NGX_ERROR;

@@ -26,8 +26,6 @@
 #include "ngx_chat_utf8.h"
 #include "ngx_chat_auth.h"
 #include "ngx_chat_http.h"
-#include "ngx_chat_session.h"
-#include "ngx_chat_cmd.h"
 #include "ngx_chat_jwt.h"
 
 #include <openssl/sha.h>
@@ -193,7 +191,7 @@ ngx_chat_ws_handler(ngx_http_request_t *r)
      * ngx_chat_ws_registered() has the answer.
      */
 
-    if (ngx_chat_session_register(cc, iat) != NGX_OK) {
+    if (ngx_chat_worker->ws_handlers->reg(cc, iat) != NGX_OK) {
         return ngx_chat_http_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
                                    "unavailable",
                                    "database unavailable, retry later");
@@ -206,7 +204,7 @@ ngx_chat_ws_handler(ngx_http_request_t *r)
 
 
 void
-ngx_chat_ws_registered(ngx_chat_conn_t *cc, ngx_int_t status)
+ngx_chat_ws_registered(ngx_chat_conn_t *cc, ngx_uint_t outcome)
 {
     ngx_int_t            rc;
     ngx_uint_t           code;
@@ -219,7 +217,7 @@ ngx_chat_ws_registered(ngx_chat_conn_t *cc, ngx_int_t status)
     r = c->data;
     ctx = ngx_http_get_module_ctx(r, ngx_chat_module);
 
-    if (status == NGX_CHAT_ST_OK) {
+    if (outcome == NGX_CHAT_WS_ACCEPT) {
         if (ngx_chat_ws_reply_101(cc, &ctx->key) != NGX_OK) {
             ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
             return;
@@ -237,15 +235,15 @@ ngx_chat_ws_registered(ngx_chat_conn_t *cc, ngx_int_t status)
         return;
     }
 
-    switch (status) {
+    switch (outcome) {
 
-    case NGX_CHAT_ST_LIMIT:
+    case NGX_CHAT_WS_TOO_MANY:
         code = NGX_HTTP_FORBIDDEN;
         error = "too_many_devices";
         message = "too many active devices: remove one first";
         break;
 
-    case NGX_CHAT_ST_REVOKED:
+    case NGX_CHAT_WS_REVOKED:
         code = NGX_HTTP_FORBIDDEN;
         error = "device_removed";
         message = "the device was removed: get a new token";
@@ -549,7 +547,7 @@ ngx_chat_ws_start(ngx_chat_conn_t *cc)
         return;
     }
 
-    if (ngx_chat_session_open(cc) != NGX_OK) {
+    if (ngx_chat_worker->ws_handlers->open(cc) != NGX_OK) {
         ngx_chat_ws_close(cc, NGX_CHAT_CLOSE_INTERNAL, "internal error");
         return;
     }
@@ -1015,7 +1013,7 @@ ngx_chat_ws_data(ngx_chat_conn_t *cc, ngx_chat_ws_frame_t *f,
     if (f->fin && !cc->in_message) {
         /* the common case: a whole message in one frame, no copy */
         cc->utf8 = NGX_CHAT_UTF8_ACCEPT;
-        rc = ngx_chat_cmd_handle(cc, payload, len);
+        rc = ngx_chat_worker->ws_handlers->message(cc, payload, len);
         return cc->connection ? rc : NGX_ERROR;
     }
 
@@ -1073,7 +1071,7 @@ ngx_chat_ws_data(ngx_chat_conn_t *cc, ngx_chat_ws_frame_t *f,
     cc->in_message = 0;
     cc->utf8 = NGX_CHAT_UTF8_ACCEPT;
 
-    rc = ngx_chat_cmd_handle(cc, m ? m : (u_char *) "", len);
+    rc = ngx_chat_worker->ws_handlers->message(cc, m ? m : (u_char *) "", len);
 
     if (m) {
         ngx_free(m);
@@ -1339,7 +1337,7 @@ ngx_chat_ws_write_handler(ngx_event_t *wev)
 
     if (cc->state == NGX_CHAT_CONN_CLOSING) {
         /* the teardown that ngx_chat_ws_close() posted; idempotent */
-        ngx_chat_session_close(cc);
+        ngx_chat_worker->ws_handlers->close(cc);
     }
 
     if (wev->timedout) {
@@ -1420,8 +1418,8 @@ ngx_chat_ws_flush(ngx_chat_conn_t *cc)
         return NGX_DONE;
     }
 
-    if (cc->drain_out && cc->state == NGX_CHAT_CONN_LIVE) {
-        ngx_chat_session_writable(cc);
+    if (cc->state == NGX_CHAT_CONN_LIVE) {
+        ngx_chat_worker->ws_handlers->writable(cc);
     }
 
     return NGX_OK;
@@ -1510,7 +1508,7 @@ ngx_chat_ws_finalize(ngx_chat_conn_t *cc)
         return;
     }
 
-    ngx_chat_session_close(cc);
+    ngx_chat_worker->ws_handlers->close(cc);
 
     ngx_queue_remove(&cc->all);
     ngx_chat_worker->nconns--;

@@ -30,6 +30,33 @@
 #define NGX_CHAT_WS_HEADER_MAX         10
 
 
+/*
+ * The layers above the transport plug in here, as nginx's HTTP code sets
+ * r->read_event_handler: ngx_chat_ws.c calls nothing above it by name.
+ * Set once per worker (ngx_chat_worker.c).
+ */
+struct ngx_chat_ws_handlers_s {
+    /* before the upgrade: writes the device row of an authenticated
+     * request (its token issued at iat), then ngx_chat_ws_registered();
+     * NGX_ERROR: could not even start (503) */
+    ngx_int_t  (*reg)(ngx_chat_conn_t *cc, int64_t iat);
+
+    /* the socket is taken over: the session starts; NGX_ERROR: 1011 */
+    ngx_int_t  (*open)(ngx_chat_conn_t *cc);
+
+    /* one whole text message; NGX_OK unless the connection was closed */
+    ngx_int_t  (*message)(ngx_chat_conn_t *cc, u_char *p, size_t len);
+
+    /* the output queue of a live connection is empty again */
+    void       (*writable)(ngx_chat_conn_t *cc);
+
+    /* the connection is closing or closed: stop all it does (idempotent;
+     * called from a posted event or the final close, never inside a
+     * caller's loop) */
+    void       (*close)(ngx_chat_conn_t *cc);
+};
+
+
 ngx_int_t ngx_chat_ws_handler(ngx_http_request_t *r);
 
 /*
@@ -51,12 +78,14 @@ ngx_int_t ngx_chat_ws_send_copy(ngx_chat_conn_t *cc, u_char *p, size_t len);
 void ngx_chat_ws_close(ngx_chat_conn_t *cc, ngx_uint_t code,
     const char *reason);
 
-/*
- * The device row of an upgrade request is written (status NGX_CHAT_ST_OK:
- * the 101 goes out and the socket is taken over), or refused
- * (NGX_CHAT_ST_LIMIT, NGX_CHAT_ST_REVOKED: 403; anything else: 503).
- */
-void ngx_chat_ws_registered(ngx_chat_conn_t *cc, ngx_int_t status);
+/* what became of an upgrade request's registration */
+#define NGX_CHAT_WS_ACCEPT             0   /* 101, then the takeover */
+#define NGX_CHAT_WS_TOO_MANY           1   /* 403 too_many_devices */
+#define NGX_CHAT_WS_REVOKED            2   /* 403 device_removed */
+#define NGX_CHAT_WS_UNAVAILABLE        3   /* 503 unavailable */
+
+/* the registration that handlers->reg started is done: outcome as above */
+void ngx_chat_ws_registered(ngx_chat_conn_t *cc, ngx_uint_t outcome);
 
 /* a callback that held cc (cc->pending) is done with it */
 void ngx_chat_ws_release(ngx_chat_conn_t *cc);

@@ -544,16 +544,17 @@ ngx_chat_test_size(void)
               "field \"limit\" must be a non-negative integer");
     check_err("{\"cursor\":\"\"}", NGX_CHAT_JSON_ETYPE,
               "field \"cursor\" must be a string of digits "
-              "or a non-negative integer");
+              "or an integer");
     check_err("{\"cursor\":\"12a\"}", NGX_CHAT_JSON_ETYPE,
               "field \"cursor\" must be a string of digits "
-              "or a non-negative integer");
+              "or an integer");
     check_err("{\"cursor\":null}", NGX_CHAT_JSON_ETYPE,
               "field \"cursor\" must be a string of digits "
-              "or a non-negative integer");
+              "or an integer");
     check_err("{\"cursor\":\"123456789012345678901\"}",
               NGX_CHAT_JSON_ETYPE,
-              "field \"cursor\" is too long (max 20 digits)");
+              "field \"cursor\" must be an id from 1 to "
+              "9223372036854775807 without leading zeros");
 }
 
 
