@@ -583,6 +583,23 @@ ngx_chat_pg_up(ngx_chat_pg_t *pg)
 }
 
 
+ngx_uint_t
+ngx_chat_pg_want(ngx_chat_pg_t *pg)
+{
+    if (pg == NULL || pg->destroying) {
+        return 0;
+    }
+
+    if (ngx_chat_pg_live(pg)) {
+        return 1;
+    }
+
+    ngx_chat_pg_demand(pg, NULL);
+
+    return 0;
+}
+
+
 void
 ngx_chat_pg_destroy(ngx_chat_pg_t *pg)
 {

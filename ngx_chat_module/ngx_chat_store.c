@@ -362,7 +362,7 @@ ngx_chat_store_send(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd,
 
     st = ngx_chat_worker->store;
 
-    if (!ngx_chat_pg_up(ngx_chat_worker->pg)) {
+    if (!ngx_chat_pg_want(ngx_chat_worker->pg)) {
         return NGX_DECLINED;
     }
 
