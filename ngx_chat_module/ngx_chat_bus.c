@@ -32,6 +32,7 @@
 
 #define NGX_CHAT_BUS_IDENTITY_LEN  (NGX_INT64_LEN * 2 + 1)
 #define NGX_CHAT_BUS_BACKLOG_MAX   (16 * 1024 * 1024)
+#define NGX_CHAT_BUS_SENT_MAX      16384   /* published ids remembered */
 
 
 /*
@@ -59,10 +60,20 @@ static void ngx_chat_bus_kick_local(ngx_chat_user_t *u, ngx_str_t *device,
     ngx_uint_t code, u_char *keep, size_t keep_len);
 static void ngx_chat_bus_resubscribe(ngx_rbtree_node_t *node,
     ngx_rbtree_node_t *sentinel);
-static void ngx_chat_bus_publish(u_char *channel, size_t channel_len,
+static ngx_int_t ngx_chat_bus_publish(u_char *channel, size_t channel_len,
     u_char *msg, size_t len);
 static ngx_chat_user_t *ngx_chat_bus_channel_user(u_char *channel,
     size_t channel_len);
+
+
+/*
+ * The ids of the last NGX_CHAT_BUS_SENT_MAX messages this worker published
+ * (or kept in the backlog), a ring allocated on first use (128 KiB): a
+ * duplicate send is published again only if its message is not here
+ * (ngx_chat_bus_published()).
+ */
+static uint64_t    *ngx_chat_bus_sent;
+static ngx_uint_t   ngx_chat_bus_sent_next;
 
 
 ngx_int_t
@@ -232,7 +243,7 @@ ngx_chat_bus_user(ngx_str_t *id)
 }
 
 
-void
+ngx_int_t
 ngx_chat_bus_publish_event(ngx_str_t *users, ngx_uint_t n, uint64_t event_id,
     ngx_str_t *exclude_user, ngx_str_t *exclude_device, ngx_str_t *order,
     u_char *json, size_t len)
@@ -240,11 +251,12 @@ ngx_chat_bus_publish_event(ngx_str_t *users, ngx_uint_t n, uint64_t event_id,
     u_char      *msg, *p, *body;
     u_char       buf[256];
     size_t       size;
+    ngx_int_t    rc;
     ngx_str_t    channel;
     ngx_uint_t   i, skip;
 
     if (n == 0) {
-        return;
+        return NGX_OK;
     }
 
     size = sizeof("e||||") + NGX_INT64_LEN + exclude_device->len + order->len
@@ -252,8 +264,10 @@ ngx_chat_bus_publish_event(ngx_str_t *users, ngx_uint_t n, uint64_t event_id,
 
     msg = ngx_alloc(size, ngx_cycle->log);
     if (msg == NULL) {
-        return;
+        return NGX_ERROR;
     }
+
+    rc = NGX_OK;
 
     /* two variants: with the sender's device to skip, and without */
 
@@ -265,6 +279,7 @@ ngx_chat_bus_publish_event(ngx_str_t *users, ngx_uint_t n, uint64_t event_id,
         if (ngx_chat_bus_channel(&users[i], buf, sizeof(buf), &channel)
             != NGX_OK)
         {
+            rc = NGX_ERROR;
             continue;
         }
 
@@ -283,14 +298,60 @@ ngx_chat_bus_publish_event(ngx_str_t *users, ngx_uint_t n, uint64_t event_id,
         *p++ = '|';
         p = ngx_cpymem(p, json, len);
 
-        ngx_chat_bus_publish(channel.data, channel.len, msg, p - msg);
+        if (ngx_chat_bus_publish(channel.data, channel.len, msg, p - msg)
+            != NGX_OK)
+        {
+            rc = NGX_ERROR;
+        }
     }
 
     ngx_free(msg);
+
+    return rc;
 }
 
 
-static void
+void
+ngx_chat_bus_published_add(uint64_t id)
+{
+    if (ngx_chat_bus_sent == NULL) {
+        ngx_chat_bus_sent = ngx_calloc(NGX_CHAT_BUS_SENT_MAX
+                                       * sizeof(uint64_t), ngx_cycle->log);
+        if (ngx_chat_bus_sent == NULL) {
+            return;
+        }
+    }
+
+    ngx_chat_bus_sent[ngx_chat_bus_sent_next] = id;
+    ngx_chat_bus_sent_next = (ngx_chat_bus_sent_next + 1)
+                             % NGX_CHAT_BUS_SENT_MAX;
+}
+
+
+/* a linear scan: only duplicate sends ask, and they are rare */
+
+ngx_uint_t
+ngx_chat_bus_published(uint64_t id)
+{
+    ngx_uint_t  i;
+
+    if (ngx_chat_bus_sent == NULL || id == 0) {
+        return 0;
+    }
+
+    for (i = 0; i < NGX_CHAT_BUS_SENT_MAX; i++) {
+        if (ngx_chat_bus_sent[i] == id) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* NGX_OK: handed to Redis or kept in the backlog; NGX_ERROR: dropped */
+
+static ngx_int_t
 ngx_chat_bus_publish(u_char *channel, size_t channel_len, u_char *msg,
     size_t len)
 {
@@ -303,20 +364,20 @@ ngx_chat_bus_publish(u_char *channel, size_t channel_len, u_char *msg,
         && ngx_chat_redis_publish(w->redis, channel, channel_len, msg, len)
            == NGX_OK)
     {
-        return;
+        return NGX_OK;
     }
 
     if (w->backlog_bytes + len > NGX_CHAT_BUS_BACKLOG_MAX) {
         /* the inbox still has it: devices get it on their next drain */
         ngx_log_debug0(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
                        "chat: publish backlog full");
-        return;
+        return NGX_ERROR;
     }
 
     m = ngx_alloc(sizeof(ngx_chat_bus_msg_t) + channel_len + len,
                   ngx_cycle->log);
     if (m == NULL) {
-        return;
+        return NGX_ERROR;
     }
 
     m->channel_len = channel_len;
@@ -325,6 +386,8 @@ ngx_chat_bus_publish(u_char *channel, size_t channel_len, u_char *msg,
 
     ngx_queue_insert_tail(&w->backlog, &m->queue);
     w->backlog_bytes += len;
+
+    return NGX_OK;
 }
 
 
@@ -378,6 +441,11 @@ ngx_chat_bus_exit(void)
     }
 
     w->backlog_bytes = 0;
+
+    if (ngx_chat_bus_sent) {
+        ngx_free(ngx_chat_bus_sent);
+        ngx_chat_bus_sent = NULL;
+    }
 }
 
 
@@ -408,7 +476,7 @@ ngx_chat_bus_kick(ngx_str_t *user, ngx_str_t *device, ngx_uint_t code,
     p = ngx_snprintf(msg, sizeof(msg), "k|%V|%ui|", device, code);
     p = ngx_cpymem(p, ident, klen);
 
-    ngx_chat_bus_publish(channel.data, channel.len, msg, p - msg);
+    (void) ngx_chat_bus_publish(channel.data, channel.len, msg, p - msg);
 }
 
 

@@ -41,11 +41,20 @@ ngx_chat_user_t *ngx_chat_bus_user(ngx_str_t *id);
  * Publishes an event to each user's channel.  The connection of
  * (exclude_user, exclude_device), the sender, does not get it.  order is
  * "<chat>:<seq>" for a newMessage (kept in seq order on the receiving
- * side), empty otherwise.
+ * side), empty otherwise.  NGX_OK when every user's copy went to Redis or
+ * to the backlog, NGX_ERROR when one was dropped.
  */
-void ngx_chat_bus_publish_event(ngx_str_t *users, ngx_uint_t n,
+ngx_int_t ngx_chat_bus_publish_event(ngx_str_t *users, ngx_uint_t n,
     uint64_t event_id, ngx_str_t *exclude_user, ngx_str_t *exclude_device,
     ngx_str_t *order, u_char *json, size_t len);
+
+/*
+ * The worker's memory of the messages it published: _add() records one
+ * (a ring of the last 16384), ngx_chat_bus_published() is 1 if id is
+ * there.
+ */
+void ngx_chat_bus_published_add(uint64_t id);
+ngx_uint_t ngx_chat_bus_published(uint64_t id);
 
 /* hands an event to every connection of u but those of device */
 void ngx_chat_bus_deliver_event(ngx_chat_user_t *u, uint64_t event_id,

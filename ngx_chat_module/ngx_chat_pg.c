@@ -16,7 +16,13 @@
  * prepare, a lost connection or a query that overran its deadline closes
  * the connection and arms a cancelable timer: 100 ms doubling to 5 s, with
  * +-25% jitter, reset to 100 ms once a connection reaches IDLE.  No timer is
- * armed once the worker is exiting.
+ * armed once the worker is exiting.  The backoff is for an idle pool: a
+ * query that finds no connection up (and fails fast) brings the next
+ * reconnect of the slot due first forward to at most 100 ms from then
+ * (ngx_chat_pg_demand(), one attempt at a time), and the first slot to
+ * reach IDLE calls the other slots in backoff back within 100 ms, so that
+ * under load the pool is back within about 100 ms of the server accepting
+ * connections, whatever the backoff had grown to.
  *
  * Nothing here blocks: none of libpq's synchronous calls (the exec,
  * connectdb, ping, cancel and reset families) is used.  A query that
@@ -68,6 +74,7 @@
 
 #define NGX_CHAT_PG_BACKOFF_MIN      100
 #define NGX_CHAT_PG_BACKOFF_MAX      5000
+#define NGX_CHAT_PG_DEMAND_DELAY     100     /* reconnect, queries waiting */
 #define NGX_CHAT_PG_CONNECT_TIMEOUT  10000   /* connect and prepare */
 #define NGX_CHAT_PG_LOG_INTERVAL     30000   /* connect failure logs */
 #define NGX_CHAT_PG_MSG_LEN          512
@@ -170,6 +177,7 @@ static ngx_uint_t ngx_chat_pg_live(ngx_chat_pg_t *pg);
 static ngx_chat_pg_slot_t *ngx_chat_pg_idle(ngx_chat_pg_t *pg);
 static void ngx_chat_pg_dispatch(ngx_chat_pg_t *pg);
 static void ngx_chat_pg_check_down(ngx_chat_pg_t *pg);
+static void ngx_chat_pg_demand(ngx_chat_pg_t *pg, ngx_chat_pg_slot_t *ready);
 static void ngx_chat_pg_query_fail(ngx_chat_pg_query_t *q);
 static void ngx_chat_pg_query_handler(ngx_event_t *ev);
 static void ngx_chat_pg_query_finish(ngx_chat_pg_query_t *q, PGresult *res,
@@ -432,6 +440,7 @@ ngx_chat_pg_query(ngx_chat_pg_t *pg, ngx_uint_t stmt, int nparams,
         ngx_log_debug1(NGX_LOG_DEBUG_EVENT, pg->log, 0,
                        "chat pg: \"%s\" failed fast: no connection",
                        pg->stmts[stmt].name);
+        ngx_chat_pg_demand(pg, NULL);
         return NULL;
     }
 
@@ -571,6 +580,23 @@ ngx_uint_t
 ngx_chat_pg_up(ngx_chat_pg_t *pg)
 {
     return (pg != NULL && !pg->destroying) ? ngx_chat_pg_live(pg) : 0;
+}
+
+
+ngx_uint_t
+ngx_chat_pg_want(ngx_chat_pg_t *pg)
+{
+    if (pg == NULL || pg->destroying) {
+        return 0;
+    }
+
+    if (ngx_chat_pg_live(pg)) {
+        return 1;
+    }
+
+    ngx_chat_pg_demand(pg, NULL);
+
+    return 0;
 }
 
 
@@ -907,7 +933,79 @@ ngx_chat_pg_slot_ready(ngx_chat_pg_slot_t *slot)
     pg->failed = 0;
     pg->nerrs = 0;
 
+    ngx_chat_pg_demand(pg, slot);
+
     ngx_chat_pg_dispatch(pg);
+}
+
+
+/*
+ * Someone waits for the pool.  ready == NULL: a query found no connection
+ * up; the slot in backoff due first reconnects within
+ * NGX_CHAT_PG_DEMAND_DELAY, unless a connect is under way already (one
+ * attempt at a time, and none sooner than that delay after the last one
+ * failed).  ready != NULL: that slot just reached IDLE, the server is
+ * back; every other slot in backoff starts over from the minimum and
+ * reconnects within the delay.
+ */
+
+static void
+ngx_chat_pg_demand(ngx_chat_pg_t *pg, ngx_chat_pg_slot_t *ready)
+{
+    ngx_uint_t           i;
+    ngx_chat_pg_slot_t  *slot, *first;
+
+    if (ngx_exiting || ngx_terminate || pg->destroying) {
+        return;
+    }
+
+    first = NULL;
+
+    for (i = 0; i < pg->nslots; i++) {
+        slot = &pg->slots[i];
+
+        if (ready == NULL && slot->state == NGX_CHAT_PG_CONNECTING) {
+            return;
+        }
+
+        if (slot->state != NGX_CHAT_PG_BACKOFF || !slot->ev.timer_set) {
+            continue;
+        }
+
+        if ((ngx_msec_int_t) (slot->ev.timer.key - ngx_current_msec)
+            <= NGX_CHAT_PG_DEMAND_DELAY)
+        {
+            if (ready == NULL) {
+                /* one is due soon enough */
+                return;
+            }
+
+            continue;
+        }
+
+        if (ready) {
+            slot->backoff = NGX_CHAT_PG_BACKOFF_MIN;
+            ngx_del_timer(&slot->ev);
+            ngx_add_timer(&slot->ev, NGX_CHAT_PG_DEMAND_DELAY);
+            continue;
+        }
+
+        if (first == NULL
+            || (ngx_msec_int_t) (slot->ev.timer.key - first->ev.timer.key)
+               < 0)
+        {
+            first = slot;
+        }
+    }
+
+    if (first) {
+        ngx_log_debug1(NGX_LOG_DEBUG_EVENT, pg->log, 0,
+                       "chat pg: #%ui reconnect sooner: queries wait",
+                       first->id);
+
+        ngx_del_timer(&first->ev);
+        ngx_add_timer(&first->ev, NGX_CHAT_PG_DEMAND_DELAY);
+    }
 }
 
 

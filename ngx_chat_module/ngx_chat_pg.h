@@ -105,6 +105,13 @@ void ngx_chat_pg_query_expire(ngx_chat_pg_query_t *q, ngx_msec_t ms);
 ngx_uint_t ngx_chat_pg_up(ngx_chat_pg_t *pg);
 
 /*
+ * The same for a request that needs the pool now: when nothing is up, the
+ * next reconnect comes within 100 ms whatever the backoff (an idle pool,
+ * asked only by ngx_chat_pg_up(), keeps its backoff).
+ */
+ngx_uint_t ngx_chat_pg_want(ngx_chat_pg_t *pg);
+
+/*
  * For exit_process: closes every connection and frees the pool; pending
  * handlers get NGX_DECLINED, synchronously (ngx_chat_pg_query() returns
  * NULL from inside them).  pg may be NULL.

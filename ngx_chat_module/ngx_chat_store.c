@@ -362,7 +362,7 @@ ngx_chat_store_send(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd,
 
     st = ngx_chat_worker->store;
 
-    if (!ngx_chat_pg_up(ngx_chat_worker->pg)) {
+    if (!ngx_chat_pg_want(ngx_chat_worker->pg)) {
         return NGX_DECLINED;
     }
 
@@ -992,7 +992,7 @@ ngx_chat_store_send_row(ngx_chat_send_t *s, PGresult *res, int row)
     uint64_t           message_id;
     ngx_int_t          status;
     ngx_str_t         *users, order;
-    ngx_uint_t         n, max;
+    ngx_uint_t         n, max, dup;
     ngx_chat_user_t   *u;
 
     status = ngx_atoi((u_char *) PQgetvalue(res, row, 1),
@@ -1030,17 +1030,32 @@ ngx_chat_store_send_row(ngx_chat_send_t *s, PGresult *res, int row)
             max += (*p == ',');
         }
 
-        users = ngx_alloc(max * sizeof(ngx_str_t), ngx_cycle->log);
+        /*
+         * A duplicate comes with the users who have not acked the message
+         * yet; it is published again only if this worker did not publish
+         * it (the first attempt's answer was lost, its worker died before
+         * publishing, or another worker took it): a copy published again
+         * while a device's ack is on its way would reach it twice.
+         */
+        dup = (*PQgetvalue(res, row, 5) == 't');
+
+        users = NULL;
+
+        if (!dup || !ngx_chat_bus_published(message_id)) {
+            users = ngx_alloc(max * sizeof(ngx_str_t), ngx_cycle->log);
+        }
 
         if (users
             && ngx_chat_store_parse_array((u_char *) PQgetvalue(res, row, 7),
                                           PQgetlength(res, row, 7), users,
                                           max, &n)
+               == NGX_OK
+            && ngx_chat_bus_publish_event(users, n, message_id, &s->user,
+                                          &s->device, &order, json,
+                                          PQgetlength(res, row, 6))
                == NGX_OK)
         {
-            ngx_chat_bus_publish_event(users, n, message_id, &s->user,
-                                       &s->device, &order, json,
-                                       PQgetlength(res, row, 6));
+            ngx_chat_bus_published_add(message_id);
         }
 
         if (users) {
