@@ -539,8 +539,18 @@ ngx_chat_cmd_send_message(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd)
         return NGX_ERROR;
     }
 
+    if (rc == NGX_AGAIN) {
+        /*
+         * run again once its attachments are confirmed: the connection's
+         * later commands wait for it (ngx_chat_media_check_step() ends
+         * the turn); without memory for that, they do not
+         */
+        (void) ngx_chat_cmdq_start(cc);
+        return NGX_OK;
+    }
+
     if (rc != NGX_OK) {
-        /* answered (NGX_DECLINED), or run again later (NGX_AGAIN) */
+        /* answered */
         return NGX_OK;
     }
 

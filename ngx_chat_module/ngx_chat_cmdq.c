@@ -20,7 +20,10 @@
  *
  * What waits is kept as the command's text in a FIFO of the connection
  * and run in its turn through ngx_chat_cmd_handle_again() (admitted once,
- * so not counted against chat_command_rate again).  The FIFO lives in an
+ * so not counted against chat_command_rate again).  A sendMessage whose
+ * S3 attachments are being confirmed first (ngx_chat_media_cmd.c) holds
+ * the turn like a barrier until it runs again, so that it keeps its place
+ * too.  The FIFO lives in an
  * ngx_chat_cmdq_t that exists only while a barrier runs or something
  * waits (cc->cmdq, else NULL): a connection that only sends pays a
  * pointer and a counter, and one test per send.  Each kept command holds
@@ -133,6 +136,23 @@ ngx_chat_cmdq_start(ngx_chat_conn_t *cc)
     q->running = 1;
 
     return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_chat_cmdq_again(ngx_chat_conn_t *cc, u_char *p, size_t len)
+{
+    ngx_int_t         rc;
+    ngx_chat_conn_t  *current;
+
+    current = ngx_chat_cmdq_current;
+    ngx_chat_cmdq_current = cc;
+
+    rc = ngx_chat_cmd_handle_again(cc, p, len);
+
+    ngx_chat_cmdq_current = current;
+
+    return rc;
 }
 
 

@@ -34,6 +34,13 @@ ngx_int_t ngx_chat_cmdq_admit(ngx_chat_conn_t *cc, ngx_uint_t kind,
  */
 ngx_int_t ngx_chat_cmdq_start(ngx_chat_conn_t *cc);
 
+/*
+ * The command that holds the connection's turn (after
+ * ngx_chat_cmdq_start(), e.g. a sendMessage whose attachments were being
+ * confirmed) runs again: it is not kept behind the others.
+ */
+ngx_int_t ngx_chat_cmdq_again(ngx_chat_conn_t *cc, u_char *p, size_t len);
+
 /* the barrier's statement returned (or did not go out after all) */
 void ngx_chat_cmdq_done(ngx_chat_conn_t *cc);
 

@@ -68,13 +68,13 @@ sub pipeline {
 # the messages of this try in bob's inbox, by their number
 sub inbox_of {
     my ($tag) = @_;
-    my $out = $t->psql("SELECT m.body FROM inbox i JOIN messages m"
+    my @rows = $t->psql("SELECT m.body FROM inbox i JOIN messages m"
         . " ON m.chat_id = i.chat_id AND m.id = i.event_id"
         . " WHERE i.user_id = 'bob' AND i.device_id = 'phone'"
         . " AND i.kind = 1 AND i.chat_id = $chat"
         . " AND m.body LIKE '$tag-%'");
     return join ',', sort { $a <=> $b }
-        map { /-(\d+)$/ ? $1 : () } split /\n/, $out;
+        map { /-(\d+)$/ ? $1 : () } @rows;
 }
 
 # bob's live newMessage events of this try, until he has $n of them
