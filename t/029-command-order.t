@@ -129,6 +129,25 @@ is $unanswered{b}, 0, "(b) every one of the 41 commands answered ok";
 is $bad{b}, 0, "(b) added before message 20: bob receives exactly 20-40"
     . " in each of $tries tries" . ($first{b} ? " (first bad: $first{b})" : '');
 
+# a connection that closes with commands still waiting for their turn:
+# they are dropped, and the worker goes on (no alert, the sends below)
+
+{
+    my $tablet = $t->client('alice', 'tablet');
+    my $bytes = '';
+    for my $k (1 .. 30) {
+        my $j = $k == 10
+            ? { type => 'modifyChatParticipants', id => "gone-op",
+                chatId => $chat, userId => 'dave', operation => 'ADD' }
+            : { type => 'sendMessage', id => "gone-$k", chatId => $chat,
+                clientMessageId => "gone-$k", message => "gone-$k" };
+        $bytes .= ChatTest::WS::encode_frame(ChatTest::WS::OP_TEXT(),
+            $JSON->encode($j));
+    }
+    ok $tablet->send_raw($bytes), 'a pipeline written, then the close';
+    $tablet->disconnect;
+}
+
 # plain sends still go (nothing is left waiting after the tries)
 
 my @ids;
