@@ -41,6 +41,7 @@ typedef struct ngx_chat_worker_s  ngx_chat_worker_t;
 typedef struct ngx_chat_conn_s    ngx_chat_conn_t;
 typedef struct ngx_chat_user_s    ngx_chat_user_t;
 typedef struct ngx_chat_order_s   ngx_chat_order_t;
+typedef struct ngx_chat_cmdq_s    ngx_chat_cmdq_t;
 typedef struct ngx_chat_out_s     ngx_chat_out_t;
 typedef struct ngx_chat_pg_s      ngx_chat_pg_t;
 typedef struct ngx_chat_redis_s   ngx_chat_redis_t;
@@ -166,6 +167,8 @@ struct ngx_chat_conn_s {
     ngx_uint_t               pending;           /* callbacks outstanding */
     uint64_t                 serial;            /* connection identity */
     ngx_chat_limit_t         limit;             /* chat_command_rate */
+    ngx_chat_cmdq_t         *cmdq;              /* commands kept for order,
+                                                   or NULL (ngx_chat_cmdq.c) */
 
     unsigned                 state:3;           /* ngx_chat_conn_state_e */
     unsigned                 msg_opcode:4;      /* of the fragmented msg */
@@ -185,6 +188,8 @@ struct ngx_chat_conn_s {
     unsigned                 sending:1;         /* a send batch is out */
     unsigned                 batching:1;        /* in the batch being built */
     unsigned                 has_busy:1;        /* a send came back busy */
+
+    uint32_t                 nsends;            /* sends in the store */
 };
 
 

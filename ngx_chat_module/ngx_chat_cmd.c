@@ -18,6 +18,7 @@
 #include "ngx_chat_ws.h"
 #include "ngx_chat_media.h"
 #include "ngx_chat_limit.h"
+#include "ngx_chat_cmdq.h"
 
 
 /* getChats: chats per page by default, and the most a client may ask */
@@ -32,6 +33,7 @@ typedef ngx_int_t (*ngx_chat_cmd_pt)(ngx_chat_conn_t *cc,
 typedef struct {
     ngx_str_t                name;
     ngx_chat_cmd_pt          handler;
+    ngx_uint_t               order;         /* NGX_CHAT_CMDQ_* */
 } ngx_chat_cmd_def_t;
 
 
@@ -41,6 +43,7 @@ typedef struct {
     unsigned                 id_is_number:1;
     unsigned                 has_id:1;
     ngx_str_t                arg;           /* e.g. the removed device */
+    ngx_chat_store_done_pt   done;          /* of a barrier (cmdq) */
     u_char                   data[1];
 } ngx_chat_cmd_req_t;
 
@@ -68,6 +71,8 @@ static void ngx_chat_cmd_listed(ngx_chat_conn_t *cc, void *data,
     PGresult *res, ngx_int_t rc);
 static void ngx_chat_cmd_removed(ngx_chat_conn_t *cc, void *data,
     PGresult *res, ngx_int_t rc);
+static void ngx_chat_cmd_barrier_done(ngx_chat_conn_t *cc, void *data,
+    PGresult *res, ngx_int_t rc);
 
 static ngx_chat_cmd_req_t *ngx_chat_cmd_req(ngx_chat_cmd_t *cmd,
     ngx_str_t *arg);
@@ -90,15 +95,21 @@ static ngx_int_t ngx_chat_cmd_limit(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd,
     ngx_int_t limited, uint32_t retry);
 
 
+/* the order of commands: see ngx_chat_cmdq.c */
 static ngx_chat_cmd_def_t  ngx_chat_cmds[] = {
-    { ngx_string("ping"), ngx_chat_cmd_ping },
-    { ngx_string("sendMessage"), ngx_chat_cmd_send_message },
-    { ngx_string("ack"), ngx_chat_cmd_ack },
-    { ngx_string("createChat"), ngx_chat_cmd_create_chat },
-    { ngx_string("modifyChatParticipants"), ngx_chat_cmd_modify },
-    { ngx_string("getChats"), ngx_chat_cmd_get_chats },
-    { ngx_string("removeDevice"), ngx_chat_cmd_remove_device },
-    { ngx_null_string, NULL }
+    { ngx_string("ping"), ngx_chat_cmd_ping, NGX_CHAT_CMDQ_FREE },
+    { ngx_string("sendMessage"), ngx_chat_cmd_send_message,
+      NGX_CHAT_CMDQ_SEND },
+    { ngx_string("ack"), ngx_chat_cmd_ack, NGX_CHAT_CMDQ_FREE },
+    { ngx_string("createChat"), ngx_chat_cmd_create_chat,
+      NGX_CHAT_CMDQ_BARRIER },
+    { ngx_string("modifyChatParticipants"), ngx_chat_cmd_modify,
+      NGX_CHAT_CMDQ_BARRIER },
+    { ngx_string("getChats"), ngx_chat_cmd_get_chats,
+      NGX_CHAT_CMDQ_BARRIER },
+    { ngx_string("removeDevice"), ngx_chat_cmd_remove_device,
+      NGX_CHAT_CMDQ_BARRIER },
+    { ngx_null_string, NULL, NGX_CHAT_CMDQ_FREE }
 };
 
 
@@ -202,6 +213,21 @@ ngx_chat_cmd_handle(ngx_chat_conn_t *cc, u_char *p, size_t len)
                                "unknown command type");
         ngx_free(arena);
         return n;
+    }
+
+    /* in the order the connection sent it, or kept for later */
+
+    n = ngx_chat_cmdq_admit(cc, def->order, p, len);
+
+    if (n != NGX_DECLINED) {
+        ngx_free(arena);
+
+        return n == NGX_OK ? NGX_OK
+                           : ngx_chat_cmd_error(cc, cmd.present & NGX_CHAT_F_ID
+                                                    ? cmd.id.data : NULL,
+                                                cmd.id.len, cmd.id_is_number,
+                                                "internal_error",
+                                                "out of memory");
     }
 
     n = def->handler(cc, &cmd);
@@ -513,8 +539,18 @@ ngx_chat_cmd_send_message(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd)
         return NGX_ERROR;
     }
 
+    if (rc == NGX_AGAIN) {
+        /*
+         * run again once its attachments are confirmed: the connection's
+         * later commands wait for it (ngx_chat_media_check_step() ends
+         * the turn); without memory for that, they do not
+         */
+        (void) ngx_chat_cmdq_start(cc);
+        return NGX_OK;
+    }
+
     if (rc != NGX_OK) {
-        /* answered (NGX_DECLINED), or run again later (NGX_AGAIN) */
+        /* answered */
         return NGX_OK;
     }
 
@@ -941,7 +977,24 @@ ngx_chat_cmd_query(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd, ngx_uint_t stmt,
                                   "out of memory");
     }
 
-    if (ngx_chat_store_query(cc, stmt, n, values, done, req) != NGX_OK) {
+    /*
+     * Every command that runs a statement here is a barrier: the
+     * connection's later commands wait until it returns (ngx_chat_cmdq.c)
+     */
+
+    req->done = done;
+
+    if (ngx_chat_cmdq_start(cc) != NGX_OK) {
+        ngx_free(req);
+        return ngx_chat_cmd_error(cc, NULL, 0, 0, "internal_error",
+                                  "out of memory");
+    }
+
+    if (ngx_chat_store_query(cc, stmt, n, values, ngx_chat_cmd_barrier_done,
+                             req)
+        != NGX_OK)
+    {
+        ngx_chat_cmdq_done(cc);
         ngx_free(req);
         return ngx_chat_cmd_error(cc, cmd->present & NGX_CHAT_F_ID
                                       ? cmd->id.data : NULL,
@@ -951,6 +1004,19 @@ ngx_chat_cmd_query(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd, ngx_uint_t stmt,
     }
 
     return NGX_OK;
+}
+
+
+/* a barrier's statement returned: its own callback, then the next ones */
+static void
+ngx_chat_cmd_barrier_done(ngx_chat_conn_t *cc, void *data, PGresult *res,
+    ngx_int_t rc)
+{
+    ngx_chat_cmd_req_t  *req = data;
+
+    req->done(cc, data, res, rc);
+
+    ngx_chat_cmdq_done(cc);
 }
 
 

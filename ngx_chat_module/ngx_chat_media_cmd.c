@@ -23,6 +23,7 @@
 #include "ngx_chat_ws.h"
 #include "ngx_chat_pg.h"
 #include "ngx_chat_jwt.h"
+#include "ngx_chat_cmdq.h"
 
 
 /* a sendMessage waiting for its S3 uploads to be confirmed */
@@ -890,12 +891,15 @@ ngx_chat_media_check_step(ngx_chat_media_check_t *ck)
 
     if (ngx_chat_conn_active(cc)) {
         ngx_chat_media_rerun = cc;
-        (void) ngx_chat_cmd_handle_again(cc, ck->text, ck->len);
+        (void) ngx_chat_cmdq_again(cc, ck->text, ck->len);
         ngx_chat_media_rerun = NULL;
     }
 
     ngx_free(ck->text);
     ngx_free(ck);
+
+    /* the connection's later commands may run now (ngx_chat_cmdq.c) */
+    ngx_chat_cmdq_done(cc);
 
     ngx_chat_ws_release(cc);
 }

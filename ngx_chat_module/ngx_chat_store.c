@@ -33,6 +33,7 @@
 #include "ngx_chat_jwt.h"
 #include "ngx_chat_json.h"
 #include "ngx_chat_order.h"
+#include "ngx_chat_cmdq.h"
 
 
 typedef struct {
@@ -405,6 +406,7 @@ ngx_chat_store_send(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd,
     s->cc = cc;
     s->deadline = ngx_current_msec + ngx_chat_worker->cmcf->db_timeout;
     cc->pending++;
+    cc->nsends++;
 
     ngx_queue_insert_tail(&st->sends, &s->queue);
     st->nsends++;
@@ -894,6 +896,12 @@ ngx_chat_store_send_free(ngx_chat_send_t *s)
     ngx_chat_store_t  *st;
 
     if (s->cc) {
+        /* a command kept behind the connection's sends may go now */
+
+        if (--s->cc->nsends == 0 && s->cc->cmdq) {
+            ngx_chat_cmdq_sent(s->cc);
+        }
+
         ngx_chat_ws_release(s->cc);
     }
 
