@@ -129,12 +129,21 @@ typedef enum {
 #define ngx_chat_conn_active(cc)  ((cc)->state < NGX_CHAT_CONN_CLOSING)
 
 
-/* an id set: event ids in flight, recently acked; malloc'd, lazily */
+/*
+ * An id set: event ids in flight and, marked NGX_CHAT_IDS_ACKED, recently
+ * acked ones (a live copy of an event the drain delivered can arrive after
+ * the device acked it); malloc'd, lazily, freed a moment after all are
+ * acked (ngx_chat_session.c).
+ */
 typedef struct {
     ngx_uint_t               n;
+    ngx_uint_t               nacked;            /* marked acked, of n */
     ngx_uint_t               cap;
+    ngx_msec_t               acked_at;          /* when nacked reached n */
     uint64_t                 ids[1];
 } ngx_chat_ids_t;
+
+#define NGX_CHAT_IDS_ACKED  ((uint64_t) 1 << 63)
 
 
 struct ngx_chat_conn_s {
@@ -188,6 +197,7 @@ struct ngx_chat_conn_s {
     unsigned                 sending:1;         /* a send batch is out */
     unsigned                 batching:1;        /* in the batch being built */
     unsigned                 has_busy:1;        /* a send came back busy */
+    unsigned                 lingering:1;       /* in worker->linger */
 
     uint32_t                 nsends;            /* sends in the store */
 };
@@ -239,6 +249,10 @@ struct ngx_chat_worker_s {
     ngx_event_t              poll;              /* inbox polling */
     ngx_event_t              touch;             /* device last_seen */
     ngx_event_t              reg_flush;         /* batched registrations */
+
+    ngx_chat_conn_t        **linger;            /* acked sets, kept */
+    ngx_uint_t               nlinger;
+    ngx_uint_t               linger_cap;
 
     ngx_chat_reg_t          *regs;              /* waiting to register */
     ngx_uint_t               nregs;

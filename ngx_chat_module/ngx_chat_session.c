@@ -12,8 +12,10 @@
  * events, at most chat_drain_window of them unacked at a time.
  *
  * Exactly once in normal operation: cc->inflight holds the ids delivered
- * on this connection and not acked yet; an event already in it is not sent
- * again, whether it comes from the drain or live.  While a drain runs, a
+ * on this connection and not acked yet, and for NGX_CHAT_ACK_LINGER ms the
+ * acked ones (the live copy of an event that the drain delivered may come
+ * after the ack); an event already in it is not sent again, whether it
+ * comes from the drain or live.  While a drain runs, a
  * live event beyond the drain position (cc->cursor) is left to the drain,
  * which keeps the order of each chat; one at or below it (a transaction
  * that committed late) is delivered at once unless already in flight.
@@ -36,6 +38,12 @@
 
 #define NGX_CHAT_REG_BATCH  500
 
+/* how long acked ids are kept, and for how many connections at most */
+#define NGX_CHAT_ACK_LINGER      1000
+#define NGX_CHAT_LINGER_MAX      65536
+
+#define ngx_chat_ids_unacked(set)  ((set) ? (set)->n - (set)->nacked : 0)
+
 
 /* registrations sent in one statement */
 typedef struct {
@@ -46,6 +54,8 @@ typedef struct {
 
 static void ngx_chat_session_reg_flush(ngx_event_t *ev);
 static void ngx_chat_session_reg_shift(ngx_chat_worker_t *w, ngx_uint_t n);
+static void ngx_chat_session_linger(ngx_chat_conn_t *cc);
+static void ngx_chat_session_unlinger(void);
 static void ngx_chat_session_reg_done(ngx_chat_conn_t *unused, void *data,
     PGresult *res, ngx_int_t rc);
 static void ngx_chat_session_registered(ngx_chat_reg_batch_t *b,
@@ -399,7 +409,7 @@ ngx_chat_session_drain(ngx_chat_conn_t *cc)
         return;
     }
 
-    if (cc->inflight && cc->inflight->n >= cmcf->drain_window) {
+    if (ngx_chat_ids_unacked(cc->inflight) >= cmcf->drain_window) {
         cc->drain_wait = 1;
         return;
     }
@@ -591,23 +601,112 @@ ngx_chat_session_acked(ngx_chat_conn_t *cc, uint64_t *ids, ngx_uint_t n)
         for (i = 0; i < n; i++) {
             for (k = 0; k < set->n; k++) {
                 if (set->ids[k] == ids[i]) {
-                    set->ids[k] = set->ids[--set->n];
+                    set->ids[k] |= NGX_CHAT_IDS_ACKED;
+                    set->nacked++;
                     break;
                 }
             }
         }
 
-        if (set->n == 0) {
-            ngx_free(set);
-            cc->inflight = NULL;
+        if (set->nacked == set->n) {
+            ngx_chat_session_linger(cc);
         }
     }
 
     if (cc->drain_wait
-        && (cc->inflight == NULL
-            || cc->inflight->n <= ngx_chat_worker->cmcf->drain_window / 2))
+        && ngx_chat_ids_unacked(cc->inflight)
+           <= ngx_chat_worker->cmcf->drain_window / 2)
     {
         ngx_chat_session_drain(cc);
+    }
+}
+
+
+/*
+ * Every id of cc's set is acked: the set is kept NGX_CHAT_ACK_LINGER ms
+ * more (ngx_chat_session_unlinger frees it), on a worker-wide list so
+ * that an idle connection pays nothing once it has gone.
+ */
+static void
+ngx_chat_session_linger(ngx_chat_conn_t *cc)
+{
+    ngx_uint_t          cap;
+    ngx_chat_conn_t   **list;
+    ngx_chat_worker_t  *w;
+
+    w = ngx_chat_worker;
+    cc->inflight->acked_at = ngx_current_msec;
+
+    if (cc->lingering) {
+        return;
+    }
+
+    if (w->nlinger == w->linger_cap) {
+        cap = ngx_min(ngx_max(w->linger_cap * 2, 64), NGX_CHAT_LINGER_MAX);
+        list = NULL;
+
+        if (cap > w->linger_cap) {
+            list = ngx_alloc(cap * sizeof(ngx_chat_conn_t *),
+                             ngx_cycle->log);
+        }
+
+        if (list == NULL) {
+            /* no room to keep it: what it guards against is rare */
+            ngx_free(cc->inflight);
+            cc->inflight = NULL;
+            return;
+        }
+
+        if (w->linger) {
+            ngx_memcpy(list, w->linger,
+                       w->nlinger * sizeof(ngx_chat_conn_t *));
+            ngx_free(w->linger);
+        }
+
+        w->linger = list;
+        w->linger_cap = cap;
+    }
+
+    w->linger[w->nlinger++] = cc;
+    cc->lingering = 1;
+    cc->pending++;
+}
+
+
+/* periodic: frees the acked sets kept long enough */
+static void
+ngx_chat_session_unlinger(void)
+{
+    ngx_uint_t          i;
+    ngx_chat_ids_t     *set;
+    ngx_chat_conn_t    *cc;
+    ngx_chat_worker_t  *w;
+
+    w = ngx_chat_worker;
+
+    for (i = 0; i < w->nlinger; /* void */) {
+        cc = w->linger[i];
+        set = cc->inflight;
+
+        if (ngx_chat_conn_active(cc) && set && set->nacked == set->n
+            && (ngx_msec_int_t) (ngx_current_msec - set->acked_at)
+               < NGX_CHAT_ACK_LINGER)
+        {
+            i++;
+            continue;
+        }
+
+        /* kept long enough, in use again (it comes back when all are
+         * acked), or closed */
+
+        if (set && set->nacked == set->n) {
+            ngx_free(set);
+            cc->inflight = NULL;
+        }
+
+        w->linger[i] = w->linger[--w->nlinger];
+        cc->lingering = 0;
+        ngx_chat_ws_release(cc);
     }
 }
 
@@ -625,7 +724,7 @@ ngx_chat_session_has(ngx_chat_conn_t *cc, uint64_t id)
     }
 
     for (k = 0; k < set->n; k++) {
-        if (set->ids[k] == id) {
+        if ((set->ids[k] & ~NGX_CHAT_IDS_ACKED) == id) {
             return 1;
         }
     }
@@ -637,11 +736,23 @@ ngx_chat_session_has(ngx_chat_conn_t *cc, uint64_t id)
 static void
 ngx_chat_session_add(ngx_chat_conn_t *cc, uint64_t id)
 {
-    ngx_uint_t       cap, max;
+    ngx_uint_t       i, k, cap, max;
     ngx_chat_ids_t  *set, *old;
 
     set = cc->inflight;
     max = NGX_CHAT_INFLIGHT_MAX(ngx_chat_worker->cmcf);
+
+    if (set && set->n == set->cap && set->nacked) {
+        /* full: the acked ones go first */
+        for (k = 0, i = 0; i < set->n; i++) {
+            if (!(set->ids[i] & NGX_CHAT_IDS_ACKED)) {
+                set->ids[k++] = set->ids[i];
+            }
+        }
+
+        set->n = k;
+        set->nacked = 0;
+    }
 
     if (set && set->n < set->cap) {
         set->ids[set->n++] = id;
@@ -664,10 +775,14 @@ ngx_chat_session_add(ngx_chat_conn_t *cc, uint64_t id)
 
     set->cap = cap;
     set->n = 0;
+    set->nacked = 0;
+    set->acked_at = 0;
 
     if (old) {
         ngx_memcpy(set->ids, old->ids, old->n * sizeof(uint64_t));
         set->n = old->n;
+        set->nacked = old->nacked;
+        set->acked_at = old->acked_at;
         ngx_free(old);
     }
 
@@ -676,7 +791,7 @@ ngx_chat_session_add(ngx_chat_conn_t *cc, uint64_t id)
 }
 
 
-/* at worker exit: what waits to register is dropped */
+/* at worker exit: what waits to register, and acked sets kept, go */
 void
 ngx_chat_session_exit(void)
 {
@@ -704,6 +819,19 @@ ngx_chat_session_exit(void)
     w->regs = NULL;
     w->nregs = 0;
     w->regs_cap = 0;
+
+    for (i = 0; i < w->nlinger; i++) {
+        w->linger[i]->lingering = 0;
+        ngx_chat_ws_release(w->linger[i]);
+    }
+
+    if (w->linger) {
+        ngx_free(w->linger);
+    }
+
+    w->linger = NULL;
+    w->nlinger = 0;
+    w->linger_cap = 0;
 }
 
 
@@ -735,6 +863,8 @@ ngx_chat_session_poll(void)
      * Walking every connection each second would cost an idle worker with
      * 100 000 connections real CPU: only after something failed.
      */
+
+    ngx_chat_session_unlinger();
 
     if (ngx_chat_worker->retry) {
         ngx_chat_worker->retry = 0;

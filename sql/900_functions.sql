@@ -1036,7 +1036,7 @@ BEGIN
 
     /* the device's tokens issued until now no longer connect */
     UPDATE devices
-       SET tokens_before = extract(epoch FROM now())::bigint
+       SET tokens_before = floor(extract(epoch FROM now()))::bigint
      WHERE user_id = p_user AND device_id = p_device;
 
     PERFORM chat_delete_inbox(k.users, k.devices, k.events)

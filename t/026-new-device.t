@@ -92,9 +92,11 @@ is $st, 403, 'a token without iat: 403';
 
 my $new = $t->token(user => 'bob', device => 'tablet',
     claims => { iat => int(time) + 1 });
-my $tablet2 = ChatTest::WS->connect($t, token => $new);
+my ($tablet2, $st2, $h2, $body2) = ChatTest::WS->try_connect($t,
+    token => $new);
 ok $tablet2 && $tablet2->cmd('ping')->{ok},
-    'a token issued after the removal connects';
+    'a token issued after the removal connects'
+    or BAIL_OUT('refused: ' . ($st2 // 'none') . ' ' . ($body2 // ''));
 my $c = $alice->cmd('createChat', participants => ['bob'], name => 'rv');
 my $s = $alice->cmd('sendMessage', chatId => $c->{chatId},
     clientMessageId => 'rv', message => 'back');
