@@ -49,6 +49,17 @@ typedef struct ngx_chat_redis_s   ngx_chat_redis_t;
 /* what a lower layer calls above it, set once per worker (worker.c) */
 typedef struct ngx_chat_ws_handlers_s   ngx_chat_ws_handlers_t;
 typedef struct ngx_chat_bus_handlers_s  ngx_chat_bus_handlers_t;
+typedef struct ngx_chat_store_handlers_s  ngx_chat_store_handlers_t;
+typedef struct ngx_chat_cmd_plugin_s    ngx_chat_cmd_plugin_t;
+
+/*
+ * A feature's filter of each event delivered to cc (media: signed URLs for
+ * the attachments): NGX_OK, *out (ngx_alloc()ed) is sent instead;
+ * NGX_DECLINED: json is sent as it is.
+ */
+typedef ngx_int_t (*ngx_chat_render_pt)(ngx_chat_conn_t *cc, u_char *json,
+    size_t len, u_char **out, size_t *out_len);
+
 
 
 /* a connection waiting for its device row (ngx_chat_session.c) */
@@ -224,6 +235,9 @@ struct ngx_chat_worker_s {
 
     const ngx_chat_ws_handlers_t   *ws_handlers;   /* session, commands */
     const ngx_chat_bus_handlers_t  *bus_handlers;  /* session */
+    const ngx_chat_store_handlers_t  *store_handlers;  /* commands */
+    const ngx_chat_cmd_plugin_t  *cmd_plugin;      /* media, or NULL */
+    ngx_chat_render_pt       render;            /* media, or NULL */
 
     ngx_rbtree_t             users;             /* ngx_chat_user_t */
     ngx_rbtree_node_t        users_sentinel;

@@ -16,7 +16,6 @@
 #include "ngx_chat_session.h"
 #include "ngx_chat_bus.h"
 #include "ngx_chat_ws.h"
-#include "ngx_chat_media.h"
 #include "ngx_chat_limit.h"
 #include "ngx_chat_cmdq.h"
 
@@ -24,17 +23,6 @@
 /* getChats: chats per page by default, and the most a client may ask */
 #define NGX_CHAT_CMD_CHATS_PAGE      50
 #define NGX_CHAT_CMD_CHATS_PAGE_MAX  100
-
-
-typedef ngx_int_t (*ngx_chat_cmd_pt)(ngx_chat_conn_t *cc,
-    ngx_chat_cmd_t *cmd);
-
-
-typedef struct {
-    ngx_str_t                name;
-    ngx_chat_cmd_pt          handler;
-    ngx_uint_t               order;         /* NGX_CHAT_CMDQ_* */
-} ngx_chat_cmd_def_t;
 
 
 /* a command waiting for PostgreSQL: the request id, and what it needs */
@@ -113,12 +101,39 @@ static ngx_chat_cmd_def_t  ngx_chat_cmds[] = {
 };
 
 
-/* the command being run is one that was admitted before (see _again) */
-static ngx_uint_t  ngx_chat_cmd_admitted;
+/* the command of that type in a table, or NULL */
+static ngx_chat_cmd_def_t *
+ngx_chat_cmd_find(ngx_chat_cmd_def_t *def, ngx_chat_json_str_t *type)
+{
+    for ( /* void */ ; def->handler; def++) {
+        if (def->name.len == type->len
+            && ngx_strncmp(def->name.data, type->data, type->len) == 0)
+        {
+            return def;
+        }
+    }
+
+    return NULL;
+}
 
 
 ngx_int_t
 ngx_chat_cmd_handle(ngx_chat_conn_t *cc, u_char *p, size_t len)
+{
+    return ngx_chat_cmd_handle_ex(cc, p, len, 0);
+}
+
+
+ngx_int_t
+ngx_chat_cmd_handle_again(ngx_chat_conn_t *cc, u_char *p, size_t len)
+{
+    return ngx_chat_cmd_handle_ex(cc, p, len, NGX_CHAT_CMD_ADMITTED);
+}
+
+
+ngx_int_t
+ngx_chat_cmd_handle_ex(ngx_chat_conn_t *cc, u_char *p, size_t len,
+    uint32_t flags)
 {
     int                  rc;
     void                *arena;
@@ -134,7 +149,7 @@ ngx_chat_cmd_handle(ngx_chat_conn_t *cc, u_char *p, size_t len)
     limited = NGX_CHAT_LIMIT_OK;
     retry = 0;
 
-    if (!ngx_chat_cmd_admitted) {
+    if (!(flags & NGX_CHAT_CMD_ADMITTED)) {
         limited = ngx_chat_limit_take(&cc->limit,
                                       &ngx_chat_worker->cmcf->command_rate,
                                       (uint32_t) ngx_current_msec, &retry);
@@ -160,7 +175,7 @@ ngx_chat_cmd_handle(ngx_chat_conn_t *cc, u_char *p, size_t len)
     rc = ngx_chat_json_parse_cmd(p, len, &cmd, arena, size, err, sizeof(err));
 
     if (limited != NGX_CHAT_LIMIT_OK
-        || (!ngx_chat_cmd_admitted && rc == NGX_CHAT_JSON_OK
+        || (!(flags & NGX_CHAT_CMD_ADMITTED) && rc == NGX_CHAT_JSON_OK
             && (cmd.present & NGX_CHAT_F_TYPE)))
     {
         /* refused by the rate, or too many commands in flight */
@@ -191,22 +206,16 @@ ngx_chat_cmd_handle(ngx_chat_conn_t *cc, u_char *p, size_t len)
         return n;
     }
 
-    n = ngx_chat_media_command(cc, &cmd);
+    cmd.flags = flags;
 
-    if (n != NGX_DECLINED) {
-        ngx_free(arena);
-        return n;
+    def = ngx_chat_cmd_find(ngx_chat_cmds, &cmd.type);
+
+    if (def == NULL && ngx_chat_worker->cmd_plugin) {
+        def = ngx_chat_cmd_find(ngx_chat_worker->cmd_plugin->cmds,
+                                &cmd.type);
     }
 
-    for (def = ngx_chat_cmds; def->handler; def++) {
-        if (def->name.len == cmd.type.len
-            && ngx_strncmp(def->name.data, cmd.type.data, cmd.type.len) == 0)
-        {
-            break;
-        }
-    }
-
-    if (def->handler == NULL) {
+    if (def == NULL) {
         n = ngx_chat_cmd_error(cc, cmd.present & NGX_CHAT_F_ID
                                    ? cmd.id.data : NULL,
                                cmd.id.len, cmd.id_is_number, "unknown_type",
@@ -217,7 +226,10 @@ ngx_chat_cmd_handle(ngx_chat_conn_t *cc, u_char *p, size_t len)
 
     /* in the order the connection sent it, or kept for later */
 
-    n = ngx_chat_cmdq_admit(cc, def->order, p, len);
+    n = (flags & NGX_CHAT_CMD_ADMITTED)
+        ? NGX_DECLINED
+        : ngx_chat_cmdq_admit(cc, def->order, p, len,
+                              ngx_chat_cmd_handle_again);
 
     if (n != NGX_DECLINED) {
         ngx_free(arena);
@@ -235,19 +247,6 @@ ngx_chat_cmd_handle(ngx_chat_conn_t *cc, u_char *p, size_t len)
     ngx_free(arena);
 
     return n;
-}
-
-
-ngx_int_t
-ngx_chat_cmd_handle_again(ngx_chat_conn_t *cc, u_char *p, size_t len)
-{
-    ngx_int_t  rc;
-
-    ngx_chat_cmd_admitted = 1;
-    rc = ngx_chat_cmd_handle(cc, p, len);
-    ngx_chat_cmd_admitted = 0;
-
-    return rc;
 }
 
 
@@ -512,6 +511,7 @@ ngx_chat_cmd_send_message(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd)
 {
     ngx_int_t  rc;
     ngx_str_t  attachments;
+    u_char     list[NGX_CHAT_CMD_ATTACH_ROOM];
 
     if (ngx_chat_cmd_need(cc, cmd, NGX_CHAT_F_CHAT_ID|NGX_CHAT_F_MESSAGE
                                    |NGX_CHAT_F_CLIENT_MESSAGE_ID,
@@ -533,7 +533,24 @@ ngx_chat_cmd_send_message(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd)
                                   "message longer than chat_max_message_size");
     }
 
-    rc = ngx_chat_media_attachments(cc, cmd, &attachments);
+    attachments.data = list;
+    attachments.len = sizeof(list);
+
+    if (ngx_chat_worker->cmd_plugin
+        && ngx_chat_worker->cmd_plugin->attachments)
+    {
+        rc = ngx_chat_worker->cmd_plugin->attachments(cc, cmd, &attachments);
+
+    } else if (cmd->present & NGX_CHAT_F_ATTACHMENTS) {
+        return ngx_chat_cmd_error(cc, cmd->id.data, cmd->id.len,
+                                  cmd->id_is_number, "bad_request",
+                                  "attachments are not enabled on this "
+                                  "server");
+
+    } else {
+        ngx_str_set(&attachments, "[]");
+        rc = NGX_OK;
+    }
 
     if (rc == NGX_ERROR) {
         return NGX_ERROR;
@@ -545,7 +562,7 @@ ngx_chat_cmd_send_message(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd)
          * later commands wait for it (ngx_chat_media_check_step() ends
          * the turn); without memory for that, they do not
          */
-        (void) ngx_chat_cmdq_start(cc);
+        (void) ngx_chat_cmdq_start(cc, ngx_chat_cmd_handle_again);
         return NGX_OK;
     }
 
@@ -637,6 +654,23 @@ ngx_chat_cmd_send_failed(ngx_chat_conn_t *cc, ngx_chat_send_t *s)
     (void) ngx_chat_cmd_req_error(cc, &req, "unavailable",
                                   "the message was not stored: retry with "
                                   "the same clientMessageId");
+}
+
+
+void
+ngx_chat_cmd_send_refused(ngx_chat_conn_t *cc, ngx_chat_send_t *s,
+    ngx_uint_t bad)
+{
+    ngx_chat_cmd_req_t  req;
+
+    req.id = s->req_id;
+    req.id_is_number = s->req_id_number;
+    req.has_id = (s->req_id.len != 0);
+
+    (void) ngx_chat_cmd_req_error(cc, &req,
+                                  bad ? "bad_request" : "internal_error",
+                                  bad ? "a field was refused by the database"
+                                      : "the message could not be stored");
 }
 
 
@@ -984,7 +1018,7 @@ ngx_chat_cmd_query(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd, ngx_uint_t stmt,
 
     req->done = done;
 
-    if (ngx_chat_cmdq_start(cc) != NGX_OK) {
+    if (ngx_chat_cmdq_start(cc, ngx_chat_cmd_handle_again) != NGX_OK) {
         ngx_free(req);
         return ngx_chat_cmd_error(cc, NULL, 0, 0, "internal_error",
                                   "out of memory");

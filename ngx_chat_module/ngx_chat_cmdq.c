@@ -19,7 +19,7 @@
  * of one connection between two barriers, are batched as before.
  *
  * What waits is kept as the command's text in a FIFO of the connection
- * and run in its turn through ngx_chat_cmd_handle_again() (admitted once,
+ * and run in its turn by the function the commands gave (admitted once,
  * so not counted against chat_command_rate again).  A sendMessage whose
  * S3 attachments are being confirmed first (ngx_chat_media_cmd.c) holds
  * the turn like a barrier until it runs again, so that it keeps its place
@@ -36,7 +36,6 @@
 
 #include "ngx_chat.h"
 #include "ngx_chat_cmdq.h"
-#include "ngx_chat_cmd.h"
 #include "ngx_chat_ws.h"
 
 
@@ -55,22 +54,20 @@ struct ngx_chat_cmdq_s {
     ngx_chat_cmdq_item_t    *head;          /* waiting, in arrival order */
     ngx_chat_cmdq_item_t   **tail;
     ngx_event_t              run;           /* posted: run what may go */
+    ngx_chat_cmdq_run_pt     again;         /* runs a kept command */
     unsigned                 running:1;     /* a barrier's statement out */
 };
 
 
-static ngx_chat_cmdq_t *ngx_chat_cmdq_get(ngx_chat_conn_t *cc);
+static ngx_chat_cmdq_t *ngx_chat_cmdq_get(ngx_chat_conn_t *cc,
+    ngx_chat_cmdq_run_pt again);
 static void ngx_chat_cmdq_post(ngx_chat_cmdq_t *q);
 static void ngx_chat_cmdq_run(ngx_event_t *ev);
 
 
-/* the connection whose kept command is being run again, or NULL */
-static ngx_chat_conn_t  *ngx_chat_cmdq_current;
-
-
 ngx_int_t
 ngx_chat_cmdq_admit(ngx_chat_conn_t *cc, ngx_uint_t kind, u_char *p,
-    size_t len)
+    size_t len, ngx_chat_cmdq_run_pt again)
 {
     ngx_chat_cmdq_t       *q;
     ngx_chat_cmdq_item_t  *it;
@@ -83,11 +80,11 @@ ngx_chat_cmdq_admit(ngx_chat_conn_t *cc, ngx_uint_t kind, u_char *p,
         return NGX_DECLINED;
     }
 
-    if (kind == NGX_CHAT_CMDQ_FREE || ngx_chat_cmdq_current == cc) {
+    if (kind == NGX_CHAT_CMDQ_FREE) {
         return NGX_DECLINED;
     }
 
-    q = ngx_chat_cmdq_get(cc);
+    q = ngx_chat_cmdq_get(cc, again);
     if (q == NULL) {
         return NGX_ERROR;
     }
@@ -124,11 +121,11 @@ ngx_chat_cmdq_admit(ngx_chat_conn_t *cc, ngx_uint_t kind, u_char *p,
 
 
 ngx_int_t
-ngx_chat_cmdq_start(ngx_chat_conn_t *cc)
+ngx_chat_cmdq_start(ngx_chat_conn_t *cc, ngx_chat_cmdq_run_pt again)
 {
     ngx_chat_cmdq_t  *q;
 
-    q = ngx_chat_cmdq_get(cc);
+    q = ngx_chat_cmdq_get(cc, again);
     if (q == NULL) {
         return NGX_ERROR;
     }
@@ -136,23 +133,6 @@ ngx_chat_cmdq_start(ngx_chat_conn_t *cc)
     q->running = 1;
 
     return NGX_OK;
-}
-
-
-ngx_int_t
-ngx_chat_cmdq_again(ngx_chat_conn_t *cc, u_char *p, size_t len)
-{
-    ngx_int_t         rc;
-    ngx_chat_conn_t  *current;
-
-    current = ngx_chat_cmdq_current;
-    ngx_chat_cmdq_current = cc;
-
-    rc = ngx_chat_cmd_handle_again(cc, p, len);
-
-    ngx_chat_cmdq_current = current;
-
-    return rc;
 }
 
 
@@ -187,7 +167,7 @@ ngx_chat_cmdq_sent(ngx_chat_conn_t *cc)
 
 
 static ngx_chat_cmdq_t *
-ngx_chat_cmdq_get(ngx_chat_conn_t *cc)
+ngx_chat_cmdq_get(ngx_chat_conn_t *cc, ngx_chat_cmdq_run_pt again)
 {
     ngx_chat_cmdq_t  *q;
 
@@ -201,6 +181,7 @@ ngx_chat_cmdq_get(ngx_chat_conn_t *cc)
     }
 
     q->cc = cc;
+    q->again = again;
     q->tail = &q->head;
     q->run.handler = ngx_chat_cmdq_run;
     q->run.data = q;
@@ -257,9 +238,7 @@ ngx_chat_cmdq_run(ngx_event_t *ev)
         }
 
         if (ngx_chat_conn_active(cc)) {
-            ngx_chat_cmdq_current = cc;
-            (void) ngx_chat_cmd_handle_again(cc, it->text, it->len);
-            ngx_chat_cmdq_current = NULL;
+            (void) q->again(cc, it->text, it->len);
         }
 
         ngx_free(it);

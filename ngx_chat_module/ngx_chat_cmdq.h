@@ -19,27 +19,25 @@
                                        committed, before the later ones */
 
 
+/* runs a kept command's text again, in its turn (the commands' layer) */
+typedef ngx_int_t (*ngx_chat_cmdq_run_pt)(ngx_chat_conn_t *cc, u_char *p,
+    size_t len);
+
 /*
  * Before a command of kind runs (its text is p, len): NGX_DECLINED, run
- * it now; NGX_OK, it was kept and runs later, in its turn, through
- * ngx_chat_cmd_handle_again() (it holds cc->pending meanwhile, so it
- * counts against chat_max_inflight); NGX_ERROR: no memory for that.
+ * it now; NGX_OK, it was kept and runs later, in its turn, through again
+ * (it holds cc->pending meanwhile, so it counts against
+ * chat_max_inflight); NGX_ERROR: no memory for that.
  */
 ngx_int_t ngx_chat_cmdq_admit(ngx_chat_conn_t *cc, ngx_uint_t kind,
-    u_char *p, size_t len);
+    u_char *p, size_t len, ngx_chat_cmdq_run_pt again);
 
 /*
  * A barrier's statement is about to go out: later commands wait for
  * ngx_chat_cmdq_done().  NGX_ERROR: no memory (then nothing waits).
  */
-ngx_int_t ngx_chat_cmdq_start(ngx_chat_conn_t *cc);
-
-/*
- * The command that holds the connection's turn (after
- * ngx_chat_cmdq_start(), e.g. a sendMessage whose attachments were being
- * confirmed) runs again: it is not kept behind the others.
- */
-ngx_int_t ngx_chat_cmdq_again(ngx_chat_conn_t *cc, u_char *p, size_t len);
+ngx_int_t ngx_chat_cmdq_start(ngx_chat_conn_t *cc,
+    ngx_chat_cmdq_run_pt again);
 
 /* the barrier's statement returned (or did not go out after all) */
 void ngx_chat_cmdq_done(ngx_chat_conn_t *cc);

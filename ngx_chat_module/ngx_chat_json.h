@@ -113,6 +113,8 @@ typedef struct {
     int64_t              limit;             /* getChats: >= 0 */
     ngx_chat_json_str_t  cursor;            /* getChats: 1..20 digits */
     uint32_t             present;           /* NGX_CHAT_F_* bits */
+    uint32_t             flags;             /* not parsed: how the
+                                               gateway runs it (0 here) */
     unsigned             id_is_number:1;    /* "id" was a JSON integer */
 } ngx_chat_cmd_t;
 

@@ -26,32 +26,17 @@
 #include "ngx_chat_json.h"
 
 
-/* ---- the hooks the core calls -------------------------------------- */
+/* ---- what plugs into the core (ngx_chat_worker.c wires it) -------- */
 
 /*
- * Handles "createAttachment", "getAttachmentUrl" and "ackAttachment"
- * completely (the response included, possibly later); NGX_DECLINED for any
- * other cmd->type.  Otherwise the return is that of a command handler:
- * NGX_OK, or NGX_ERROR when cc was closed meanwhile.
+ * The commands createAttachment, getAttachmentUrl and ackAttachment, and
+ * the attachments of sendMessage (ngx_chat_cmd_plugin_t).
  */
-ngx_int_t ngx_chat_media_command(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd);
+extern const ngx_chat_cmd_plugin_t  ngx_chat_media_plugin;
 
-/*
- * For sendMessage, before the message is queued.  Returns:
- *   NGX_OK        *json is the text of a JSON array of the attachment ids
- *                 ("[]" without attachments), to pass to SQL; it points to
- *                 memory of the media module valid until the next call;
- *   NGX_DECLINED  refused (more than 10, a malformed id, media not
- *                 configured): the error response was sent; stop;
- *   NGX_AGAIN     (S3 only) pending uploads are being confirmed by HEAD
- *                 requests; the media module holds cc (cc->pending) and
- *                 will run the same sendMessage again through
- *                 ngx_chat_cmd_handle() when they are done, and this hook
- *                 then returns NGX_OK for it; stop without a response;
- *   NGX_ERROR     cc was closed.
- */
-ngx_int_t ngx_chat_media_attachments(ngx_chat_conn_t *cc,
-    ngx_chat_cmd_t *cmd, ngx_str_t *json);
+/* the largest attachment id list it writes for a sendMessage */
+#define NGX_CHAT_MEDIA_LIST_MAX                                             \
+    (NGX_CHAT_MEDIA_MAX_ATTACH * (NGX_CHAT_MEDIA_ID_LEN + 3) + 3)
 
 /*
  * For each event delivered to cc: an event whose "attachments" array has

@@ -44,6 +44,8 @@ typedef struct {
 } ngx_chat_media_head_t;
 
 
+static ngx_int_t ngx_chat_media_attachments(ngx_chat_conn_t *cc,
+    ngx_chat_cmd_t *cmd, ngx_str_t *json);
 static ngx_int_t ngx_chat_media_create(ngx_chat_conn_t *cc,
     ngx_chat_cmd_t *cmd);
 static void ngx_chat_media_created(ngx_chat_conn_t *unused, void *data,
@@ -84,37 +86,26 @@ static ngx_uint_t ngx_chat_media_type_ok(ngx_chat_media_main_conf_t *mc,
     ngx_chat_json_str_t *type, u_char *lower);
 
 
-/* the sendMessage being run again after its check: skip the check */
-static ngx_chat_conn_t  *ngx_chat_media_rerun;
-
-/* the attachment list of the last ngx_chat_media_attachments() call */
-static u_char  ngx_chat_media_list[NGX_CHAT_MEDIA_MAX_ATTACH
-                                   * (NGX_CHAT_MEDIA_ID_LEN + 3) + 3];
+#if (NGX_CHAT_MEDIA_LIST_MAX > NGX_CHAT_CMD_ATTACH_ROOM)
+#error "the attachment list does not fit NGX_CHAT_CMD_ATTACH_ROOM"
+#endif
 
 
-ngx_int_t
-ngx_chat_media_command(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd)
-{
-    if (cmd->type.len == 16
-        && ngx_strncmp(cmd->type.data, "createAttachment", 16) == 0)
-    {
-        return ngx_chat_media_create(cc, cmd);
-    }
+/* the media commands, plugged into the core's (ngx_chat_cmd.h) */
+static ngx_chat_cmd_def_t  ngx_chat_media_cmds[] = {
+    { ngx_string("createAttachment"), ngx_chat_media_create,
+      NGX_CHAT_CMDQ_FREE },
+    { ngx_string("getAttachmentUrl"), ngx_chat_media_get_url,
+      NGX_CHAT_CMDQ_FREE },
+    { ngx_string("ackAttachment"), ngx_chat_media_ack, NGX_CHAT_CMDQ_FREE },
+    { ngx_null_string, NULL, NGX_CHAT_CMDQ_FREE }
+};
 
-    if (cmd->type.len == 16
-        && ngx_strncmp(cmd->type.data, "getAttachmentUrl", 16) == 0)
-    {
-        return ngx_chat_media_get_url(cc, cmd);
-    }
 
-    if (cmd->type.len == 13
-        && ngx_strncmp(cmd->type.data, "ackAttachment", 13) == 0)
-    {
-        return ngx_chat_media_ack(cc, cmd);
-    }
-
-    return NGX_DECLINED;
-}
+const ngx_chat_cmd_plugin_t  ngx_chat_media_plugin = {
+    ngx_chat_media_cmds,
+    ngx_chat_media_attachments
+};
 
 
 /* createAttachment {"contentType","size","sha256"} */
@@ -604,7 +595,13 @@ ngx_chat_media_download_url(ngx_chat_media_main_conf_t *mc, ngx_str_t *id,
 
 /* ---- sendMessage ---------------------------------------------------- */
 
-ngx_int_t
+/*
+ * For sendMessage, before the message is queued (ngx_chat_cmd_plugin_t):
+ * json->data has json->len bytes of room (NGX_CHAT_CMD_ATTACH_ROOM) and
+ * gets the JSON array of the attachment ids.  An S3 check holds cc and
+ * runs the same text again, marked NGX_CHAT_CMD_CHECKED.
+ */
+static ngx_int_t
 ngx_chat_media_attachments(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd,
     ngx_str_t *json)
 {
@@ -619,7 +616,11 @@ ngx_chat_media_attachments(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd,
     ngx_chat_json_str_t         *a;
     u_char                       msg[128];
 
-    json->data = ngx_chat_media_list;
+    if (json->len < NGX_CHAT_MEDIA_LIST_MAX) {
+        /* the caller's room: NGX_CHAT_CMD_ATTACH_ROOM, checked at build */
+        return NGX_ERROR;
+    }
+
 
     if (cmd->nattachments == 0) {
         json->len = 2;
@@ -642,7 +643,7 @@ ngx_chat_media_attachments(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd,
         return cc->connection ? NGX_DECLINED : NGX_ERROR;
     }
 
-    p = ngx_chat_media_list;
+    p = json->data;
     *p++ = '[';
 
     for (i = 0; i < cmd->nattachments; i++) {
@@ -667,9 +668,9 @@ ngx_chat_media_attachments(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd,
     }
 
     *p++ = ']';
-    json->len = p - ngx_chat_media_list;
+    json->len = p - json->data;
 
-    if (mc->store != NGX_CHAT_MEDIA_S3 || ngx_chat_media_rerun == cc) {
+    if (mc->store != NGX_CHAT_MEDIA_S3 || (cmd->flags & NGX_CHAT_CMD_CHECKED)) {
         return NGX_OK;
     }
 
@@ -890,9 +891,9 @@ ngx_chat_media_check_step(ngx_chat_media_check_t *ck)
     cc = ck->cc;
 
     if (ngx_chat_conn_active(cc)) {
-        ngx_chat_media_rerun = cc;
-        (void) ngx_chat_cmdq_again(cc, ck->text, ck->len);
-        ngx_chat_media_rerun = NULL;
+        (void) ngx_chat_cmd_handle_ex(cc, ck->text, ck->len,
+                                      NGX_CHAT_CMD_ADMITTED
+                                      |NGX_CHAT_CMD_CHECKED);
     }
 
     ngx_free(ck->text);

@@ -29,7 +29,6 @@
 #include "ngx_chat_bus.h"
 #include "ngx_chat_store.h"
 #include "ngx_chat_ws.h"
-#include "ngx_chat_media.h"
 #include "ngx_chat_jwt.h"
 
 
@@ -573,7 +572,9 @@ ngx_chat_session_deliver(ngx_chat_conn_t *cc, uint64_t id, u_char *json,
         return;
     }
 
-    if (ngx_chat_media_render(cc, json, len, &out, &out_len) == NGX_OK) {
+    if (ngx_chat_worker->render
+        && ngx_chat_worker->render(cc, json, len, &out, &out_len) == NGX_OK)
+    {
         rc = ngx_chat_ws_send_copy(cc, out, out_len);
         ngx_free(out);
 

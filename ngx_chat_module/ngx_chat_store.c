@@ -28,12 +28,10 @@
 #include "ngx_chat_store.h"
 #include "ngx_chat_pg.h"
 #include "ngx_chat_ws.h"
-#include "ngx_chat_cmd.h"
 #include "ngx_chat_bus.h"
 #include "ngx_chat_jwt.h"
 #include "ngx_chat_json.h"
 #include "ngx_chat_order.h"
-#include "ngx_chat_cmdq.h"
 
 
 typedef struct {
@@ -882,7 +880,7 @@ static void
 ngx_chat_store_send_fail(ngx_chat_send_t *s)
 {
     if (s->cc && ngx_chat_conn_active(s->cc)) {
-        ngx_chat_cmd_send_failed(s->cc, s);
+        ngx_chat_worker->store_handlers->failed(s->cc, s);
     }
 
     ngx_chat_store_send_free(s);
@@ -898,8 +896,8 @@ ngx_chat_store_send_free(ngx_chat_send_t *s)
     if (s->cc) {
         /* a command kept behind the connection's sends may go now */
 
-        if (--s->cc->nsends == 0 && s->cc->cmdq) {
-            ngx_chat_cmdq_sent(s->cc);
+        if (--s->cc->nsends == 0) {
+            ngx_chat_worker->store_handlers->idle(s->cc);
         }
 
         ngx_chat_ws_release(s->cc);
@@ -938,13 +936,7 @@ ngx_chat_store_send_refused(ngx_chat_send_t *s, PGresult *res)
                   bad ? "bad_request" : "internal_error");
 
     if (s->cc && ngx_chat_conn_active(s->cc)) {
-        (void) ngx_chat_cmd_error(s->cc,
-                                  s->req_id.len ? (char *) s->req_id.data
-                                                : NULL,
-                                  s->req_id.len, s->req_id_number,
-                                  bad ? "bad_request" : "internal_error",
-                                  bad ? "a field was refused by the database"
-                                      : "the message could not be stored");
+        ngx_chat_worker->store_handlers->refused(s->cc, s, bad);
     }
 
     ngx_chat_store_send_free(s);
@@ -1007,7 +999,7 @@ ngx_chat_store_send_row(ngx_chat_send_t *s, PGresult *res, int row)
                       PQgetlength(res, row, 1));
 
     if (s->cc && ngx_chat_conn_active(s->cc)) {
-        ngx_chat_cmd_send_done(s->cc, s, status, res, row);
+        ngx_chat_worker->store_handlers->sent(s->cc, s, status, res, row);
     }
 
     seq = -1;

@@ -85,6 +85,28 @@ typedef struct {
 } ngx_chat_send_t;
 
 
+/*
+ * What the store tells the layer that queued a send: the store answers
+ * no client itself.  Set once per worker (ngx_chat_worker.c).  cc is
+ * active in the first three (the store checks).
+ */
+struct ngx_chat_store_handlers_s {
+    /* the send's row of its batch: status NGX_CHAT_ST_*, res row */
+    void  (*sent)(ngx_chat_conn_t *cc, ngx_chat_send_t *s,
+                  ngx_int_t status, PGresult *res, int row);
+
+    /* not stored, the client may retry ("unavailable") */
+    void  (*failed)(ngx_chat_conn_t *cc, ngx_chat_send_t *s);
+
+    /* PostgreSQL refused this send alone: bad, the client's value */
+    void  (*refused)(ngx_chat_conn_t *cc, ngx_chat_send_t *s,
+                     ngx_uint_t bad);
+
+    /* the last send cc had queued is answered (cc may be closed) */
+    void  (*idle)(ngx_chat_conn_t *cc);
+};
+
+
 extern const ngx_chat_pg_stmt_t  ngx_chat_store_stmts[];
 
 

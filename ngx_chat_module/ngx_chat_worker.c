@@ -22,6 +22,8 @@
 #include "ngx_chat_session.h"
 #include "ngx_chat_ws.h"
 #include "ngx_chat_cmd.h"
+#include "ngx_chat_cmdq.h"
+#include "ngx_chat_media.h"
 
 #include <hiredis/hiredis.h>
 
@@ -41,6 +43,13 @@ static const ngx_chat_ws_handlers_t  ngx_chat_worker_ws = {
     ngx_chat_cmd_handle,
     ngx_chat_session_writable,
     ngx_chat_session_close
+};
+
+static const ngx_chat_store_handlers_t  ngx_chat_worker_store = {
+    ngx_chat_cmd_send_done,
+    ngx_chat_cmd_send_failed,
+    ngx_chat_cmd_send_refused,
+    ngx_chat_cmdq_sent
 };
 
 static const ngx_chat_bus_handlers_t  ngx_chat_worker_bus = {
@@ -77,6 +86,11 @@ ngx_chat_worker_init(ngx_cycle_t *cycle, ngx_chat_main_conf_t *cmcf)
     w->cmcf = cmcf;
     w->ws_handlers = &ngx_chat_worker_ws;
     w->bus_handlers = &ngx_chat_worker_bus;
+    w->store_handlers = &ngx_chat_worker_store;
+
+    /* the media feature plugs into the commands and the events */
+    w->cmd_plugin = &ngx_chat_media_plugin;
+    w->render = ngx_chat_media_render;
     ngx_queue_init(&w->conns);
 
     w->scratch_size = NGX_CHAT_SCRATCH_SIZE;
