@@ -26,6 +26,7 @@
 #include "ngx_chat.h"
 #include "ngx_chat_bus.h"
 #include "ngx_chat_redis.h"
+#include "ngx_chat_pg_array.h"
 #include "ngx_chat_ws.h"
 #include "ngx_chat_order.h"
 
@@ -62,6 +63,9 @@ static void ngx_chat_bus_resubscribe(ngx_rbtree_node_t *node,
     ngx_rbtree_node_t *sentinel);
 static ngx_int_t ngx_chat_bus_publish(u_char *channel, size_t channel_len,
     u_char *msg, size_t len);
+static ngx_int_t ngx_chat_bus_publish_event(ngx_str_t *users, ngx_uint_t n,
+    uint64_t event_id, ngx_str_t *exclude_user, ngx_str_t *exclude_device,
+    ngx_str_t *order, u_char *json, size_t len);
 static ngx_chat_user_t *ngx_chat_bus_channel_user(u_char *channel,
     size_t channel_len);
 
@@ -244,6 +248,47 @@ ngx_chat_bus_user(ngx_str_t *id)
 
 
 ngx_int_t
+ngx_chat_bus_fanout(u_char *users, size_t users_len, uint64_t event_id,
+    ngx_str_t *exclude_user, ngx_str_t *exclude_device, ngx_str_t *order,
+    u_char *json, size_t len)
+{
+    u_char      *p, *last;
+    ngx_int_t    rc;
+    ngx_str_t   *list;
+    ngx_uint_t   n, max;
+
+    last = users + users_len;
+
+    for (max = 1, p = users; p < last; p++) {
+        max += (*p == ',');
+    }
+
+    list = ngx_alloc(max * sizeof(ngx_str_t), ngx_cycle->log);
+    if (list == NULL) {
+        return NGX_ERROR;
+    }
+
+    rc = ngx_chat_pg_array_parse(users, users_len, list, max, &n);
+
+    if (rc == NGX_OK) {
+        rc = ngx_chat_bus_publish_event(list, n, event_id, exclude_user,
+                                        exclude_device, order, json, len);
+    }
+
+    ngx_free(list);
+
+    return rc;
+}
+
+
+/*
+ * Publishes an event to each user's channel.  The connection of
+ * (exclude_user, exclude_device), the sender, does not get it.  order is
+ * "<chat>:<seq>" for a newMessage (kept in seq order on the receiving
+ * side), empty otherwise.  NGX_OK when every user's copy went to Redis or
+ * to the backlog, NGX_ERROR when one was dropped.
+ */
+static ngx_int_t
 ngx_chat_bus_publish_event(ngx_str_t *users, ngx_uint_t n, uint64_t event_id,
     ngx_str_t *exclude_user, ngx_str_t *exclude_device, ngx_str_t *order,
     u_char *json, size_t len)

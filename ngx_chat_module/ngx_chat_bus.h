@@ -38,23 +38,22 @@ void ngx_chat_bus_leave(ngx_chat_conn_t *cc);
 ngx_chat_user_t *ngx_chat_bus_user(ngx_str_t *id);
 
 /*
- * Publishes an event to each user's channel.  The connection of
- * (exclude_user, exclude_device), the sender, does not get it.  order is
- * "<chat>:<seq>" for a newMessage (kept in seq order on the receiving
- * side), empty otherwise.  NGX_OK when every user's copy went to Redis or
- * to the backlog, NGX_ERROR when one was dropped.
- */
-ngx_int_t ngx_chat_bus_publish_event(ngx_str_t *users, ngx_uint_t n,
-    uint64_t event_id, ngx_str_t *exclude_user, ngx_str_t *exclude_device,
-    ngx_str_t *order, u_char *json, size_t len);
-
-/*
  * The worker's memory of the messages it published: _add() records one
  * (a ring of the last 16384), ngx_chat_bus_published() is 1 if id is
  * there.
  */
 void ngx_chat_bus_published_add(uint64_t id);
 ngx_uint_t ngx_chat_bus_published(uint64_t id);
+
+/*
+ * The fan-out of a committed event to the users of a PostgreSQL text[]
+ * (users, as the SQL functions return recipients; parsed in place), as
+ * ngx_chat_bus_publish_event().  NGX_OK when every copy went to Redis or
+ * its backlog; NGX_ERROR when the list was bad or a copy was dropped.
+ */
+ngx_int_t ngx_chat_bus_fanout(u_char *users, size_t users_len,
+    uint64_t event_id, ngx_str_t *exclude_user, ngx_str_t *exclude_device,
+    ngx_str_t *order, u_char *json, size_t len);
 
 /* hands an event to every connection of u but those of device */
 void ngx_chat_bus_deliver_event(ngx_chat_user_t *u, uint64_t event_id,

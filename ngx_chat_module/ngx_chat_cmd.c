@@ -306,7 +306,7 @@ ngx_chat_cmd_create_chat(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd)
     size_t           room;
     ngx_int_t        rc;
     ngx_uint_t       i;
-    ngx_chat_arr_t   arr;
+    ngx_chat_pg_array_t   arr;
     const char      *values[6];
     u_char           user[NGX_CHAT_ID_MAX + 1];
     u_char           max[NGX_INT_T_LEN + 1];
@@ -339,21 +339,21 @@ ngx_chat_cmd_create_chat(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd)
                                       "(1-64 of A-Z a-z 0-9 . _ @ -)");
         }
 
-        room += ngx_chat_store_arr_room(cmd->participants[i].len);
+        room += ngx_chat_pg_array_room(cmd->participants[i].len);
     }
 
-    if (ngx_chat_store_arr_init(&arr, room) != NGX_OK) {
+    if (ngx_chat_pg_array_init(&arr, room) != NGX_OK) {
         return ngx_chat_cmd_error(cc, cmd->id.data, cmd->id.len,
                                   cmd->id_is_number, "internal_error",
                                   "out of memory");
     }
 
     for (i = 0; i < cmd->nparticipants; i++) {
-        ngx_chat_store_arr_str(&arr, (u_char *) cmd->participants[i].data,
+        ngx_chat_pg_array_add(&arr, (u_char *) cmd->participants[i].data,
                                cmd->participants[i].len);
     }
 
-    ngx_chat_store_arr_close(&arr);
+    ngx_chat_pg_array_close(&arr);
 
     *ngx_cpymem(user, cc->uid.data, cc->uid.len) = '\0';
     *ngx_sprintf(max, "%ui", ngx_chat_worker->cmcf->max_participants) = '\0';
@@ -1094,8 +1094,7 @@ ngx_chat_cmd_publish(PGresult *res, int json_col, int users_col)
 {
     u_char      *json, *p, *last;
     uint64_t     id;
-    ngx_str_t   *users, none;
-    ngx_uint_t   n, max;
+    ngx_str_t    none;
 
     if (PQgetisnull(res, 0, json_col) || PQgetisnull(res, 0, users_col)) {
         return;
@@ -1119,30 +1118,12 @@ ngx_chat_cmd_publish(PGresult *res, int json_col, int users_col)
         id = id * 10 + (*p - '0');
     }
 
-    p = (u_char *) PQgetvalue(res, 0, users_col);
-    last = p + PQgetlength(res, 0, users_col);
-
-    for (max = 1; p < last; p++) {
-        max += (*p == ',');
-    }
-
-    users = ngx_alloc(max * sizeof(ngx_str_t), ngx_cycle->log);
-    if (users == NULL) {
-        return;
-    }
-
     ngx_str_null(&none);
 
-    if (ngx_chat_store_parse_array((u_char *) PQgetvalue(res, 0, users_col),
-                                   PQgetlength(res, 0, users_col), users,
-                                   max, &n)
-        == NGX_OK)
-    {
-        ngx_chat_bus_publish_event(users, n, id, &none, &none, &none, json,
-                                   PQgetlength(res, 0, json_col));
-    }
-
-    ngx_free(users);
+    (void) ngx_chat_bus_fanout((u_char *) PQgetvalue(res, 0, users_col),
+                               PQgetlength(res, 0, users_col), id, &none,
+                               &none, &none, json,
+                               PQgetlength(res, 0, json_col));
 }
 
 

@@ -608,7 +608,7 @@ ngx_chat_media_attachments(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd,
     u_char                      *p;
     size_t                       room;
     ngx_uint_t                   i;
-    ngx_chat_arr_t               arr;
+    ngx_chat_pg_array_t               arr;
     const char                  *values[2];
     ngx_chat_json_out_t          o;
     ngx_chat_media_check_t      *ck;
@@ -739,21 +739,21 @@ ngx_chat_media_attachments(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd,
     room = 0;
 
     for (i = 0; i < cmd->nattachments; i++) {
-        room += ngx_chat_store_arr_room(cmd->attachments[i].len);
+        room += ngx_chat_pg_array_room(cmd->attachments[i].len);
     }
 
-    if (ngx_chat_store_arr_init(&arr, room) != NGX_OK) {
+    if (ngx_chat_pg_array_init(&arr, room) != NGX_OK) {
         ngx_free(ck->text);
         ngx_free(ck);
         return NGX_DECLINED;
     }
 
     for (i = 0; i < cmd->nattachments; i++) {
-        ngx_chat_store_arr_str(&arr, (u_char *) cmd->attachments[i].data,
+        ngx_chat_pg_array_add(&arr, (u_char *) cmd->attachments[i].data,
                                cmd->attachments[i].len);
     }
 
-    ngx_chat_store_arr_close(&arr);
+    ngx_chat_pg_array_close(&arr);
 
     *ngx_cpymem(msg, cc->uid.data, cc->uid.len) = '\0';
     values[0] = (const char *) msg;

@@ -1006,7 +1006,7 @@ ngx_chat_media_purged(ngx_str_t *ids, ngx_uint_t n)
 {
     size_t           room;
     ngx_uint_t       i;
-    ngx_chat_arr_t   arr;
+    ngx_chat_pg_array_t   arr;
     const char      *values[1];
 
     if (n == 0 || ngx_chat_worker == NULL) {
@@ -1016,18 +1016,18 @@ ngx_chat_media_purged(ngx_str_t *ids, ngx_uint_t n)
     room = 0;
 
     for (i = 0; i < n; i++) {
-        room += ngx_chat_store_arr_room(ids[i].len);
+        room += ngx_chat_pg_array_room(ids[i].len);
     }
 
-    if (ngx_chat_store_arr_init(&arr, room) != NGX_OK) {
+    if (ngx_chat_pg_array_init(&arr, room) != NGX_OK) {
         return;
     }
 
     for (i = 0; i < n; i++) {
-        ngx_chat_store_arr_str(&arr, ids[i].data, ids[i].len);
+        ngx_chat_pg_array_add(&arr, ids[i].data, ids[i].len);
     }
 
-    ngx_chat_store_arr_close(&arr);
+    ngx_chat_pg_array_close(&arr);
     values[0] = (const char *) arr.start;
 
     (void) ngx_chat_store_query(NULL, NGX_CHAT_STMT_MEDIA_PURGED, 1, values,

@@ -181,7 +181,7 @@ ngx_chat_session_reg_flush(ngx_event_t *ev)
     u_char                 *p;
     size_t                  room[3];
     ngx_uint_t              i, k, n;
-    ngx_chat_arr_t          arr[3];
+    ngx_chat_pg_array_t          arr[3];
     const char             *values[4];
     ngx_chat_conn_t        *cc;
     ngx_chat_worker_t      *w;
@@ -214,9 +214,9 @@ ngx_chat_session_reg_flush(ngx_event_t *ev)
             }
 
             b->conns[b->n++] = cc;
-            room[0] += ngx_chat_store_arr_room(cc->uid.len);
-            room[1] += ngx_chat_store_arr_room(cc->device.len);
-            room[2] += ngx_chat_store_arr_room(NGX_INT64_LEN);
+            room[0] += ngx_chat_pg_array_room(cc->uid.len);
+            room[1] += ngx_chat_pg_array_room(cc->device.len);
+            room[2] += ngx_chat_pg_array_room(NGX_INT64_LEN);
         }
 
         if (b->n == 0) {
@@ -226,7 +226,7 @@ ngx_chat_session_reg_flush(ngx_event_t *ev)
         }
 
         for (k = 0; k < 3; k++) {
-            if (ngx_chat_store_arr_init(&arr[k], room[k]) != NGX_OK) {
+            if (ngx_chat_pg_array_init(&arr[k], room[k]) != NGX_OK) {
                 while (k--) {
                     ngx_free(arr[k].start);
                 }
@@ -244,16 +244,16 @@ ngx_chat_session_reg_flush(ngx_event_t *ev)
                 continue;
             }
 
-            ngx_chat_store_arr_str(&arr[0], cc->uid.data, cc->uid.len);
-            ngx_chat_store_arr_str(&arr[1], cc->device.data, cc->device.len);
+            ngx_chat_pg_array_add(&arr[0], cc->uid.data, cc->uid.len);
+            ngx_chat_pg_array_add(&arr[1], cc->device.data, cc->device.len);
             p = ngx_sprintf(num, "%L", w->regs[i].iat);
-            ngx_chat_store_arr_str(&arr[2], num, p - num);
+            ngx_chat_pg_array_add(&arr[2], num, p - num);
         }
 
         ngx_chat_session_reg_shift(w, n);
 
         for (k = 0; k < 3; k++) {
-            ngx_chat_store_arr_close(&arr[k]);
+            ngx_chat_pg_array_close(&arr[k]);
             values[k] = (const char *) arr[k].start;
         }
 
@@ -909,7 +909,7 @@ ngx_chat_session_poll_all(void)
     size_t            room[3];
     ngx_uint_t        k, n;
     ngx_queue_t      *q;
-    ngx_chat_arr_t    arr[3];
+    ngx_chat_pg_array_t    arr[3];
     const char       *values[4];
     ngx_chat_conn_t  *cc;
     u_char            num[NGX_INT64_LEN];
@@ -934,9 +934,9 @@ ngx_chat_session_poll_all(void)
             continue;
         }
 
-        room[0] += ngx_chat_store_arr_room(cc->uid.len);
-        room[1] += ngx_chat_store_arr_room(cc->device.len);
-        room[2] += ngx_chat_store_arr_room(NGX_INT64_LEN);
+        room[0] += ngx_chat_pg_array_room(cc->uid.len);
+        room[1] += ngx_chat_pg_array_room(cc->device.len);
+        room[2] += ngx_chat_pg_array_room(NGX_INT64_LEN);
         n++;
     }
 
@@ -945,7 +945,7 @@ ngx_chat_session_poll_all(void)
     }
 
     for (k = 0; k < 3; k++) {
-        if (ngx_chat_store_arr_init(&arr[k], room[k]) != NGX_OK) {
+        if (ngx_chat_pg_array_init(&arr[k], room[k]) != NGX_OK) {
             while (k--) {
                 ngx_free(arr[k].start);
             }
@@ -966,14 +966,14 @@ ngx_chat_session_poll_all(void)
             continue;
         }
 
-        ngx_chat_store_arr_str(&arr[0], cc->uid.data, cc->uid.len);
-        ngx_chat_store_arr_str(&arr[1], cc->device.data, cc->device.len);
+        ngx_chat_pg_array_add(&arr[0], cc->uid.data, cc->uid.len);
+        ngx_chat_pg_array_add(&arr[1], cc->device.data, cc->device.len);
         p = ngx_sprintf(num, "%uL", cc->cursor);
-        ngx_chat_store_arr_str(&arr[2], num, p - num);
+        ngx_chat_pg_array_add(&arr[2], num, p - num);
     }
 
     for (k = 0; k < 3; k++) {
-        ngx_chat_store_arr_close(&arr[k]);
+        ngx_chat_pg_array_close(&arr[k]);
         values[k] = (const char *) arr[k].start;
     }
 

@@ -590,7 +590,7 @@ ngx_chat_store_send_issue(ngx_chat_store_t *st, ngx_chat_send_batch_t *b)
     ngx_int_t               rc;
     ngx_msec_t              deadline;
     ngx_uint_t              i, k;
-    ngx_chat_arr_t          arr[6];
+    ngx_chat_pg_array_t          arr[6];
     const char             *values[7];
     ngx_chat_send_t        *s;
     ngx_chat_pg_query_t    *pq;
@@ -605,16 +605,16 @@ ngx_chat_store_send_issue(ngx_chat_store_t *st, ngx_chat_send_batch_t *b)
             deadline = s->deadline;
         }
 
-        room[0] += ngx_chat_store_arr_room(s->user.len);
-        room[1] += ngx_chat_store_arr_room(s->device.len);
-        room[2] += ngx_chat_store_arr_room(s->chat_id.len);
-        room[3] += ngx_chat_store_arr_room(s->cmid.len);
-        room[4] += ngx_chat_store_arr_room(s->body.len);
-        room[5] += ngx_chat_store_arr_room(s->attachments.len);
+        room[0] += ngx_chat_pg_array_room(s->user.len);
+        room[1] += ngx_chat_pg_array_room(s->device.len);
+        room[2] += ngx_chat_pg_array_room(s->chat_id.len);
+        room[3] += ngx_chat_pg_array_room(s->cmid.len);
+        room[4] += ngx_chat_pg_array_room(s->body.len);
+        room[5] += ngx_chat_pg_array_room(s->attachments.len);
     }
 
     for (k = 0; k < 6; k++) {
-        if (ngx_chat_store_arr_init(&arr[k], room[k]) != NGX_OK) {
+        if (ngx_chat_pg_array_init(&arr[k], room[k]) != NGX_OK) {
             while (k--) {
                 ngx_free(arr[k].start);
             }
@@ -626,17 +626,17 @@ ngx_chat_store_send_issue(ngx_chat_store_t *st, ngx_chat_send_batch_t *b)
     for (i = b->lo; i < b->hi; i++) {
         s = b->sends[i];
 
-        ngx_chat_store_arr_str(&arr[0], s->user.data, s->user.len);
-        ngx_chat_store_arr_str(&arr[1], s->device.data, s->device.len);
-        ngx_chat_store_arr_str(&arr[2], s->chat_id.data, s->chat_id.len);
-        ngx_chat_store_arr_str(&arr[3], s->cmid.data, s->cmid.len);
-        ngx_chat_store_arr_str(&arr[4], s->body.data, s->body.len);
-        ngx_chat_store_arr_str(&arr[5], s->attachments.data,
+        ngx_chat_pg_array_add(&arr[0], s->user.data, s->user.len);
+        ngx_chat_pg_array_add(&arr[1], s->device.data, s->device.len);
+        ngx_chat_pg_array_add(&arr[2], s->chat_id.data, s->chat_id.len);
+        ngx_chat_pg_array_add(&arr[3], s->cmid.data, s->cmid.len);
+        ngx_chat_pg_array_add(&arr[4], s->body.data, s->body.len);
+        ngx_chat_pg_array_add(&arr[5], s->attachments.data,
                                s->attachments.len);
     }
 
     for (k = 0; k < 6; k++) {
-        ngx_chat_store_arr_close(&arr[k]);
+        ngx_chat_pg_array_close(&arr[k]);
         values[k] = (const char *) arr[k].start;
     }
 
@@ -986,13 +986,13 @@ ngx_chat_store_item_error(PGresult *res, ngx_int_t rc)
 static void
 ngx_chat_store_send_row(ngx_chat_send_t *s, PGresult *res, int row)
 {
-    u_char            *json, *p, *last;
+    u_char            *json;
     u_char             ord[NGX_CHAT_JSON_CHAT_ID_MAX + NGX_INT64_LEN + 2];
     off_t              seq, chat;
     uint64_t           message_id;
     ngx_int_t          status;
-    ngx_str_t         *users, order;
-    ngx_uint_t         n, max, dup;
+    ngx_str_t          order;
+    ngx_uint_t         dup;
     ngx_chat_user_t   *u;
 
     status = ngx_atoi((u_char *) PQgetvalue(res, row, 1),
@@ -1023,12 +1023,6 @@ ngx_chat_store_send_row(ngx_chat_send_t *s, PGresult *res, int row)
         message_id = (uint64_t) ngx_atoof((u_char *) PQgetvalue(res, row, 2),
                                           PQgetlength(res, row, 2));
         json = (u_char *) PQgetvalue(res, row, 6);
-        p = (u_char *) PQgetvalue(res, row, 7);
-        last = p + PQgetlength(res, row, 7);
-
-        for (max = 1; p < last; p++) {
-            max += (*p == ',');
-        }
 
         /*
          * A duplicate comes with the users who have not acked the message
@@ -1039,27 +1033,14 @@ ngx_chat_store_send_row(ngx_chat_send_t *s, PGresult *res, int row)
          */
         dup = (*PQgetvalue(res, row, 5) == 't');
 
-        users = NULL;
-
-        if (!dup || !ngx_chat_bus_published(message_id)) {
-            users = ngx_alloc(max * sizeof(ngx_str_t), ngx_cycle->log);
-        }
-
-        if (users
-            && ngx_chat_store_parse_array((u_char *) PQgetvalue(res, row, 7),
-                                          PQgetlength(res, row, 7), users,
-                                          max, &n)
-               == NGX_OK
-            && ngx_chat_bus_publish_event(users, n, message_id, &s->user,
-                                          &s->device, &order, json,
-                                          PQgetlength(res, row, 6))
+        if ((!dup || !ngx_chat_bus_published(message_id))
+            && ngx_chat_bus_fanout((u_char *) PQgetvalue(res, row, 7),
+                                   PQgetlength(res, row, 7), message_id,
+                                   &s->user, &s->device, &order, json,
+                                   PQgetlength(res, row, 6))
                == NGX_OK)
         {
             ngx_chat_bus_published_add(message_id);
-        }
-
-        if (users) {
-            ngx_free(users);
         }
     }
 
@@ -1166,7 +1147,7 @@ ngx_chat_store_ack_flush(ngx_event_t *ev)
     size_t             room[3];
     ngx_uint_t         i, k, n;
     ngx_chat_ack_t    *a;
-    ngx_chat_arr_t     arr[3];
+    ngx_chat_pg_array_t     arr[3];
     const char        *values[3];
     ngx_chat_store_t  *st;
     u_char             num[NGX_INT64_LEN];
@@ -1186,13 +1167,13 @@ ngx_chat_store_ack_flush(ngx_event_t *ev)
 
     for (i = 0; i < n; i++) {
         a = &st->acks[i];
-        room[0] += ngx_chat_store_arr_room(a->user_len);
-        room[1] += ngx_chat_store_arr_room(a->device_len);
-        room[2] += ngx_chat_store_arr_room(NGX_INT64_LEN);
+        room[0] += ngx_chat_pg_array_room(a->user_len);
+        room[1] += ngx_chat_pg_array_room(a->device_len);
+        room[2] += ngx_chat_pg_array_room(NGX_INT64_LEN);
     }
 
     for (k = 0; k < 3; k++) {
-        if (ngx_chat_store_arr_init(&arr[k], room[k]) != NGX_OK) {
+        if (ngx_chat_pg_array_init(&arr[k], room[k]) != NGX_OK) {
             while (k--) {
                 ngx_free(arr[k].start);
             }
@@ -1203,14 +1184,14 @@ ngx_chat_store_ack_flush(ngx_event_t *ev)
 
     for (i = 0; i < n; i++) {
         a = &st->acks[i];
-        ngx_chat_store_arr_str(&arr[0], a->user, a->user_len);
-        ngx_chat_store_arr_str(&arr[1], a->device, a->device_len);
+        ngx_chat_pg_array_add(&arr[0], a->user, a->user_len);
+        ngx_chat_pg_array_add(&arr[1], a->device, a->device_len);
         p = ngx_sprintf(num, "%uL", a->id);
-        ngx_chat_store_arr_str(&arr[2], num, p - num);
+        ngx_chat_pg_array_add(&arr[2], num, p - num);
     }
 
     for (k = 0; k < 3; k++) {
-        ngx_chat_store_arr_close(&arr[k]);
+        ngx_chat_pg_array_close(&arr[k]);
         values[k] = (const char *) arr[k].start;
     }
 
@@ -1515,131 +1496,3 @@ ngx_chat_store_ack_wake(ngx_chat_store_t *st, ngx_int_t rc)
 }
 
 
-ngx_int_t
-ngx_chat_store_arr_init(ngx_chat_arr_t *a, size_t room)
-{
-    a->start = ngx_alloc(room + 3, ngx_cycle->log);
-    if (a->start == NULL) {
-        return NGX_ERROR;
-    }
-
-    a->p = a->start;
-    *a->p++ = '{';
-    a->n = 0;
-
-    return NGX_OK;
-}
-
-
-void
-ngx_chat_store_arr_str(ngx_chat_arr_t *a, u_char *s, size_t len)
-{
-    u_char  *p, *last;
-
-    p = a->p;
-
-    if (a->n++) {
-        *p++ = ',';
-    }
-
-    *p++ = '"';
-
-    for (last = s + len; s < last; s++) {
-        if (*s == '"' || *s == '\\') {
-            *p++ = '\\';
-        }
-
-        *p++ = *s;
-    }
-
-    *p++ = '"';
-
-    a->p = p;
-}
-
-
-void
-ngx_chat_store_arr_close(ngx_chat_arr_t *a)
-{
-    *a->p++ = '}';
-    *a->p = '\0';
-}
-
-
-/*
- * Parses the text form of a one-dimensional text[]: {a,"b c",NULL}.
- * Items point into p (quoted ones are unescaped in place).  NULL items
- * and items over max are skipped/refused.
- */
-ngx_int_t
-ngx_chat_store_parse_array(u_char *p, size_t len, ngx_str_t *out,
-    ngx_uint_t max, ngx_uint_t *n)
-{
-    u_char  *last, *d, *start;
-
-    *n = 0;
-    last = p + len;
-
-    if (len < 2 || p[0] != '{' || last[-1] != '}') {
-        return NGX_ERROR;
-    }
-
-    p++;
-    last--;
-
-    while (p < last) {
-
-        if (*n == max) {
-            return NGX_ERROR;
-        }
-
-        if (*p == '"') {
-            start = d = ++p;
-
-            while (p < last && *p != '"') {
-                if (*p == '\\' && p + 1 < last) {
-                    p++;
-                }
-
-                *d++ = *p++;
-            }
-
-            if (p == last) {
-                return NGX_ERROR;
-            }
-
-            p++;
-            out[*n].data = start;
-            out[*n].len = d - start;
-            (*n)++;
-
-        } else {
-            start = p;
-
-            while (p < last && *p != ',') {
-                p++;
-            }
-
-            if (p - start == 4 && ngx_strncasecmp(start, (u_char *) "NULL", 4)
-                                  == 0)
-            {
-                /* skip SQL NULLs */
-
-            } else {
-                out[*n].data = start;
-                out[*n].len = p - start;
-                (*n)++;
-            }
-        }
-
-        if (p < last) {
-            if (*p != ',') {
-                return NGX_ERROR;
-            }
-
-            p++;
-        }
-    }
-
-    return NGX_OK;
-}

@@ -12,6 +12,7 @@
 
 #include "ngx_chat.h"
 #include "ngx_chat_pg.h"
+#include "ngx_chat_pg_array.h"
 #include "ngx_chat_json.h"
 
 
@@ -134,27 +135,6 @@ ngx_int_t ngx_chat_store_send(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd,
  */
 ngx_int_t ngx_chat_store_ack(ngx_chat_conn_t *cc, uint64_t *ids,
     ngx_uint_t n, ngx_chat_store_done_pt done, void *data);
-
-/* parses a PostgreSQL text[] in its text form; items point into p */
-ngx_int_t ngx_chat_store_parse_array(u_char *p, size_t len, ngx_str_t *out,
-    ngx_uint_t max, ngx_uint_t *n);
-
-/*
- * A PostgreSQL array literal under construction: ngx_chat_store_arr_init()
- * with the room that ngx_chat_store_arr_room() adds up for the items, then
- * one add per item, then close (which NUL-terminates).
- */
-typedef struct {
-    u_char                  *start;
-    u_char                  *p;
-    ngx_uint_t               n;
-} ngx_chat_arr_t;
-
-#define ngx_chat_store_arr_room(len)  (2 * (len) + 3)
-
-ngx_int_t ngx_chat_store_arr_init(ngx_chat_arr_t *a, size_t room);
-void ngx_chat_store_arr_str(ngx_chat_arr_t *a, u_char *s, size_t len);
-void ngx_chat_store_arr_close(ngx_chat_arr_t *a);
 
 
 #endif /* _NGX_CHAT_STORE_H_INCLUDED_ */

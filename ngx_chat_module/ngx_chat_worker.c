@@ -316,7 +316,7 @@ ngx_chat_worker_touch(ngx_event_t *ev)
     size_t            room[2];
     ngx_uint_t        k;
     ngx_queue_t      *q;
-    ngx_chat_arr_t    arr[2];
+    ngx_chat_pg_array_t    arr[2];
     const char       *values[2];
     ngx_chat_conn_t  *cc;
 
@@ -340,13 +340,13 @@ ngx_chat_worker_touch(ngx_event_t *ev)
         cc = ngx_queue_data(q, ngx_chat_conn_t, all);
 
         if (cc->state == NGX_CHAT_CONN_LIVE) {
-            room[0] += ngx_chat_store_arr_room(cc->uid.len);
-            room[1] += ngx_chat_store_arr_room(cc->device.len);
+            room[0] += ngx_chat_pg_array_room(cc->uid.len);
+            room[1] += ngx_chat_pg_array_room(cc->device.len);
         }
     }
 
     for (k = 0; k < 2; k++) {
-        if (ngx_chat_store_arr_init(&arr[k], room[k]) != NGX_OK) {
+        if (ngx_chat_pg_array_init(&arr[k], room[k]) != NGX_OK) {
             if (k) {
                 ngx_free(arr[0].start);
             }
@@ -362,14 +362,14 @@ ngx_chat_worker_touch(ngx_event_t *ev)
         cc = ngx_queue_data(q, ngx_chat_conn_t, all);
 
         if (cc->state == NGX_CHAT_CONN_LIVE) {
-            ngx_chat_store_arr_str(&arr[0], cc->uid.data,
+            ngx_chat_pg_array_add(&arr[0], cc->uid.data,
                                    cc->uid.len);
-            ngx_chat_store_arr_str(&arr[1], cc->device.data, cc->device.len);
+            ngx_chat_pg_array_add(&arr[1], cc->device.data, cc->device.len);
         }
     }
 
     for (k = 0; k < 2; k++) {
-        ngx_chat_store_arr_close(&arr[k]);
+        ngx_chat_pg_array_close(&arr[k]);
         values[k] = (const char *) arr[k].start;
     }
 
