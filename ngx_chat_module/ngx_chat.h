@@ -158,15 +158,17 @@ typedef struct {
 
 
 struct ngx_chat_conn_s {
+    /* the connection itself (ngx_chat_ws.c) */
     ngx_connection_t        *connection;        /* NULL once closed */
     ngx_pool_t              *pool;              /* kept for TLS only */
     ngx_log_t                log;               /* c->log after takeover */
     ngx_queue_t              all;               /* in worker->conns */
-    ngx_chat_user_t         *user;              /* bus entry, or NULL */
-    ngx_queue_t              queue;             /* in user->conns */
     ngx_str_t                uid;               /* as long as cc lives */
     ngx_str_t                device;
+    ngx_uint_t               pending;           /* callbacks outstanding */
+    uint64_t                 serial;            /* connection identity */
 
+    /* the transport's buffers (ngx_chat_ws.c) */
     u_char                  *in;                /* partial frame (malloc) */
     size_t                   in_len;
     size_t                   in_cap;
@@ -181,34 +183,47 @@ struct ngx_chat_conn_s {
     ngx_chat_out_t          *out_last;
     size_t                   out_bytes;
 
+    /* the bus's user index (ngx_chat_bus.c) */
+    ngx_chat_user_t         *user;              /* bus entry, or NULL */
+    ngx_queue_t              queue;             /* in user->conns */
+
+    /* the session (ngx_chat_session.c) */
     uint64_t                 cursor;            /* drain position */
     ngx_chat_ids_t          *inflight;          /* delivered, not acked */
 
-    ngx_uint_t               pending;           /* callbacks outstanding */
-    uint64_t                 serial;            /* connection identity */
+    /* the commands (ngx_chat_cmd.c, ngx_chat_cmdq.c) */
     ngx_chat_limit_t         limit;             /* chat_command_rate */
     ngx_chat_cmdq_t         *cmdq;              /* commands kept for order,
                                                    or NULL (ngx_chat_cmdq.c) */
 
-    unsigned                 state:3;           /* ngx_chat_conn_state_e */
+    /* one state for the whole life (ngx_chat_conn_state_e) */
+    unsigned                 state:3;
+
+    /* the transport's (ngx_chat_ws.c) */
     unsigned                 msg_opcode:4;      /* of the fragmented msg */
     unsigned                 in_message:1;      /* fragments pending */
     unsigned                 ping_sent:1;       /* awaiting PONG */
     unsigned                 dropped:1;         /* close without a frame */
+    unsigned                 peer_closed:1;     /* client sent Close */
+    unsigned                 shutdown:1;        /* worker is exiting */
+    unsigned                 in_unparsed:1;     /* cc->in not yet parsed */
+
+    /* the bus's (ngx_chat_bus.c) */
     unsigned                 registered:1;      /* in the user index */
+
+    /* the session's drain (ngx_chat_session.c) */
     unsigned                 draining:1;        /* inbox drain running */
     unsigned                 drain_query:1;     /* a page query is out */
     unsigned                 drain_again:1;     /* live event while out */
     unsigned                 drain_wait:1;      /* window full */
     unsigned                 need_drain:1;      /* retry from the poll */
     unsigned                 drain_out:1;       /* waits for output room */
-    unsigned                 peer_closed:1;     /* client sent Close */
-    unsigned                 shutdown:1;        /* worker is exiting */
-    unsigned                 in_unparsed:1;     /* cc->in not yet parsed */
+    unsigned                 lingering:1;       /* in worker->linger */
+
+    /* the store's send batches (ngx_chat_store.c) */
     unsigned                 sending:1;         /* a send batch is out */
     unsigned                 batching:1;        /* in the batch being built */
     unsigned                 has_busy:1;        /* a send came back busy */
-    unsigned                 lingering:1;       /* in worker->linger */
 
     uint32_t                 nsends;            /* sends in the store */
 };
