@@ -70,10 +70,9 @@
 #include <libpq-fe.h>
 
 #include "ngx_chat_pg.h"
+#include "ngx_chat_backoff.h"
 
 
-#define NGX_CHAT_PG_BACKOFF_MIN      100
-#define NGX_CHAT_PG_BACKOFF_MAX      5000
 #define NGX_CHAT_PG_DEMAND_DELAY     100     /* reconnect, queries waiting */
 #define NGX_CHAT_PG_CONNECT_TIMEOUT  10000   /* connect and prepare */
 #define NGX_CHAT_PG_LOG_INTERVAL     30000   /* connect failure logs */
@@ -278,7 +277,7 @@ ngx_chat_pg_create(ngx_cycle_t *cycle, ngx_str_t *conninfo,
         slot = &pg->slots[i];
         slot->pg = pg;
         slot->id = i + 1;
-        slot->backoff = NGX_CHAT_PG_BACKOFF_MIN;
+        slot->backoff = NGX_CHAT_BACKOFF_MIN;
         slot->ev.handler = ngx_chat_pg_slot_timer;
         slot->ev.data = slot;
         slot->ev.log = pg->log;
@@ -914,7 +913,7 @@ ngx_chat_pg_slot_ready(ngx_chat_pg_slot_t *slot)
     }
 
     slot->state = NGX_CHAT_PG_IDLE;
-    slot->backoff = NGX_CHAT_PG_BACKOFF_MIN;
+    slot->backoff = NGX_CHAT_BACKOFF_MIN;
 
     if (pg->failed && pg->nerrs) {
         ngx_log_error(NGX_LOG_INFO, pg->log, 0,
@@ -984,7 +983,7 @@ ngx_chat_pg_demand(ngx_chat_pg_t *pg, ngx_chat_pg_slot_t *ready)
         }
 
         if (ready) {
-            slot->backoff = NGX_CHAT_PG_BACKOFF_MIN;
+            slot->backoff = NGX_CHAT_BACKOFF_MIN;
             ngx_del_timer(&slot->ev);
             ngx_add_timer(&slot->ev, NGX_CHAT_PG_DEMAND_DELAY);
             continue;
@@ -1326,16 +1325,7 @@ ngx_chat_pg_slot_schedule(ngx_chat_pg_slot_t *slot)
         return;
     }
 
-    /* backoff +-25% */
-
-    delay = slot->backoff - slot->backoff / 4
-            + (ngx_msec_t) ngx_random() % (slot->backoff / 2 + 1);
-
-    slot->backoff *= 2;
-
-    if (slot->backoff > NGX_CHAT_PG_BACKOFF_MAX) {
-        slot->backoff = NGX_CHAT_PG_BACKOFF_MAX;
-    }
+    delay = ngx_chat_backoff_next(&slot->backoff);
 
     ngx_log_debug2(NGX_LOG_DEBUG_EVENT, slot->pg->log, 0,
                    "chat pg: #%ui reconnect in %M ms", slot->id, delay);
