@@ -58,7 +58,6 @@
 
 #define NGX_CHAT_JSON_ALIGN         8
 
-#define ngx_chat_json_sl(s)         s, sizeof(s) - 1
 
 
 typedef struct {

@@ -25,6 +25,7 @@
 
 #include "ngx_chat_crypto.h"
 #include "ngx_chat_jwt.h"
+#include "ngx_chat_json.h"
 
 
 #define NGX_CHAT_JWT_SIG_LEN        32   /* SHA-256 output */
@@ -111,19 +112,19 @@ static uint8_t *ngx_chat_jwt_put_int(uint8_t *d, int64_t v);
 
 
 static const ngx_chat_jwt_key_t  ngx_chat_jwt_header_keys[] = {
-    { "alg", 3, NGX_CHAT_JWT_KEY_ALG },
-    { "typ", 3, NGX_CHAT_JWT_KEY_TYP },
-    { "crit", 4, NGX_CHAT_JWT_KEY_CRIT },
+    { ngx_chat_json_sl("alg"), NGX_CHAT_JWT_KEY_ALG },
+    { ngx_chat_json_sl("typ"), NGX_CHAT_JWT_KEY_TYP },
+    { ngx_chat_json_sl("crit"), NGX_CHAT_JWT_KEY_CRIT },
     { NULL, 0, 0 }
 };
 
 
 static const ngx_chat_jwt_key_t  ngx_chat_jwt_claim_keys[] = {
-    { "sub", 3, NGX_CHAT_JWT_KEY_SUB },
-    { "dev", 3, NGX_CHAT_JWT_KEY_DEV },
-    { "exp", 3, NGX_CHAT_JWT_KEY_EXP },
-    { "iat", 3, NGX_CHAT_JWT_KEY_IAT },
-    { "nbf", 3, NGX_CHAT_JWT_KEY_NBF },
+    { ngx_chat_json_sl("sub"), NGX_CHAT_JWT_KEY_SUB },
+    { ngx_chat_json_sl("dev"), NGX_CHAT_JWT_KEY_DEV },
+    { ngx_chat_json_sl("exp"), NGX_CHAT_JWT_KEY_EXP },
+    { ngx_chat_json_sl("iat"), NGX_CHAT_JWT_KEY_IAT },
+    { ngx_chat_json_sl("nbf"), NGX_CHAT_JWT_KEY_NBF },
     { NULL, 0, 0 }
 };
 
@@ -398,15 +399,15 @@ ngx_chat_jwt_sign(const char *sub, size_t sub_len, const char *dev,
     /* ids need no JSON escaping: their alphabet has no '"' or '\' */
 
     p = json;
-    p = ngx_chat_jwt_put_str(p, "{\"sub\":\"", 8);
+    p = ngx_chat_jwt_put_str(p, ngx_chat_json_sl("{\"sub\":\""));
     p = ngx_chat_jwt_put_str(p, sub, sub_len);
-    p = ngx_chat_jwt_put_str(p, "\",\"dev\":\"", 9);
+    p = ngx_chat_jwt_put_str(p, ngx_chat_json_sl("\",\"dev\":\""));
     p = ngx_chat_jwt_put_str(p, dev, dev_len);
-    p = ngx_chat_jwt_put_str(p, "\",\"iat\":", 8);
+    p = ngx_chat_jwt_put_str(p, ngx_chat_json_sl("\",\"iat\":"));
     p = ngx_chat_jwt_put_int(p, iat);
-    p = ngx_chat_jwt_put_str(p, ",\"exp\":", 7);
+    p = ngx_chat_jwt_put_str(p, ngx_chat_json_sl(",\"exp\":"));
     p = ngx_chat_jwt_put_int(p, exp);
-    p = ngx_chat_jwt_put_str(p, "}", 1);
+    p = ngx_chat_jwt_put_str(p, ngx_chat_json_sl("}"));
     jlen = p - json;
 
     n = NGX_CHAT_BASE64URL_ENCODED_LEN(sizeof(ngx_chat_jwt_header_json) - 1)
@@ -540,13 +541,13 @@ ngx_chat_jwt_json_value(ngx_chat_jwt_json_t *j, int type,
     switch (key) {
 
     case NGX_CHAT_JWT_KEY_ALG:
-        ok = (type == NGX_CHAT_JWT_JSON_STRING && len == 5
-              && memcmp(p, "HS256", 5) == 0);
+        ok = (type == NGX_CHAT_JWT_JSON_STRING && len == sizeof("HS256") - 1
+              && memcmp(p, "HS256", len) == 0);
         break;
 
     case NGX_CHAT_JWT_KEY_TYP:
-        ok = (type == NGX_CHAT_JWT_JSON_STRING && len == 3
-              && memcmp(p, "JWT", 3) == 0);
+        ok = (type == NGX_CHAT_JWT_JSON_STRING && len == sizeof("JWT") - 1
+              && memcmp(p, "JWT", len) == 0);
         break;
 
     case NGX_CHAT_JWT_KEY_CRIT:
