@@ -58,8 +58,7 @@
  * When no connection is up (PREPARING, IDLE or BUSY), new queries fail
  * fast and waiting ones are answered NGX_DECLINED.
  *
- * Handlers may call ngx_chat_pg_query() and ngx_chat_pg_cancel(), but not
- * ngx_chat_pg_destroy().  The code never touches a slot's connection after
+ * Handlers may call ngx_chat_pg_query(), but not ngx_chat_pg_destroy().  The code never touches a slot's connection after
  * calling a handler.
  */
 
@@ -147,7 +146,6 @@ struct ngx_chat_pg_query_s {
     int                         nparams;
     char                      **values;     /* in the same block */
     int                        *lengths;
-    unsigned                    canceled:1;
 };
 
 
@@ -538,43 +536,6 @@ ngx_chat_pg_query_expire(ngx_chat_pg_query_t *q, ngx_msec_t ms)
 }
 
 
-void
-ngx_chat_pg_cancel(ngx_chat_pg_query_t *q)
-{
-    ngx_chat_pg_t  *pg;
-
-    if (q == NULL) {
-        return;
-    }
-
-    pg = q->pg;
-    q->canceled = 1;
-
-    if (pg->destroying) {
-        return;
-    }
-
-    switch (q->where) {
-
-    case NGX_CHAT_PG_Q_WAITING:
-        ngx_queue_remove(&q->queue);
-        pg->nwaiting--;
-        pg->wait_bytes -= q->size;
-        ngx_chat_pg_query_free(q);
-        break;
-
-    case NGX_CHAT_PG_Q_FAILING:
-        ngx_queue_remove(&q->queue);
-        ngx_chat_pg_query_free(q);
-        break;
-
-    default:
-        /* running: freed when done; being finished: freed after */
-        break;
-    }
-}
-
-
 ngx_uint_t
 ngx_chat_pg_up(ngx_chat_pg_t *pg)
 {
@@ -642,7 +603,7 @@ ngx_chat_pg_destroy(ngx_chat_pg_t *pg)
         q->where = NGX_CHAT_PG_Q_DONE;
     }
 
-    /* a handler may cancel any of these: they stay valid until finished */
+    /* each is answered NGX_DECLINED, then freed */
 
     while (!ngx_queue_empty(&doomed)) {
         x = ngx_queue_head(&doomed);
@@ -1607,7 +1568,7 @@ ngx_chat_pg_query_handler(ngx_event_t *ev)
 }
 
 
-/* calls the handler unless canceled, clears res and frees q */
+/* calls the handler, clears res and frees q */
 
 static void
 ngx_chat_pg_query_finish(ngx_chat_pg_query_t *q, PGresult *res,
@@ -1623,7 +1584,7 @@ ngx_chat_pg_query_finish(ngx_chat_pg_query_t *q, PGresult *res,
 
     q->where = NGX_CHAT_PG_Q_DONE;
 
-    if (!q->canceled && q->handler != NULL) {
+    if (q->handler != NULL) {
         q->handler(q->data, res, rc);
     }
 
