@@ -4,8 +4,8 @@
  * handshake, plus the user/device id syntax and a minting function for
  * tests and tools (strict base64url is in ngx_chat_crypto.h, included
  * here).  No nginx headers: this file links alone with ngx_chat_crypto.c,
- * libcrypto and libyajl so unit tests and fuzzers can use it.  The wire format is
- * documented for backend authors in docs/tokens.md.
+ * libcrypto and libyajl so unit tests and fuzzers can use it.  The wire
+ * format is documented for backend authors in docs/tokens.md.
  */
 
 

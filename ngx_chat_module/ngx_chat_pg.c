@@ -58,8 +58,8 @@
  * When no connection is up (PREPARING, IDLE or BUSY), new queries fail
  * fast and waiting ones are answered NGX_DECLINED.
  *
- * Handlers may call ngx_chat_pg_query(), but not ngx_chat_pg_destroy().  The code never touches a slot's connection after
- * calling a handler.
+ * Handlers may call ngx_chat_pg_query(), but not ngx_chat_pg_destroy().
+ * The code never touches a slot's connection after calling a handler.
  */
 
 
