@@ -567,7 +567,7 @@ ngx_chat_bus_message(void *data, u_char *channel, size_t channel_len,
         device.len = f[1] - f[0] - 1;
         code = ngx_atoi(f[1], f[2] - f[1] - 1);
 
-        if (code < 1000 || code > 4999) {
+        if (code < NGX_CHAT_CLOSE_NORMAL || code > NGX_CHAT_CLOSE_APP_MAX) {
             return;
         }
 

@@ -35,6 +35,7 @@
 #include <yajl/yajl_gen.h>
 
 #include "ngx_chat_json.h"
+#include "ngx_chat_utf8.h"
 
 
 /* how a field is decoded */
@@ -57,7 +58,6 @@
 
 #define NGX_CHAT_JSON_ALIGN         8
 
-#define ngx_chat_json_sl(s)         s, sizeof(s) - 1
 
 
 typedef struct {
@@ -92,8 +92,6 @@ typedef struct {
 } ngx_chat_json_ctx_t;
 
 
-static size_t ngx_chat_json_utf8_len(const uint8_t *p, size_t n);
-static int ngx_chat_json_utf8_valid(const uint8_t *p, size_t n);
 static int ngx_chat_json_hex4(const uint8_t *p, const uint8_t *end,
     unsigned *cp);
 static const char *ngx_chat_json_scan_string(ngx_chat_json_ctx_t *ctx);
@@ -325,83 +323,6 @@ ngx_chat_json_parse_cmd(const uint8_t *p, size_t len, ngx_chat_cmd_t *cmd,
 }
 
 
-/* the length of the strictly valid UTF-8 sequence at p, or 0 */
-
-static size_t
-ngx_chat_json_utf8_len(const uint8_t *p, size_t n)
-{
-    size_t   len, i;
-    uint8_t  c, lo, hi;
-
-    c = p[0];
-
-    if (c < 0x80) {
-        return 1;
-    }
-
-    lo = 0x80;
-    hi = 0xbf;
-
-    if (c >= 0xc2 && c <= 0xdf) {
-        len = 2;
-
-    } else if (c >= 0xe0 && c <= 0xef) {
-        len = 3;
-
-        if (c == 0xe0) {
-            lo = 0xa0;              /* overlong */
-
-        } else if (c == 0xed) {
-            hi = 0x9f;              /* surrogates */
-        }
-
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4;
-
-        if (c == 0xf0) {
-            lo = 0x90;              /* overlong */
-
-        } else if (c == 0xf4) {
-            hi = 0x8f;              /* above U+10FFFF */
-        }
-
-    } else {
-        return 0;
-    }
-
-    if (n < len || p[1] < lo || p[1] > hi) {
-        return 0;
-    }
-
-    for (i = 2; i < len; i++) {
-        if ((p[i] & 0xc0) != 0x80) {
-            return 0;
-        }
-    }
-
-    return len;
-}
-
-
-static int
-ngx_chat_json_utf8_valid(const uint8_t *p, size_t n)
-{
-    size_t  l;
-
-    while (n > 0) {
-        l = ngx_chat_json_utf8_len(p, n);
-        if (l == 0) {
-            return 0;
-        }
-
-        p += l;
-        n -= l;
-    }
-
-    return 1;
-}
-
-
 static int
 ngx_chat_json_hex4(const uint8_t *p, const uint8_t *end, unsigned *cp)
 {
@@ -444,10 +365,9 @@ ngx_chat_json_hex4(const uint8_t *p, const uint8_t *end, unsigned *cp)
 static const char *
 ngx_chat_json_scan_string(ngx_chat_json_ctx_t *ctx)
 {
-    size_t          l;
     unsigned        cp, lo;
     const char     *why;
-    const uint8_t  *p, *end;
+    const uint8_t  *p, *q, *end;
 
     p = ctx->in + ctx->scan;
     end = ctx->in + ctx->in_len;
@@ -503,14 +423,23 @@ ngx_chat_json_scan_string(ngx_chat_json_ctx_t *ctx)
             continue;
         }
 
-        l = ngx_chat_json_utf8_len(p, end - p);
+        /*
+         * a run of raw bytes up to the next escape or the closing quote:
+         * no valid character contains '\\' or '"', so checking runs finds
+         * the same first error as checking character by character
+         */
 
-        if (l == 0) {
-            why = (why != NULL) ? why : "invalid UTF-8 in string";
-            l = 1;
+        q = p;
+
+        while (q < end && *q != '"' && *q != '\\') {
+            q++;
         }
 
-        p += l;
+        if (ngx_chat_utf8_check(p, q - p) != 0) {
+            why = (why != NULL) ? why : "invalid UTF-8 in string";
+        }
+
+        p = q;
     }
 
     ctx->scan = (p < end) ? (size_t) (p + 1 - ctx->in) : ctx->in_len;
@@ -1357,7 +1286,7 @@ ngx_chat_json_out_key(ngx_chat_json_out_t *o, const char *s, size_t len)
     if (o->failed || o->g == NULL || o->depth == 0
         || !(o->maps & ((uint64_t) 1 << (o->depth - 1)))
         || o->want_value
-        || !ngx_chat_json_utf8_valid((const uint8_t *) s, len))
+        || ngx_chat_utf8_check((const uint8_t *) s, len) != 0)
     {
         o->failed = 1;
         return NGX_CHAT_JSON_ERROR;
@@ -1377,7 +1306,7 @@ ngx_chat_json_out_str(ngx_chat_json_out_t *o, const char *s, size_t len)
         return NGX_CHAT_JSON_ERROR;
     }
 
-    if (!ngx_chat_json_utf8_valid((const uint8_t *) s, len)) {
+    if (ngx_chat_utf8_check((const uint8_t *) s, len) != 0) {
         o->failed = 1;
         return NGX_CHAT_JSON_ERROR;
     }

@@ -25,6 +25,10 @@
 #include <yajl/yajl_gen.h>
 
 
+/* a string literal as (pointer, length) arguments: keys, fixed values */
+#define ngx_chat_json_sl(s)              s, sizeof(s) - 1
+
+
 /* return codes */
 #define NGX_CHAT_JSON_OK            0
 #define NGX_CHAT_JSON_EMALFORMED    1   /* not JSON, bad strings, too deep */

@@ -1,9 +1,10 @@
 
 /*
- * ngx_chat_jwt.c: HS256 JWT verification and minting, strict base64url and
- * the id syntax.  Pure code: no nginx headers, no I/O, no logging; links
- * alone with libcrypto (HMAC-SHA256, CRYPTO_memcmp) and libyajl (streaming
- * parser, so JSON values arrive as (ptr, len) and duplicate keys are seen).
+ * ngx_chat_jwt.c: HS256 JWT verification and minting, and the id syntax.
+ * Pure code: no nginx headers, no I/O, no logging; links alone with
+ * ngx_chat_crypto.c (base64url, HMAC-SHA256), libcrypto (CRYPTO_memcmp)
+ * and libyajl (streaming parser, so JSON values arrive as (ptr, len) and
+ * duplicate keys are seen).
  *
  * A token is at most NGX_CHAT_JWT_MAX_LEN bytes; the three parts are
  * decoded into one stack buffer of 3/4 of that.  The claims JSON is only
@@ -19,12 +20,12 @@
 #include <stdlib.h>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include <yajl/yajl_parse.h>
 
+#include "ngx_chat_crypto.h"
 #include "ngx_chat_jwt.h"
+#include "ngx_chat_json.h"
 
 
 #define NGX_CHAT_JWT_SIG_LEN        32   /* SHA-256 output */
@@ -108,23 +109,22 @@ static int ngx_chat_jwt_parse_int(const unsigned char *p, size_t len,
     int64_t *v);
 static uint8_t *ngx_chat_jwt_put_str(uint8_t *d, const char *s, size_t len);
 static uint8_t *ngx_chat_jwt_put_int(uint8_t *d, int64_t v);
-static int ngx_chat_base64url_value(uint8_t c);
 
 
 static const ngx_chat_jwt_key_t  ngx_chat_jwt_header_keys[] = {
-    { "alg", 3, NGX_CHAT_JWT_KEY_ALG },
-    { "typ", 3, NGX_CHAT_JWT_KEY_TYP },
-    { "crit", 4, NGX_CHAT_JWT_KEY_CRIT },
+    { ngx_chat_json_sl("alg"), NGX_CHAT_JWT_KEY_ALG },
+    { ngx_chat_json_sl("typ"), NGX_CHAT_JWT_KEY_TYP },
+    { ngx_chat_json_sl("crit"), NGX_CHAT_JWT_KEY_CRIT },
     { NULL, 0, 0 }
 };
 
 
 static const ngx_chat_jwt_key_t  ngx_chat_jwt_claim_keys[] = {
-    { "sub", 3, NGX_CHAT_JWT_KEY_SUB },
-    { "dev", 3, NGX_CHAT_JWT_KEY_DEV },
-    { "exp", 3, NGX_CHAT_JWT_KEY_EXP },
-    { "iat", 3, NGX_CHAT_JWT_KEY_IAT },
-    { "nbf", 3, NGX_CHAT_JWT_KEY_NBF },
+    { ngx_chat_json_sl("sub"), NGX_CHAT_JWT_KEY_SUB },
+    { ngx_chat_json_sl("dev"), NGX_CHAT_JWT_KEY_DEV },
+    { ngx_chat_json_sl("exp"), NGX_CHAT_JWT_KEY_EXP },
+    { ngx_chat_json_sl("iat"), NGX_CHAT_JWT_KEY_IAT },
+    { ngx_chat_json_sl("nbf"), NGX_CHAT_JWT_KEY_NBF },
     { NULL, 0, 0 }
 };
 
@@ -150,10 +150,6 @@ static const yajl_callbacks  ngx_chat_jwt_json_callbacks = {
 
 static const char  ngx_chat_jwt_header_json[] =
     "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
-
-static const char  ngx_chat_base64url_alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
 
 const char *
 ngx_chat_jwt_strerror(int rc)
@@ -356,15 +352,11 @@ ngx_chat_jwt_check_sig(const uint8_t *token, size_t signed_len,
     const uint8_t *sig, size_t sig_len, const uint8_t *secret,
     size_t secret_len)
 {
-    int           rc;
-    unsigned int  mdlen;
-    uint8_t       md[EVP_MAX_MD_SIZE];
+    int      rc;
+    uint8_t  md[NGX_CHAT_JWT_SIG_LEN];
 
-    if (HMAC(EVP_sha256(), secret, (int) secret_len, token, signed_len, md,
-             &mdlen)
-        == NULL || mdlen != NGX_CHAT_JWT_SIG_LEN)
+    if (ngx_chat_hmac_sha256(secret, secret_len, token, signed_len, md) != 0)
     {
-        OPENSSL_cleanse(md, sizeof(md));
         return NGX_CHAT_JWT_EINTERNAL;
     }
 
@@ -388,11 +380,10 @@ ngx_chat_jwt_sign(const char *sub, size_t sub_len, const char *dev,
     size_t dev_len, int64_t exp, int64_t iat, const uint8_t *secret,
     size_t secret_len, char *out, size_t out_size, size_t *out_len)
 {
-    size_t         jlen, n;
-    uint8_t       *p;
-    unsigned int   mdlen;
-    uint8_t        md[EVP_MAX_MD_SIZE];
-    uint8_t        json[NGX_CHAT_JWT_CLAIMS_JSON];
+    size_t    jlen, n;
+    uint8_t  *p;
+    uint8_t   md[NGX_CHAT_JWT_SIG_LEN];
+    uint8_t   json[NGX_CHAT_JWT_CLAIMS_JSON];
 
     if (secret_len < NGX_CHAT_JWT_SECRET_MIN || secret_len > 0x7fffffff) {
         return NGX_CHAT_JWT_ESECRET;
@@ -408,15 +399,15 @@ ngx_chat_jwt_sign(const char *sub, size_t sub_len, const char *dev,
     /* ids need no JSON escaping: their alphabet has no '"' or '\' */
 
     p = json;
-    p = ngx_chat_jwt_put_str(p, "{\"sub\":\"", 8);
+    p = ngx_chat_jwt_put_str(p, ngx_chat_json_sl("{\"sub\":\""));
     p = ngx_chat_jwt_put_str(p, sub, sub_len);
-    p = ngx_chat_jwt_put_str(p, "\",\"dev\":\"", 9);
+    p = ngx_chat_jwt_put_str(p, ngx_chat_json_sl("\",\"dev\":\""));
     p = ngx_chat_jwt_put_str(p, dev, dev_len);
-    p = ngx_chat_jwt_put_str(p, "\",\"iat\":", 8);
+    p = ngx_chat_jwt_put_str(p, ngx_chat_json_sl("\",\"iat\":"));
     p = ngx_chat_jwt_put_int(p, iat);
-    p = ngx_chat_jwt_put_str(p, ",\"exp\":", 7);
+    p = ngx_chat_jwt_put_str(p, ngx_chat_json_sl(",\"exp\":"));
     p = ngx_chat_jwt_put_int(p, exp);
-    p = ngx_chat_jwt_put_str(p, "}", 1);
+    p = ngx_chat_jwt_put_str(p, ngx_chat_json_sl("}"));
     jlen = p - json;
 
     n = NGX_CHAT_BASE64URL_ENCODED_LEN(sizeof(ngx_chat_jwt_header_json) - 1)
@@ -434,9 +425,9 @@ ngx_chat_jwt_sign(const char *sub, size_t sub_len, const char *dev,
     *p++ = '.';
     p += ngx_chat_base64url_encode(p, json, jlen);
 
-    if (HMAC(EVP_sha256(), secret, (int) secret_len, (uint8_t *) out,
-             p - (uint8_t *) out, md, &mdlen)
-        == NULL || mdlen != NGX_CHAT_JWT_SIG_LEN)
+    if (ngx_chat_hmac_sha256(secret, secret_len, out, p - (uint8_t *) out,
+                             md)
+        != 0)
     {
         out[0] = '\0';
         return NGX_CHAT_JWT_EINTERNAL;
@@ -476,132 +467,6 @@ ngx_chat_id_valid(const uint8_t *p, size_t len)
     }
 
     return 1;
-}
-
-
-size_t
-ngx_chat_base64url_encode(uint8_t *dst, const uint8_t *src, size_t len)
-{
-    uint8_t         *d;
-    const uint8_t   *s;
-    const char      *a;
-
-    a = ngx_chat_base64url_alphabet;
-    d = dst;
-    s = src;
-
-    while (len >= 3) {
-        *d++ = a[s[0] >> 2];
-        *d++ = a[((s[0] & 0x03) << 4) | (s[1] >> 4)];
-        *d++ = a[((s[1] & 0x0f) << 2) | (s[2] >> 6)];
-        *d++ = a[s[2] & 0x3f];
-        s += 3;
-        len -= 3;
-    }
-
-    if (len == 1) {
-        *d++ = a[s[0] >> 2];
-        *d++ = a[(s[0] & 0x03) << 4];
-
-    } else if (len == 2) {
-        *d++ = a[s[0] >> 2];
-        *d++ = a[((s[0] & 0x03) << 4) | (s[1] >> 4)];
-        *d++ = a[(s[1] & 0x0f) << 2];
-    }
-
-    return d - dst;
-}
-
-
-int
-ngx_chat_base64url_decode(uint8_t *dst, size_t *dst_len, const uint8_t *src,
-    size_t len)
-{
-    int       v0, v1, v2, v3;
-    size_t    i, rest;
-    uint8_t  *d;
-
-    rest = len % 4;
-
-    if (rest == 1) {
-        return NGX_CHAT_JWT_EFORMAT;
-    }
-
-    d = dst;
-
-    for (i = 0; i < len - rest; i += 4) {
-        v0 = ngx_chat_base64url_value(src[i]);
-        v1 = ngx_chat_base64url_value(src[i + 1]);
-        v2 = ngx_chat_base64url_value(src[i + 2]);
-        v3 = ngx_chat_base64url_value(src[i + 3]);
-
-        if ((v0 | v1 | v2 | v3) < 0) {
-            return NGX_CHAT_JWT_EFORMAT;
-        }
-
-        *d++ = (uint8_t) ((v0 << 2) | (v1 >> 4));
-        *d++ = (uint8_t) (((v1 & 0x0f) << 4) | (v2 >> 2));
-        *d++ = (uint8_t) (((v2 & 0x03) << 6) | v3);
-    }
-
-    if (rest) {
-        v0 = ngx_chat_base64url_value(src[i]);
-        v1 = ngx_chat_base64url_value(src[i + 1]);
-
-        if ((v0 | v1) < 0) {
-            return NGX_CHAT_JWT_EFORMAT;
-        }
-
-        *d++ = (uint8_t) ((v0 << 2) | (v1 >> 4));
-
-        if (rest == 2) {
-            /* the low 4 bits of the last character are unused */
-            if (v1 & 0x0f) {
-                return NGX_CHAT_JWT_EFORMAT;
-            }
-
-        } else {
-            v2 = ngx_chat_base64url_value(src[i + 2]);
-
-            /* the low 2 bits of the last character are unused */
-            if (v2 < 0 || (v2 & 0x03)) {
-                return NGX_CHAT_JWT_EFORMAT;
-            }
-
-            *d++ = (uint8_t) (((v1 & 0x0f) << 4) | (v2 >> 2));
-        }
-    }
-
-    *dst_len = d - dst;
-
-    return NGX_CHAT_JWT_OK;
-}
-
-
-static int
-ngx_chat_base64url_value(uint8_t c)
-{
-    if (c >= 'A' && c <= 'Z') {
-        return c - 'A';
-    }
-
-    if (c >= 'a' && c <= 'z') {
-        return c - 'a' + 26;
-    }
-
-    if (c >= '0' && c <= '9') {
-        return c - '0' + 52;
-    }
-
-    if (c == '-') {
-        return 62;
-    }
-
-    if (c == '_') {
-        return 63;
-    }
-
-    return -1;
 }
 
 
@@ -676,13 +541,13 @@ ngx_chat_jwt_json_value(ngx_chat_jwt_json_t *j, int type,
     switch (key) {
 
     case NGX_CHAT_JWT_KEY_ALG:
-        ok = (type == NGX_CHAT_JWT_JSON_STRING && len == 5
-              && memcmp(p, "HS256", 5) == 0);
+        ok = (type == NGX_CHAT_JWT_JSON_STRING && len == sizeof("HS256") - 1
+              && memcmp(p, "HS256", len) == 0);
         break;
 
     case NGX_CHAT_JWT_KEY_TYP:
-        ok = (type == NGX_CHAT_JWT_JSON_STRING && len == 3
-              && memcmp(p, "JWT", 3) == 0);
+        ok = (type == NGX_CHAT_JWT_JSON_STRING && len == sizeof("JWT") - 1
+              && memcmp(p, "JWT", len) == 0);
         break;
 
     case NGX_CHAT_JWT_KEY_CRIT:

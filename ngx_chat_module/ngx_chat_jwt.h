@@ -1,11 +1,11 @@
 
 /*
  * ngx_chat_jwt.h: the pure JWT (HS256) token check used at the WebSocket
- * handshake, plus the pieces it is built from and that other code reuses:
- * strict base64url, the user/device id syntax and a minting function for
- * tests and tools.  No nginx headers: this file links alone with libcrypto
- * and libyajl so unit tests and fuzzers can use it.  The wire format is
- * documented for backend authors in docs/tokens.md.
+ * handshake, plus the user/device id syntax and a minting function for
+ * tests and tools (strict base64url is in ngx_chat_crypto.h, included
+ * here).  No nginx headers: this file links alone with ngx_chat_crypto.c,
+ * libcrypto and libyajl so unit tests and fuzzers can use it.  The wire
+ * format is documented for backend authors in docs/tokens.md.
  */
 
 
@@ -15,6 +15,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+/* strict base64url, used by the token codec and its callers */
+#include "ngx_chat_crypto.h"
 
 
 /* user and device ids: 1..64 bytes of [A-Za-z0-9._@-] */
@@ -28,11 +31,6 @@
 
 /* big enough for any token ngx_chat_jwt_sign() makes, with its NUL */
 #define NGX_CHAT_JWT_SIGN_MAX        512
-
-/* output sizes of the base64url codec (no padding) */
-#define NGX_CHAT_BASE64URL_ENCODED_LEN(n)  (((n) * 4 + 2) / 3)
-#define NGX_CHAT_BASE64URL_DECODED_MAX(n)  (((n) / 4) * 3 + ((n) % 4) * 3 / 4)
-
 
 /* return codes: 0 or negative */
 #define NGX_CHAT_JWT_OK              0
@@ -99,25 +97,6 @@ int ngx_chat_jwt_sign(const char *sub, size_t sub_len, const char *dev,
 
 /* 1 if p is 1..NGX_CHAT_ID_MAX bytes of [A-Za-z0-9._@-], else 0 */
 int ngx_chat_id_valid(const uint8_t *p, size_t len);
-
-/*
- * base64url without padding (RFC 4648 section 5).  dst must hold
- * NGX_CHAT_BASE64URL_ENCODED_LEN(len) bytes; returns the length written
- * (no NUL is added).
- */
-size_t ngx_chat_base64url_encode(uint8_t *dst, const uint8_t *src,
-    size_t len);
-
-/*
- * Strict base64url decoding: only [A-Za-z0-9_-]; rejects '=', '+', '/',
- * whitespace, len % 4 == 1 and non-zero unused bits in the last character,
- * so every byte string has exactly one accepted encoding.  dst must hold
- * NGX_CHAT_BASE64URL_DECODED_MAX(len) bytes.  Returns NGX_CHAT_JWT_OK and
- * sets *dst_len, or NGX_CHAT_JWT_EFORMAT (then *dst_len is unchanged and
- * dst may be partly written).
- */
-int ngx_chat_base64url_decode(uint8_t *dst, size_t *dst_len,
-    const uint8_t *src, size_t len);
 
 
 #endif /* _NGX_CHAT_JWT_H_INCLUDED_ */

@@ -12,6 +12,11 @@
 #include "ngx_chat_media_event.h"
 
 
+/* key (klen bytes) is the literal s */
+#define ngx_chat_media_event_key(key, klen, s)                               \
+    ((klen) == sizeof(s) - 1 && memcmp(key, s, sizeof(s) - 1) == 0)
+
+
 typedef struct {
     const char              *start;
     const char              *p;
@@ -88,7 +93,7 @@ ngx_chat_media_event_scan(const char *json, size_t len,
         s.p++;
         ngx_chat_media_event_ws(&s);
 
-        if (klen == 11 && !escaped && memcmp(key, "attachments", 11) == 0
+        if (!escaped && ngx_chat_media_event_key(key, klen, "attachments")
             && s.p < s.last && *s.p == '[' && n == 0)
         {
             n = ngx_chat_media_event_array(&s, a, max);
@@ -222,9 +227,9 @@ ngx_chat_media_event_object(ngx_chat_media_scan_t *s,
         }
 
         if (*s->p == '"' && !escaped
-            && ((klen == 12 && memcmp(key, "attachmentId", 12) == 0)
-                || (klen == 11 && memcmp(key, "contentType", 11) == 0)
-                || (klen == 6 && memcmp(key, "sha256", 6) == 0)))
+            && (ngx_chat_media_event_key(key, klen, "attachmentId")
+                || ngx_chat_media_event_key(key, klen, "contentType")
+                || ngx_chat_media_event_key(key, klen, "sha256")))
         {
             if (ngx_chat_media_event_string(s, &val, &vlen, &vesc) != 0) {
                 return -1;
@@ -235,11 +240,11 @@ ngx_chat_media_event_object(ngx_chat_media_scan_t *s,
                 vlen = 0;
             }
 
-            if (klen == 12) {
+            if (klen == sizeof("attachmentId") - 1) {
                 a->id = val;
                 a->id_len = vlen;
 
-            } else if (klen == 11) {
+            } else if (klen == sizeof("contentType") - 1) {
                 a->type = val;
                 a->type_len = vlen;
 
@@ -251,7 +256,7 @@ ngx_chat_media_event_object(ngx_chat_media_scan_t *s,
             continue;
         }
 
-        if (klen == 4 && !escaped && memcmp(key, "size", 4) == 0
+        if (!escaped && ngx_chat_media_event_key(key, klen, "size")
             && (*s->p == '-' || (*s->p >= '0' && *s->p <= '9')))
         {
             neg = (*s->p == '-');

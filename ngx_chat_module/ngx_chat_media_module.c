@@ -21,9 +21,7 @@
 #include "ngx_chat_media.h"
 #include "ngx_chat_store.h"
 #include "ngx_chat_pg.h"
-
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include "ngx_chat_crypto.h"
 
 
 #define NGX_CHAT_MEDIA_SWEEP_LIMIT     1000
@@ -230,7 +228,6 @@ ngx_chat_media_init_main_conf(ngx_conf_t *cf, void *conf)
 {
     ngx_chat_media_main_conf_t  *mc = conf;
 
-    unsigned int           n;
     ngx_str_t             *t, *d, name;
     ngx_chat_main_conf_t  *cmcf;
     static const char      label[] = "ngx_chat media url key v1";
@@ -296,9 +293,9 @@ ngx_chat_media_init_main_conf(ngx_conf_t *cf, void *conf)
 
     /* the URL key: derived from the JWT secret, for this purpose only */
 
-    if (HMAC(EVP_sha256(), cmcf->jwt_secret.data, (int) cmcf->jwt_secret.len,
-             (const unsigned char *) label, sizeof(label) - 1, mc->key, &n)
-        == NULL || n != 32)
+    if (ngx_chat_hmac_sha256(cmcf->jwt_secret.data, cmcf->jwt_secret.len,
+                             label, sizeof(label) - 1, mc->key)
+        != 0)
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "HMAC() failed");
         return NGX_CONF_ERROR;

@@ -58,9 +58,8 @@
  * When no connection is up (PREPARING, IDLE or BUSY), new queries fail
  * fast and waiting ones are answered NGX_DECLINED.
  *
- * Handlers may call ngx_chat_pg_query() and ngx_chat_pg_cancel(), but not
- * ngx_chat_pg_destroy().  The code never touches a slot's connection after
- * calling a handler.
+ * Handlers may call ngx_chat_pg_query(), but not ngx_chat_pg_destroy().
+ * The code never touches a slot's connection after calling a handler.
  */
 
 
@@ -70,10 +69,9 @@
 #include <libpq-fe.h>
 
 #include "ngx_chat_pg.h"
+#include "ngx_chat_backoff.h"
 
 
-#define NGX_CHAT_PG_BACKOFF_MIN      100
-#define NGX_CHAT_PG_BACKOFF_MAX      5000
 #define NGX_CHAT_PG_DEMAND_DELAY     100     /* reconnect, queries waiting */
 #define NGX_CHAT_PG_CONNECT_TIMEOUT  10000   /* connect and prepare */
 #define NGX_CHAT_PG_LOG_INTERVAL     30000   /* connect failure logs */
@@ -148,7 +146,6 @@ struct ngx_chat_pg_query_s {
     int                         nparams;
     char                      **values;     /* in the same block */
     int                        *lengths;
-    unsigned                    canceled:1;
 };
 
 
@@ -278,7 +275,7 @@ ngx_chat_pg_create(ngx_cycle_t *cycle, ngx_str_t *conninfo,
         slot = &pg->slots[i];
         slot->pg = pg;
         slot->id = i + 1;
-        slot->backoff = NGX_CHAT_PG_BACKOFF_MIN;
+        slot->backoff = NGX_CHAT_BACKOFF_MIN;
         slot->ev.handler = ngx_chat_pg_slot_timer;
         slot->ev.data = slot;
         slot->ev.log = pg->log;
@@ -539,43 +536,6 @@ ngx_chat_pg_query_expire(ngx_chat_pg_query_t *q, ngx_msec_t ms)
 }
 
 
-void
-ngx_chat_pg_cancel(ngx_chat_pg_query_t *q)
-{
-    ngx_chat_pg_t  *pg;
-
-    if (q == NULL) {
-        return;
-    }
-
-    pg = q->pg;
-    q->canceled = 1;
-
-    if (pg->destroying) {
-        return;
-    }
-
-    switch (q->where) {
-
-    case NGX_CHAT_PG_Q_WAITING:
-        ngx_queue_remove(&q->queue);
-        pg->nwaiting--;
-        pg->wait_bytes -= q->size;
-        ngx_chat_pg_query_free(q);
-        break;
-
-    case NGX_CHAT_PG_Q_FAILING:
-        ngx_queue_remove(&q->queue);
-        ngx_chat_pg_query_free(q);
-        break;
-
-    default:
-        /* running: freed when done; being finished: freed after */
-        break;
-    }
-}
-
-
 ngx_uint_t
 ngx_chat_pg_up(ngx_chat_pg_t *pg)
 {
@@ -643,7 +603,7 @@ ngx_chat_pg_destroy(ngx_chat_pg_t *pg)
         q->where = NGX_CHAT_PG_Q_DONE;
     }
 
-    /* a handler may cancel any of these: they stay valid until finished */
+    /* each is answered NGX_DECLINED, then freed */
 
     while (!ngx_queue_empty(&doomed)) {
         x = ngx_queue_head(&doomed);
@@ -914,7 +874,7 @@ ngx_chat_pg_slot_ready(ngx_chat_pg_slot_t *slot)
     }
 
     slot->state = NGX_CHAT_PG_IDLE;
-    slot->backoff = NGX_CHAT_PG_BACKOFF_MIN;
+    slot->backoff = NGX_CHAT_BACKOFF_MIN;
 
     if (pg->failed && pg->nerrs) {
         ngx_log_error(NGX_LOG_INFO, pg->log, 0,
@@ -984,7 +944,7 @@ ngx_chat_pg_demand(ngx_chat_pg_t *pg, ngx_chat_pg_slot_t *ready)
         }
 
         if (ready) {
-            slot->backoff = NGX_CHAT_PG_BACKOFF_MIN;
+            slot->backoff = NGX_CHAT_BACKOFF_MIN;
             ngx_del_timer(&slot->ev);
             ngx_add_timer(&slot->ev, NGX_CHAT_PG_DEMAND_DELAY);
             continue;
@@ -1326,16 +1286,7 @@ ngx_chat_pg_slot_schedule(ngx_chat_pg_slot_t *slot)
         return;
     }
 
-    /* backoff +-25% */
-
-    delay = slot->backoff - slot->backoff / 4
-            + (ngx_msec_t) ngx_random() % (slot->backoff / 2 + 1);
-
-    slot->backoff *= 2;
-
-    if (slot->backoff > NGX_CHAT_PG_BACKOFF_MAX) {
-        slot->backoff = NGX_CHAT_PG_BACKOFF_MAX;
-    }
+    delay = ngx_chat_backoff_next(&slot->backoff);
 
     ngx_log_debug2(NGX_LOG_DEBUG_EVENT, slot->pg->log, 0,
                    "chat pg: #%ui reconnect in %M ms", slot->id, delay);
@@ -1617,7 +1568,7 @@ ngx_chat_pg_query_handler(ngx_event_t *ev)
 }
 
 
-/* calls the handler unless canceled, clears res and frees q */
+/* calls the handler, clears res and frees q */
 
 static void
 ngx_chat_pg_query_finish(ngx_chat_pg_query_t *q, PGresult *res,
@@ -1633,7 +1584,7 @@ ngx_chat_pg_query_finish(ngx_chat_pg_query_t *q, PGresult *res,
 
     q->where = NGX_CHAT_PG_Q_DONE;
 
-    if (!q->canceled && q->handler != NULL) {
+    if (q->handler != NULL) {
         q->handler(q->data, res, rc);
     }
 

@@ -84,19 +84,13 @@ ngx_int_t ngx_chat_pg_check_conninfo(const char *conninfo, u_char *err,
  * Parameters are text: values[i] == NULL is SQL NULL; lengths may be NULL
  * (then each value is NUL-terminated), else lengths[i] bytes are copied.
  * nparams must equal stmts[stmt].nparams.  The query is valid until its
- * handler returns (or until ngx_chat_pg_cancel()); handlers may call
- * ngx_chat_pg_query() and ngx_chat_pg_cancel(), not ngx_chat_pg_destroy().
+ * handler returns; handlers may call ngx_chat_pg_query(), not
+ * ngx_chat_pg_destroy().
  */
 ngx_chat_pg_query_t *ngx_chat_pg_query(ngx_chat_pg_t *pg, ngx_uint_t stmt,
     int nparams, const char *const *values, const int *lengths,
     ngx_chat_pg_handler_pt handler, void *data);
 
-/*
- * The handler of a queued or running query will not be called (a running
- * one still completes on the server).  q may be NULL; it must not be a
- * query whose handler has returned.
- */
-void ngx_chat_pg_cancel(ngx_chat_pg_query_t *q);
 
 /* brings the query's deadline closer: ms from now, if that is sooner */
 void ngx_chat_pg_query_expire(ngx_chat_pg_query_t *q, ngx_msec_t ms);

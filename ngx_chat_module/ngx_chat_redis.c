@@ -67,6 +67,7 @@
 #include <hiredis/sds.h>
 
 #include "ngx_chat_redis.h"
+#include "ngx_chat_backoff.h"
 
 
 #if (HIREDIS_MAJOR != 0 || HIREDIS_MINOR != 14)
@@ -76,8 +77,6 @@
 
 #define NGX_CHAT_REDIS_CONNECT_TIMEOUT  2000       /* ms, connect + PONG */
 #define NGX_CHAT_REDIS_PING_INTERVAL    3000       /* ms, also the timeout */
-#define NGX_CHAT_REDIS_BACKOFF_MIN      100        /* ms */
-#define NGX_CHAT_REDIS_BACKOFF_MAX      5000       /* ms */
 #define NGX_CHAT_REDIS_LOG_EVERY        30         /* s between reports */
 #define NGX_CHAT_REDIS_MAX_PENDING      100000     /* unanswered commands */
 #define NGX_CHAT_REDIS_MAX_BUFFERED     (64 * 1024 * 1024)  /* unsent bytes */
@@ -327,7 +326,7 @@ ngx_chat_redis_conn_init(ngx_chat_redis_t *rd, ngx_chat_redis_conn_t *conn,
     conn->name = name;
     conn->subscriber = subscriber;
     conn->state = NGX_CHAT_REDIS_DOWN;
-    conn->backoff = NGX_CHAT_REDIS_BACKOFF_MIN;
+    conn->backoff = NGX_CHAT_BACKOFF_MIN;
 
     conn->timer.handler = ngx_chat_redis_timer_handler;
     conn->timer.data = conn;
@@ -519,7 +518,7 @@ ngx_chat_redis_ready(ngx_chat_redis_conn_t *conn)
                   "redis %s: connected to %V", conn->name, &rd->addr);
 
     conn->state = NGX_CHAT_REDIS_READY;
-    conn->backoff = NGX_CHAT_REDIS_BACKOFF_MIN;
+    conn->backoff = NGX_CHAT_BACKOFF_MIN;
     conn->failing = 0;
     conn->failures = 0;
 
@@ -652,16 +651,7 @@ ngx_chat_redis_schedule(ngx_chat_redis_conn_t *conn)
         return;
     }
 
-    /* backoff +- 25% so that the workers do not reconnect in step */
-
-    delay = conn->backoff - conn->backoff / 4
-            + (ngx_msec_t) ngx_random() % (conn->backoff / 2 + 1);
-
-    conn->backoff *= 2;
-
-    if (conn->backoff > NGX_CHAT_REDIS_BACKOFF_MAX) {
-        conn->backoff = NGX_CHAT_REDIS_BACKOFF_MAX;
-    }
+    delay = ngx_chat_backoff_next(&conn->backoff);
 
     ngx_log_debug2(NGX_LOG_DEBUG_EVENT, conn->rd->log, 0,
                    "redis %s: reconnect in %M ms", conn->name, delay);

@@ -15,10 +15,10 @@
 #include <string.h>
 
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/sha.h>
 #include <openssl/crypto.h>
 
+#include "ngx_chat_crypto.h"
 #include "ngx_chat_sigv4.h"
 
 
@@ -62,8 +62,6 @@ static int ngx_chat_sigv4_build(const ngx_chat_sigv4_req_t *r,
     ngx_chat_sigv4_buf_t *query, ngx_chat_sigv4_buf_t *creq,
     ngx_chat_sigv4_buf_t *sts);
 static void ngx_chat_sigv4_hex(const unsigned char *in, size_t n, char *out);
-static int ngx_chat_sigv4_hmac(const unsigned char *key, size_t key_len,
-    const char *msg, size_t msg_len, unsigned char *out);
 static int ngx_chat_sigv4_output(const char *s, size_t n, char *out,
     size_t size, size_t *len);
 
@@ -189,11 +187,11 @@ ngx_chat_sigv4_presign(const ngx_chat_sigv4_req_t *r, char *out,
     rc = NGX_CHAT_SIGV4_ERROR;
 
     if (k.failed
-        || ngx_chat_sigv4_hmac((unsigned char *) k.p, k.len, date, 8, key)
-        || ngx_chat_sigv4_hmac(key, 32, r->region, strlen(r->region), key)
-        || ngx_chat_sigv4_hmac(key, 32, r->service, strlen(r->service), key)
-        || ngx_chat_sigv4_hmac(key, 32, "aws4_request", 12, key)
-        || ngx_chat_sigv4_hmac(key, 32, sts.p, sts.len, sig))
+        || ngx_chat_hmac_sha256((unsigned char *) k.p, k.len, date, 8, key)
+        || ngx_chat_hmac_sha256(key, 32, r->region, strlen(r->region), key)
+        || ngx_chat_hmac_sha256(key, 32, r->service, strlen(r->service), key)
+        || ngx_chat_hmac_sha256(key, 32, "aws4_request", 12, key)
+        || ngx_chat_hmac_sha256(key, 32, sts.p, sts.len, sig))
     {
         goto done;
     }
@@ -708,28 +706,6 @@ ngx_chat_sigv4_hex(const unsigned char *in, size_t n, char *out)
     }
 
     out[2 * n] = '\0';
-}
-
-
-/* 0 on success; out may be the key (32 bytes are read before writing) */
-static int
-ngx_chat_sigv4_hmac(const unsigned char *key, size_t key_len,
-    const char *msg, size_t msg_len, unsigned char *out)
-{
-    unsigned int   n;
-    unsigned char  md[EVP_MAX_MD_SIZE];
-
-    if (HMAC(EVP_sha256(), key, (int) key_len, (const unsigned char *) msg,
-             msg_len, md, &n)
-        == NULL || n != 32)
-    {
-        return -1;
-    }
-
-    memcpy(out, md, 32);
-    OPENSSL_cleanse(md, sizeof(md));
-
-    return 0;
 }
 
 

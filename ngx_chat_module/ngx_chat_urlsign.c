@@ -8,9 +8,8 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
+#include "ngx_chat_crypto.h"
 #include "ngx_chat_urlsign.h"
 
 
@@ -327,14 +326,9 @@ static int
 ngx_chat_urlsign_mac(const unsigned char *key, size_t key_len,
     const ngx_chat_urlsign_t *u, char *sig)
 {
-    static const char  b64[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-    size_t          i, n, len;
-    uint32_t        v;
-    unsigned int    mdlen;
-    unsigned char   md[EVP_MAX_MD_SIZE];
-    char            msg[512], *p;
+    size_t         len;
+    unsigned char  md[NGX_CHAT_HMAC_SHA256_LEN];
+    char           msg[512], *p;
 
     /* every field is bounded (see ngx_chat_urlsign_valid): < 512 bytes */
 
@@ -359,31 +353,13 @@ ngx_chat_urlsign_mac(const unsigned char *key, size_t key_len,
 
     len = (size_t) (p - msg);
 
-    if (HMAC(EVP_sha256(), key, (int) key_len, (unsigned char *) msg, len,
-             md, &mdlen)
-        == NULL || mdlen != 32)
-    {
+    if (ngx_chat_hmac_sha256(key, key_len, msg, len, md) != 0) {
         return -1;
     }
 
-    /* 32 bytes: ten 3-byte groups, then 2 bytes as 3 characters */
+    /* 32 bytes are 43 characters */
 
-    n = 0;
-
-    for (i = 0; i + 3 <= 30; i += 3) {
-        v = ((uint32_t) md[i] << 16) | ((uint32_t) md[i + 1] << 8)
-            | md[i + 2];
-        sig[n++] = b64[(v >> 18) & 63];
-        sig[n++] = b64[(v >> 12) & 63];
-        sig[n++] = b64[(v >> 6) & 63];
-        sig[n++] = b64[v & 63];
-    }
-
-    v = ((uint32_t) md[30] << 16) | ((uint32_t) md[31] << 8);
-    sig[n++] = b64[(v >> 18) & 63];
-    sig[n++] = b64[(v >> 12) & 63];
-    sig[n++] = b64[(v >> 6) & 63];
-    sig[n] = '\0';
+    sig[ngx_chat_base64url_encode((uint8_t *) sig, md, sizeof(md))] = '\0';
 
     OPENSSL_cleanse(md, sizeof(md));
 

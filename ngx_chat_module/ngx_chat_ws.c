@@ -1124,7 +1124,8 @@ ngx_chat_ws_control(ngx_chat_conn_t *cc, ngx_chat_ws_frame_t *f,
 
         /* echo the code; the socket closes once the echo is out */
         cc->peer_closed = 1;
-        ngx_chat_ws_close(cc, code == 1005 ? 0 : code, NULL);
+        ngx_chat_ws_close(cc, code == NGX_CHAT_CLOSE_NO_STATUS ? 0 : code,
+                          NULL);
         return NGX_ERROR;
     }
 }

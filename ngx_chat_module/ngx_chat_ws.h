@@ -10,21 +10,8 @@
 
 
 #include "ngx_chat.h"
+#include "ngx_chat_ws_frame.h"      /* the close codes NGX_CHAT_CLOSE_* */
 
-
-/* close codes of RFC 6455 and ours (documented in docs/protocol.md) */
-#define NGX_CHAT_CLOSE_NORMAL          1000
-#define NGX_CHAT_CLOSE_GOING_AWAY      1001
-#define NGX_CHAT_CLOSE_PROTOCOL        1002
-#define NGX_CHAT_CLOSE_UNSUPPORTED     1003
-#define NGX_CHAT_CLOSE_BAD_DATA        1007
-#define NGX_CHAT_CLOSE_POLICY          1008
-#define NGX_CHAT_CLOSE_TOO_BIG         1009
-#define NGX_CHAT_CLOSE_INTERNAL        1011
-#define NGX_CHAT_CLOSE_TRY_LATER       1013
-#define NGX_CHAT_CLOSE_REPLACED        4001
-#define NGX_CHAT_CLOSE_REMOVED         4004
-#define NGX_CHAT_CLOSE_RATE_LIMITED    4008
 
 /* room to leave in front of a payload for the largest server header */
 #define NGX_CHAT_WS_HEADER_MAX         10

@@ -261,9 +261,12 @@ ngx_chat_ws_utf8_cut(const uint8_t *p, size_t len, size_t max)
 int
 ngx_chat_ws_close_code_valid(unsigned code)
 {
-    return (code >= 1000 && code <= 1003)
-           || (code >= 1007 && code <= 1011)
-           || (code >= 3000 && code <= 4999);
+    return (code >= NGX_CHAT_CLOSE_NORMAL
+            && code <= NGX_CHAT_CLOSE_UNSUPPORTED)
+           || (code >= NGX_CHAT_CLOSE_BAD_DATA
+               && code <= NGX_CHAT_CLOSE_INTERNAL)
+           || (code >= NGX_CHAT_CLOSE_APP_MIN
+               && code <= NGX_CHAT_CLOSE_APP_MAX);
 }
 
 
@@ -273,7 +276,7 @@ ngx_chat_ws_parse_close(const uint8_t *p, size_t len, unsigned *code)
     unsigned  c;
 
     if (len == 0) {
-        *code = NGX_CHAT_WS_CLOSE_NO_STATUS;
+        *code = NGX_CHAT_CLOSE_NO_STATUS;
         return NGX_CHAT_WS_FRAME_OK;
     }
 

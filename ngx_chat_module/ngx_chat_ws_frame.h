@@ -48,18 +48,27 @@
 #define NGX_CHAT_WS_CLOSE_REASON_MAX         123 /* 125 - 2-byte code */
 
 
-/* close codes (RFC 6455 section 7.4.1) */
-#define NGX_CHAT_WS_CLOSE_NORMAL          1000
-#define NGX_CHAT_WS_CLOSE_GOING_AWAY      1001
-#define NGX_CHAT_WS_CLOSE_PROTOCOL_ERROR  1002
-#define NGX_CHAT_WS_CLOSE_UNSUPPORTED     1003
-#define NGX_CHAT_WS_CLOSE_NO_STATUS       1005  /* never sent on the wire */
-#define NGX_CHAT_WS_CLOSE_ABNORMAL        1006  /* never sent on the wire */
-#define NGX_CHAT_WS_CLOSE_INVALID_DATA    1007
-#define NGX_CHAT_WS_CLOSE_POLICY          1008
-#define NGX_CHAT_WS_CLOSE_TOO_BIG         1009
-#define NGX_CHAT_WS_CLOSE_EXTENSION       1010
-#define NGX_CHAT_WS_CLOSE_INTERNAL        1011
+/*
+ * close codes: RFC 6455 section 7.4.1 and ours (documented in
+ * docs/protocol.md); the one set of names, used by the codec here and by
+ * the transport and the layers above it
+ */
+#define NGX_CHAT_CLOSE_NORMAL          1000
+#define NGX_CHAT_CLOSE_GOING_AWAY      1001
+#define NGX_CHAT_CLOSE_PROTOCOL        1002
+#define NGX_CHAT_CLOSE_UNSUPPORTED     1003
+#define NGX_CHAT_CLOSE_NO_STATUS       1005  /* never sent on the wire */
+#define NGX_CHAT_CLOSE_ABNORMAL        1006  /* never sent on the wire */
+#define NGX_CHAT_CLOSE_BAD_DATA        1007
+#define NGX_CHAT_CLOSE_POLICY          1008
+#define NGX_CHAT_CLOSE_TOO_BIG         1009
+#define NGX_CHAT_CLOSE_EXTENSION       1010
+#define NGX_CHAT_CLOSE_INTERNAL        1011
+#define NGX_CHAT_CLOSE_APP_MIN         3000  /* registered and private */
+#define NGX_CHAT_CLOSE_REPLACED        4001
+#define NGX_CHAT_CLOSE_REMOVED         4004
+#define NGX_CHAT_CLOSE_RATE_LIMITED    4008
+#define NGX_CHAT_CLOSE_APP_MAX         4999
 
 
 typedef struct {

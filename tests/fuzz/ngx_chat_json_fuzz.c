@@ -24,7 +24,8 @@
  * media and admin ones included, and ids at and beyond the bounds.
  *
  * clang -g -O1 -fsanitize=fuzzer,address,undefined -I../../ngx_chat_module \
- *     ngx_chat_json_fuzz.c ../../ngx_chat_module/ngx_chat_json.c -lyajl
+ *     ngx_chat_json_fuzz.c ../../ngx_chat_module/ngx_chat_json.c \
+ *     ../../ngx_chat_module/ngx_chat_utf8.c -lyajl
  */
 
 

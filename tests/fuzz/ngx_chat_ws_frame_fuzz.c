@@ -406,7 +406,7 @@ ngx_chat_fuzz_close(const uint8_t *p, size_t len)
     if (rc == NGX_CHAT_WS_FRAME_OK) {
 
         if (len == 0) {
-            NGX_CHAT_FUZZ_ASSERT(code == NGX_CHAT_WS_CLOSE_NO_STATUS);
+            NGX_CHAT_FUZZ_ASSERT(code == NGX_CHAT_CLOSE_NO_STATUS);
             return;
         }
 

@@ -630,13 +630,13 @@ ngx_chat_test_close(void)
 
     /* building */
 
-    n = ngx_chat_ws_close_payload(out, NGX_CHAT_WS_CLOSE_NORMAL, NULL, 0);
+    n = ngx_chat_ws_close_payload(out, NGX_CHAT_CLOSE_NORMAL, NULL, 0);
     NGX_CHAT_CHECK(n == 2 && out[0] == 0x03 && out[1] == 0xe8);
 
     n = ngx_chat_ws_close_payload(out, 0, "ignored", 7);
     NGX_CHAT_CHECK(n == 0);
 
-    n = ngx_chat_ws_close_payload(out, NGX_CHAT_WS_CLOSE_TOO_BIG,
+    n = ngx_chat_ws_close_payload(out, NGX_CHAT_CLOSE_TOO_BIG,
                                   "too big", 7);
     NGX_CHAT_CHECK(n == 9 && out[0] == 0x03 && out[1] == 0xf1
                    && memcmp(out + 2, "too big", 7) == 0);
