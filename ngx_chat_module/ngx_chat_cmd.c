@@ -407,7 +407,7 @@ ngx_chat_cmd_created(ngx_chat_conn_t *cc, void *data, PGresult *res,
     ngx_chat_cmd_publish(res, 2, 3);
 
     if (ngx_chat_cmd_open_ok(&o, req) == NGX_OK) {
-        ngx_chat_json_out_key(&o, "chatId", 6);
+        ngx_chat_json_out_key(&o, ngx_chat_json_sl("chatId"));
         ngx_chat_json_out_str(&o, PQgetvalue(res, 0, 1),
                               PQgetlength(res, 0, 1));
         ngx_chat_json_out_map_close(&o);
@@ -625,16 +625,16 @@ ngx_chat_cmd_send_done(ngx_chat_conn_t *cc, ngx_chat_send_t *s,
         return;
     }
 
-    ngx_chat_json_out_key(&o, "messageId", 9);
+    ngx_chat_json_out_key(&o, ngx_chat_json_sl("messageId"));
     ngx_chat_json_out_str(&o, PQgetvalue(res, row, 2),
                           PQgetlength(res, row, 2));
-    ngx_chat_json_out_key(&o, "seq", 3);
+    ngx_chat_json_out_key(&o, ngx_chat_json_sl("seq"));
     ngx_chat_json_out_int(&o, ngx_atoof((u_char *) PQgetvalue(res, row, 3),
                                         PQgetlength(res, row, 3)));
-    ngx_chat_json_out_key(&o, "sentAt", 6);
+    ngx_chat_json_out_key(&o, ngx_chat_json_sl("sentAt"));
     ngx_chat_json_out_int(&o, ngx_atoof((u_char *) PQgetvalue(res, row, 4),
                                         PQgetlength(res, row, 4)));
-    ngx_chat_json_out_key(&o, "duplicate", 9);
+    ngx_chat_json_out_key(&o, ngx_chat_json_sl("duplicate"));
     ngx_chat_json_out_bool(&o, PQgetvalue(res, row, 5)[0] == 't');
     ngx_chat_json_out_map_close(&o);
 
@@ -850,7 +850,7 @@ ngx_chat_cmd_listed(ngx_chat_conn_t *cc, void *data, PGresult *res,
         return;
     }
 
-    ngx_chat_json_out_key(&o, "chats", 5);
+    ngx_chat_json_out_key(&o, ngx_chat_json_sl("chats"));
     ngx_chat_json_out_array_open(&o);
 
     used = 0;
@@ -874,7 +874,7 @@ ngx_chat_cmd_listed(ngx_chat_conn_t *cc, void *data, PGresult *res,
 
     if (row < rows) {
         /* more follow: the cursor is the id of the last chat sent */
-        ngx_chat_json_out_key(&o, "nextCursor", 10);
+        ngx_chat_json_out_key(&o, ngx_chat_json_sl("nextCursor"));
         ngx_chat_json_out_str(&o, PQgetvalue(res, row - 1, 0),
                               PQgetlength(res, row - 1, 0));
     }
@@ -1105,12 +1105,18 @@ ngx_chat_cmd_publish(PGresult *res, int json_col, int users_col)
 
     /* the event id, for the receivers' dedup: "eventId" : "123" */
 
-    p = ngx_strlcasestrn(json, last, (u_char *) "\"eventId\"", 9 - 1);
+#define NGX_CHAT_CMD_EVENT_ID  "\"eventId\""
+
+    p = ngx_strlcasestrn(json, last, (u_char *) NGX_CHAT_CMD_EVENT_ID,
+                         sizeof(NGX_CHAT_CMD_EVENT_ID) - 2);
     if (p == NULL) {
         return;
     }
 
-    for (p += 9; p < last && (*p < '0' || *p > '9'); p++) {
+    for (p += sizeof(NGX_CHAT_CMD_EVENT_ID) - 1;
+         p < last && (*p < '0' || *p > '9');
+         p++)
+    {
         /* void */
     }
 

@@ -86,6 +86,10 @@ static ngx_uint_t ngx_chat_media_type_ok(ngx_chat_media_main_conf_t *mc,
     ngx_chat_json_str_t *type, u_char *lower);
 
 
+/* what an event with attachments contains (ngx_strlcasestrn: len - 1) */
+#define NGX_CHAT_MEDIA_ATT_KEY  "\"attachmentId\""
+
+
 #if (NGX_CHAT_MEDIA_LIST_MAX > NGX_CHAT_CMD_ATTACH_ROOM)
 #error "the attachment list does not fit NGX_CHAT_CMD_ATTACH_ROOM"
 #endif
@@ -302,29 +306,29 @@ ngx_chat_media_created(ngx_chat_conn_t *unused, void *data, PGresult *res,
         goto done;
     }
 
-    ngx_chat_json_out_key(&o, "attachmentId", 12);
+    ngx_chat_json_out_key(&o, ngx_chat_json_sl("attachmentId"));
     ngx_chat_json_out_str(&o, (const char *) id.data, id.len);
-    ngx_chat_json_out_key(&o, "uploadUrl", 9);
+    ngx_chat_json_out_key(&o, ngx_chat_json_sl("uploadUrl"));
     ngx_chat_json_out_str(&o, (const char *) url, len);
-    ngx_chat_json_out_key(&o, "method", 6);
-    ngx_chat_json_out_str(&o, "PUT", 3);
-    ngx_chat_json_out_key(&o, "headers", 7);
+    ngx_chat_json_out_key(&o, ngx_chat_json_sl("method"));
+    ngx_chat_json_out_str(&o, ngx_chat_json_sl("PUT"));
+    ngx_chat_json_out_key(&o, ngx_chat_json_sl("headers"));
     ngx_chat_json_out_map_open(&o);
-    ngx_chat_json_out_key(&o, "Content-Type", 12);
+    ngx_chat_json_out_key(&o, ngx_chat_json_sl("Content-Type"));
     ngx_chat_json_out_str(&o, (const char *) type.data, type.len);
-    ngx_chat_json_out_key(&o, "Content-Length", 14);
+    ngx_chat_json_out_key(&o, ngx_chat_json_sl("Content-Length"));
     ngx_chat_json_out_str(&o, (const char *) num,
                           ngx_sprintf(num, "%O", size) - num);
 
     if (mc->store == NGX_CHAT_MEDIA_S3
         && ngx_chat_media_sha256_b64(&sha, b64, &hlen) == NGX_OK)
     {
-        ngx_chat_json_out_key(&o, "x-amz-checksum-sha256", 21);
+        ngx_chat_json_out_key(&o, ngx_chat_json_sl("x-amz-checksum-sha256"));
         ngx_chat_json_out_str(&o, (const char *) b64, hlen);
     }
 
     ngx_chat_json_out_map_close(&o);
-    ngx_chat_json_out_key(&o, "expiresAt", 9);
+    ngx_chat_json_out_key(&o, ngx_chat_json_sl("expiresAt"));
     ngx_chat_json_out_int(&o, (int64_t) expires * 1000);
     ngx_chat_json_out_map_close(&o);
 
@@ -451,17 +455,17 @@ ngx_chat_media_got(ngx_chat_conn_t *unused, void *data, PGresult *res,
         goto done;
     }
 
-    ngx_chat_json_out_key(&o, "attachmentId", 12);
+    ngx_chat_json_out_key(&o, ngx_chat_json_sl("attachmentId"));
     ngx_chat_json_out_str(&o, (const char *) id.data, id.len);
-    ngx_chat_json_out_key(&o, "contentType", 11);
+    ngx_chat_json_out_key(&o, ngx_chat_json_sl("contentType"));
     ngx_chat_json_out_str(&o, (const char *) type.data, type.len);
-    ngx_chat_json_out_key(&o, "size", 4);
+    ngx_chat_json_out_key(&o, ngx_chat_json_sl("size"));
     ngx_chat_json_out_int(&o, size);
-    ngx_chat_json_out_key(&o, "sha256", 6);
+    ngx_chat_json_out_key(&o, ngx_chat_json_sl("sha256"));
     ngx_chat_json_out_str(&o, (const char *) sha.data, sha.len);
-    ngx_chat_json_out_key(&o, "url", 3);
+    ngx_chat_json_out_key(&o, ngx_chat_json_sl("url"));
     ngx_chat_json_out_str(&o, (const char *) url, len);
-    ngx_chat_json_out_key(&o, "urlExpiresAt", 12);
+    ngx_chat_json_out_key(&o, ngx_chat_json_sl("urlExpiresAt"));
     ngx_chat_json_out_int(&o, (int64_t) expires * 1000);
     ngx_chat_json_out_map_close(&o);
 
@@ -690,11 +694,11 @@ ngx_chat_media_attachments(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd,
     }
 
     ngx_chat_json_out_map_open(&o);
-    ngx_chat_json_out_key(&o, "type", 4);
-    ngx_chat_json_out_str(&o, "sendMessage", 11);
+    ngx_chat_json_out_key(&o, ngx_chat_json_sl("type"));
+    ngx_chat_json_out_str(&o, ngx_chat_json_sl("sendMessage"));
 
     if (cmd->present & NGX_CHAT_F_ID) {
-        ngx_chat_json_out_key(&o, "id", 2);
+        ngx_chat_json_out_key(&o, ngx_chat_json_sl("id"));
 
         if (cmd->id_is_number) {
             ngx_chat_json_out_raw(&o, cmd->id.data, cmd->id.len);
@@ -704,14 +708,14 @@ ngx_chat_media_attachments(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd,
         }
     }
 
-    ngx_chat_json_out_key(&o, "chatId", 6);
+    ngx_chat_json_out_key(&o, ngx_chat_json_sl("chatId"));
     ngx_chat_json_out_str(&o, cmd->chat_id.data, cmd->chat_id.len);
-    ngx_chat_json_out_key(&o, "clientMessageId", 15);
+    ngx_chat_json_out_key(&o, ngx_chat_json_sl("clientMessageId"));
     ngx_chat_json_out_str(&o, cmd->client_message_id.data,
                           cmd->client_message_id.len);
-    ngx_chat_json_out_key(&o, "message", 7);
+    ngx_chat_json_out_key(&o, ngx_chat_json_sl("message"));
     ngx_chat_json_out_str(&o, cmd->message.data, cmd->message.len);
-    ngx_chat_json_out_key(&o, "attachments", 11);
+    ngx_chat_json_out_key(&o, ngx_chat_json_sl("attachments"));
     ngx_chat_json_out_raw(&o, (const char *) json->data, json->len);
     ngx_chat_json_out_map_close(&o);
 
@@ -924,8 +928,9 @@ ngx_chat_media_render(ngx_chat_conn_t *cc, u_char *json, size_t len,
     mc = ngx_chat_media_conf();
 
     if (mc == NULL || !ngx_chat_conn_active(cc)
-        || ngx_strlcasestrn(json, json + len, (u_char *) "\"attachmentId\"",
-                            14 - 1)
+        || ngx_strlcasestrn(json, json + len,
+                            (u_char *) NGX_CHAT_MEDIA_ATT_KEY,
+                            sizeof(NGX_CHAT_MEDIA_ATT_KEY) - 2)
            == NULL)
     {
         return NGX_DECLINED;
