@@ -300,6 +300,41 @@ $$;
 
 
 -- ---------------------------------------------------------------------------
+-- Hooks a feature replaces.  The core knows a message's attachments only as
+-- a JSON array it stores and sends; what an attachment id means (whose
+-- upload, which blob, which devices may fetch it) is the media feature's:
+-- sql/920_media.sql replaces these two functions, after this file, on every
+-- migrate.  Without it a message has no attachments (any id is refused as
+-- bad_id) and nothing is linked.
+-- ---------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION chat_hook_attachments(p_user text,
+    p_device text, p_ids jsonb, OUT attachments jsonb, OUT bad_id text)
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    attachments := '[]'::jsonb;
+    bad_id := NULL;
+
+    IF p_ids IS NOT NULL AND p_ids <> '[]'::jsonb THEN
+        attachments := NULL;
+        bad_id := coalesce(p_ids->>0, '');
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION chat_hook_linked(p_chats bigint[],
+    p_ids bigint[])
+RETURNS bigint
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    RETURN 0;
+END
+$$;
+
+
+-- ---------------------------------------------------------------------------
 -- 1. chat_device_connect: 0 ok, 3 too many active devices, 4 bad ids
 -- ---------------------------------------------------------------------------
 
@@ -764,7 +799,7 @@ BEGIN
 
         IF r.a IS NOT NULL AND r.a <> '[]'::jsonb THEN
             SELECT * INTO v_m
-              FROM chat_media_attachments_json(r.u, r.d, r.a);
+              FROM chat_hook_attachments(r.u, r.d, r.a);
             IF v_m.bad_id IS NOT NULL THEN
                 a_st[r.i] := 4;
                 a_bad[r.i] := v_m.bad_id;
@@ -912,7 +947,7 @@ BEGIN
 
     /* receipts for the devices that got the new messages' attachments */
     IF v_media THEN
-        PERFORM chat_media_link(n_c, n_id);
+        PERFORM chat_hook_linked(n_c, n_id);
     END IF;
 END
 $$;

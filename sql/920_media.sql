@@ -552,3 +552,29 @@ BEGIN
      LIMIT v_limit;
 END
 $$;
+
+
+-- ---------------------------------------------------------------------------
+-- The core's hooks (sql/900_functions.sql, applied before this file) are
+-- the media functions: chat_send_batch() calls them by these names only.
+-- ---------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION chat_hook_attachments(p_user text,
+    p_device text, p_ids jsonb, OUT attachments jsonb, OUT bad_id text)
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    SELECT m.attachments, m.bad_id INTO attachments, bad_id
+      FROM chat_media_attachments_json(p_user, p_device, p_ids) AS m;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION chat_hook_linked(p_chats bigint[],
+    p_ids bigint[])
+RETURNS bigint
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    RETURN chat_media_link(p_chats, p_ids);
+END
+$$;
