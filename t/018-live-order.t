@@ -60,18 +60,6 @@ sub event_for {
     return $n;
 }
 
-sub seqs_of {
-    my ($ws, $chat, $n, $timeout) = @_;
-    my @s;
-    while (@s < $n) {
-        my $e = $ws->next_event('newMessage', $timeout // 5) or last;
-        next unless $e->{chatId} eq $chat;
-        push @s, $e->{seq};
-        $ws->send_json({ type => 'ack', eventIds => [ $e->{eventId} ] });
-    }
-    return \@s;
-}
-
 my $alice = $t->client('alice', 'phone');
 
 # Right after registration the device drains its inbox, and live events
@@ -89,7 +77,7 @@ ok $probed, 'the initial drain is over: a probe event came live';
 ok event_for('alice', 777, 10) >= 1, 'the user channel has a subscriber';
 event_for('alice', 777, 12);
 event_for('alice', 777, 11);
-is_deeply seqs_of($alice, '777', 3), [10, 11, 12],
+is_deeply $alice->chat_seqs('777', 3), [10, 11, 12],
     'published 10, 12, 11: delivered 10, 11, 12';
 
 # --- a gap never filled, and another chat meanwhile
@@ -100,18 +88,18 @@ event_for('alice', 888, 1);
 my $e = $alice->next_event('newMessage', 5);
 is $e && "$e->{chatId}/$e->{seq}", '888/1',
     'another chat is not held behind the gap in chat 777';
-is_deeply seqs_of($alice, '777', 2), [14, 15],
+is_deeply $alice->chat_seqs('777', 2), [14, 15],
     '13 never comes: 14 and 15 arrive after the hold, in order';
 event_for('alice', 777, 13);
-is_deeply seqs_of($alice, '777', 1), [13], 'a late 13 is delivered too';
+is_deeply $alice->chat_seqs('777', 1), [13], 'a late 13 is delivered too';
 
 # --- an event without order field (older gateway): at once, as it comes
 
 event_for('alice', 777, 20);
 event_for('alice', 777, 17, 'plain');
-is_deeply seqs_of($alice, '777', 1), [17],
+is_deeply $alice->chat_seqs('777', 1), [17],
     'without chat and seq it is not held (20 waits for 16..19)';
-is_deeply seqs_of($alice, '777', 1), [20], '... and 20 comes after the hold';
+is_deeply $alice->chat_seqs('777', 1), [20], '... and 20 comes after the hold';
 
 # --- real traffic over two workers: both users send, all devices in order
 
@@ -149,7 +137,7 @@ for my $d ([$alice, 'alice', 'phone'], [$bob, 'bob', 'phone'],
     my ($ws, $name, $dev) = @$d;
     # a device gets every message but those it sent itself
     my $n = 120 - ($dev eq 'tablet' ? 0 : scalar @{ $sent{$name} });
-    my $got = seqs_of($ws, $chat, $n, 10);
+    my $got = $ws->chat_seqs($chat, $n, 10);
     is scalar(@$got), $n, "$name/$dev receives its $n messages";
     is_deeply $got, [ sort { $a <=> $b } @$got ],
         "$name/$dev receives them in seq order";

@@ -64,18 +64,6 @@ sub event_for {
     return [ $t->redis_prefix . "u:$user", "e|$id||$order$json" ];
 }
 
-sub seqs_of {
-    my ($ws, $chat, $n, $timeout) = @_;
-    my @s;
-    while (@s < $n) {
-        my $e = $ws->next_event('newMessage', $timeout // 5) or last;
-        next unless $e->{chatId} eq $chat;
-        push @s, $e->{seq};
-        $ws->send_json({ type => 'ack', eventIds => [ $e->{eventId} ] });
-    }
-    return \@s;
-}
-
 my $alice = $t->client('alice', 'phone');
 
 # live events that arrive during the initial drain are left to it: wait
@@ -94,7 +82,7 @@ for my $round (1 .. 10) {
     $chat++;
     ok publish(event_for('alice', $chat, 1), event_for('alice', $chat, 3),
         event_for('alice', $chat, 2)) >= 1, "round $round: published";
-    is_deeply seqs_of($alice, $chat, 3), [1, 2, 3],
+    is_deeply $alice->chat_seqs($chat, 3), [1, 2, 3],
         "round $round: 1, 3, 2 (small) delivered 1, 2, 3";
 }
 
@@ -102,13 +90,13 @@ for my $round (1 .. 10) {
 
 publish(event_for('alice', 800, 1), event_for('alice', 800, 3, 4096),
     event_for('alice', 800, 2));
-is_deeply seqs_of($alice, 800, 3), [1, 3, 2],
+is_deeply $alice->chat_seqs(800, 3), [1, 3, 2],
     '1, 3, 2 with 3 over chat_order_hold_limit: delivered as they came';
 
 # and holding works as before afterwards
 publish(event_for('alice', 801, 1), event_for('alice', 801, 3),
     event_for('alice', 801, 2));
-is_deeply seqs_of($alice, 801, 3), [1, 2, 3],
+is_deeply $alice->chat_seqs(801, 3), [1, 2, 3],
     'then a small one is held again';
 
 # several held at once up to the limit: the one that does not fit is
@@ -116,7 +104,7 @@ is_deeply seqs_of($alice, 801, 3), [1, 2, 3],
 publish(event_for('alice', 802, 1),
     (map { event_for('alice', 802, $_, 700) } 3 .. 6),
     event_for('alice', 802, 2));
-my $got = seqs_of($alice, 802, 6);
+my $got = $alice->chat_seqs(802, 6);
 is scalar(@$got), 6, 'six events of 800 bytes: all delivered';
 is $got->[0], 1, '... 1 first';
 isnt join(',', @$got), '1,2,3,4,5,6', '... not all of them held for 2';

@@ -576,6 +576,21 @@ sub next_event {
 
 sub events { @{ $_[0]{events} } }
 
+# chat_seqs($chat, $n, $timeout): the seqs of the next $n newMessage events
+# of $chat (other chats' are skipped), each acked; fewer when $timeout
+# (default 5 s) passes without one
+sub chat_seqs {
+    my ($self, $chat, $n, $timeout) = @_;
+    my @s;
+    while (@s < $n) {
+        my $e = $self->next_event('newMessage', $timeout // 5) or last;
+        next unless $e->{chatId} eq $chat;
+        push @s, $e->{seq};
+        $self->send_json({ type => 'ack', eventIds => [ $e->{eventId} ] });
+    }
+    return \@s;
+}
+
 # wait for a PONG; returns its payload or undef
 sub wait_pong {
     my ($self, $timeout) = @_;
