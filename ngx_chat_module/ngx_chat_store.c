@@ -83,14 +83,15 @@ typedef struct {
 
     /*
      * The service rate: sends answered per ms << 10 (0: not known yet),
-     * an EWMA of windows of at least NGX_CHAT_SEND_RATE_WINDOW ms that
-     * counted the batches issued while sends were waiting.
+     * an average of windows of at least NGX_CHAT_SEND_RATE_WINDOW ms
+     * that counted the batches issued while sends were waiting.
      */
     uint64_t                 rate;
     ngx_msec_t               rate_start;    /* the window opened */
     ngx_uint_t               rate_done;     /* sends answered in it */
     ngx_uint_t               rate_open;     /* 0: the queue ran dry */
     ngx_uint_t               shed;          /* refused, not logged yet */
+    ngx_uint_t               shed_queued;   /* ... of them after queueing */
     ngx_msec_t               shed_logged;
 
     ngx_chat_ack_t          *acks;          /* waiting */
@@ -492,6 +493,7 @@ ngx_chat_store_send_flush(ngx_event_t *ev)
             }
 
             s->shed = 1;
+            st->shed_queued++;
             ngx_chat_store_send_shed(st);
         }
 
@@ -1000,6 +1002,12 @@ ngx_chat_store_send_rate(ngx_chat_store_t *st, ngx_chat_send_batch_t *b,
                 sample = 1;
             }
 
+            /*
+             * an EWMA (1/4): a rise measured overestimated would admit
+             * sends that then wait past the budget; a dip refuses some
+             * that could have waited, which is the cheaper error
+             */
+
             st->rate = st->rate ? (3 * st->rate + sample) / 4 : sample;
             st->rate_start = ngx_current_msec;
             st->rate_done = 0;
@@ -1028,13 +1036,15 @@ ngx_chat_store_send_shed(ngx_chat_store_t *st)
     }
 
     ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
-                  "chat: overloaded: %ui sends refused at once, %ui queued "
-                  "or in flight, about %uL sends/s committed "
-                  "(chat_send_queue_time %M)", st->shed,
-                  st->nsends + st->nflight, (st->rate * 1000) >> 10,
+                  "chat: overloaded: %ui sends refused at once (%ui of "
+                  "them queued first), %ui queued or in flight, about %uL "
+                  "sends/s committed (chat_send_queue_time %M)", st->shed,
+                  st->shed_queued, st->nsends + st->nflight,
+                  (st->rate * 1000) >> 10,
                   ngx_chat_worker->cmcf->send_queue_time);
 
     st->shed = 0;
+    st->shed_queued = 0;
     st->shed_logged = ngx_current_msec;
 }
 
