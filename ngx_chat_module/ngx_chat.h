@@ -98,6 +98,7 @@ typedef struct {
     ngx_chat_limit_conf_t    command_rate;      /* per connection */
     ngx_chat_limit_conf_t    user_rate[NGX_CHAT_RATE_N];
     ngx_uint_t               max_inflight;      /* commands per conn */
+    ngx_msec_t               send_queue_time;   /* shed sends beyond */
     ngx_flag_t               used;              /* chat_websocket seen */
 } ngx_chat_main_conf_t;
 

@@ -651,6 +651,19 @@ ngx_chat_cmd_send_failed(ngx_chat_conn_t *cc, ngx_chat_send_t *s)
     req.id_is_number = s->req_id_number;
     req.has_id = (s->req_id.len != 0);
 
+    if (s->shed) {
+        /* the queue ahead of it would have made it late: overloaded */
+        (void) ngx_chat_cmd_error_retry(cc, req.has_id
+                                            ? (const char *) req.id.data
+                                            : NULL,
+                                        req.id.len, req.id_is_number,
+                                        "unavailable",
+                                        "the server is overloaded, retry "
+                                        "with the same clientMessageId",
+                                        NGX_CHAT_CMD_RETRY_BUSY);
+        return;
+    }
+
     (void) ngx_chat_cmd_req_error(cc, &req, "unavailable",
                                   "the message was not stored: retry with "
                                   "the same clientMessageId");

@@ -48,6 +48,8 @@ static char *ngx_chat_secret_file(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_chat_postgres(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_chat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+static char *ngx_chat_send_queue_time(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_chat_command_rate(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_chat_user_rate(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -303,6 +305,13 @@ static ngx_command_t  ngx_chat_commands[] = {
       0,
       NULL },
 
+    { ngx_string("chat_send_queue_time"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_chat_send_queue_time,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, send_queue_time),
+      NULL },
+
     { ngx_string("chat_max_inflight"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_num_slot,
@@ -408,6 +417,7 @@ ngx_chat_create_main_conf(ngx_conf_t *cf)
     cmcf->send_batches = NGX_CONF_UNSET_UINT;
     cmcf->command_rate.rate = NGX_CHAT_RATE_UNSET;
     cmcf->max_inflight = NGX_CONF_UNSET_UINT;
+    cmcf->send_queue_time = NGX_CONF_UNSET_MSEC;
 
     for (i = 0; i < NGX_CHAT_RATE_N; i++) {
         cmcf->user_rate[i].rate = NGX_CHAT_RATE_UNSET;
@@ -509,6 +519,18 @@ ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
                            "\"chat_db_timeout\", \"chat_ping_interval\", "
                            "\"chat_poll_interval\", \"chat_sweep_interval\" "
                            "and \"chat_send_timeout\" must not be zero");
+        return NGX_CONF_ERROR;
+    }
+
+    /* sends are refused at once beyond this much queued work (0: off) */
+
+    if (cmcf->send_queue_time == NGX_CONF_UNSET_MSEC) {
+        cmcf->send_queue_time = ngx_min(200, cmcf->db_timeout / 2);
+
+    } else if (cmcf->send_queue_time >= cmcf->db_timeout) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chat_send_queue_time\" must be below "
+                           "\"chat_db_timeout\"");
         return NGX_CONF_ERROR;
     }
 
@@ -1075,4 +1097,39 @@ static void
 ngx_chat_exit_process(ngx_cycle_t *cycle)
 {
     ngx_chat_worker_exit(cycle);
+}
+
+
+/* chat_send_queue_time <time>|off: the send queue's budget */
+static char *
+ngx_chat_send_queue_time(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_chat_main_conf_t  *cmcf = conf;
+
+    ngx_int_t   ms;
+    ngx_str_t  *value;
+
+    if (cmcf->send_queue_time != NGX_CONF_UNSET_MSEC) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        cmcf->send_queue_time = 0;
+        return NGX_CONF_OK;
+    }
+
+    ms = ngx_parse_time(&value[1], 0);
+
+    if (ms == NGX_ERROR || ms < 1 || ms > 3600000) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chat_send_queue_time\" must be \"off\" "
+                           "or a time from 1ms to 1h");
+        return NGX_CONF_ERROR;
+    }
+
+    cmcf->send_queue_time = (ngx_msec_t) ms;
+
+    return NGX_CONF_OK;
 }

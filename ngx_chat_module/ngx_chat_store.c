@@ -15,6 +15,14 @@
  *     trip; a batch that fails on the way (connection lost, timeout) is
  *     kept and retried until its acks are chat_db_timeout old, then given
  *     up (their events are delivered again).
+ * Load is shed at the door: the store keeps an estimate of how many sends
+ * per millisecond PostgreSQL commits while sends wait (measured over
+ * windows in which the queue never ran dry), and a new send that would
+ * find more work ahead of it than chat_send_queue_time can cover is
+ * refused at once (NGX_BUSY: "unavailable" with retryAfterMs); a queued
+ * send that could no longer be committed within chat_db_timeout fails
+ * before it costs PostgreSQL anything.  Under overload the work done is
+ * work that is answered in time.
  * Batches isolate their items: ids are bounded where the JSON is parsed,
  * and a batch that PostgreSQL still refuses for its data (an SQLSTATE of
  * ngx_chat_store_item_error()) is split in halves and retried, so that
@@ -71,6 +79,20 @@ typedef struct {
     ngx_uint_t               send_batches;  /* in flight */
     ngx_uint_t               nbusy;         /* waiting sends with busy */
     ngx_uint_t               wait_batches;  /* in flight, 0 or 1 */
+    ngx_uint_t               nflight;       /* sends in batches out */
+
+    /*
+     * The service rate: sends answered per ms << 10 (0: not known yet),
+     * an average of windows of at least NGX_CHAT_SEND_RATE_WINDOW ms
+     * that counted the batches issued while sends were waiting.
+     */
+    uint64_t                 rate;
+    ngx_msec_t               rate_start;    /* the window opened */
+    ngx_uint_t               rate_done;     /* sends answered in it */
+    ngx_uint_t               rate_open;     /* 0: the queue ran dry */
+    ngx_uint_t               shed;          /* refused, not logged yet */
+    ngx_uint_t               shed_queued;   /* ... of them after queueing */
+    ngx_msec_t               shed_logged;
 
     ngx_chat_ack_t          *acks;          /* waiting */
     ngx_uint_t               nacks;
@@ -92,6 +114,7 @@ typedef struct {
 
 
 #define NGX_CHAT_SEND_SPLIT_MAX     (8 * sizeof(ngx_uint_t))
+#define NGX_CHAT_SEND_RATE_WINDOW   100     /* ms */
 
 /*
  * One chat_send_batch() call and, after PostgreSQL refused it for its
@@ -105,6 +128,8 @@ typedef struct {
     ngx_uint_t               lo;
     ngx_uint_t               hi;
     ngx_uint_t               nends;
+    ngx_msec_t               issued;        /* taken from the queue */
+    ngx_uint_t               timed;         /* counts for the rate */
     ngx_uint_t               ends[NGX_CHAT_SEND_SPLIT_MAX];
     ngx_chat_send_t         *sends[1];      /* chat_send_batch_size */
 } ngx_chat_send_batch_t;
@@ -122,6 +147,11 @@ static void ngx_chat_store_send_next(ngx_chat_store_t *st,
     ngx_chat_send_batch_t *b, ngx_queue_t *head);
 static void ngx_chat_store_send_refused(ngx_chat_send_t *s, PGresult *res);
 static void ngx_chat_store_send_fail(ngx_chat_send_t *s);
+static ngx_uint_t ngx_chat_store_send_late(ngx_chat_store_t *st,
+    ngx_uint_t ahead, ngx_msec_t budget);
+static void ngx_chat_store_send_rate(ngx_chat_store_t *st,
+    ngx_chat_send_batch_t *b, ngx_uint_t done);
+static void ngx_chat_store_send_shed(ngx_chat_store_t *st);
 static void ngx_chat_store_send_free(ngx_chat_send_t *s);
 static void ngx_chat_store_send_row(ngx_chat_send_t *s, PGresult *res,
     int row);
@@ -375,6 +405,13 @@ ngx_chat_store_send(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd,
         return NGX_BUSY;
     }
 
+    if (ngx_chat_store_send_late(st, st->nsends + st->nflight,
+                                 ngx_chat_worker->cmcf->send_queue_time))
+    {
+        ngx_chat_store_send_shed(st);
+        return NGX_BUSY;
+    }
+
     s = ngx_alloc(size, ngx_cycle->log);
     if (s == NULL) {
         return NGX_DECLINED;
@@ -393,6 +430,7 @@ ngx_chat_store_send(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd,
                         cmd->client_message_id.len);
     ngx_chat_store_keep(s->body, cmd->message.data, cmd->message.len);
     s->busy = 0;
+    s->shed = 0;
     ngx_chat_store_keep(s->attachments, attachments->data,
                         attachments->len);
 
@@ -420,6 +458,7 @@ ngx_chat_store_send(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd,
 static void
 ngx_chat_store_send_flush(ngx_event_t *ev)
 {
+    ngx_uint_t              ahead;
     ngx_queue_t            *q, *next;
     ngx_chat_send_t        *s;
     ngx_chat_store_t       *st;
@@ -430,8 +469,11 @@ ngx_chat_store_send_flush(ngx_event_t *ev)
 
     /*
      * A send answers within chat_db_timeout of its arrival, even when it
-     * had to wait for a batch slot: the late ones fail now.
+     * had to wait for a batch slot: the late ones fail now, and so do
+     * those that the work ahead of them would make late (shed).
      */
+
+    ahead = st->nflight;
 
     for (q = ngx_queue_head(&st->sends);
          q != ngx_queue_sentinel(&st->sends);
@@ -441,7 +483,18 @@ ngx_chat_store_send_flush(ngx_event_t *ev)
         s = ngx_queue_data(q, ngx_chat_send_t, queue);
 
         if ((ngx_msec_int_t) (s->deadline - ngx_current_msec) > 0) {
-            continue;
+
+            if (cmcf->send_queue_time == 0
+                || !ngx_chat_store_send_late(st, ahead,
+                                             s->deadline - ngx_current_msec))
+            {
+                ahead++;
+                continue;
+            }
+
+            s->shed = 1;
+            st->shed_queued++;
+            ngx_chat_store_send_shed(st);
         }
 
         ngx_queue_remove(q);
@@ -519,6 +572,8 @@ ngx_chat_store_send_batch(ngx_chat_store_t *st, ngx_uint_t wait,
     b->wait = wait;
     b->lo = 0;
     b->nends = 0;
+    b->issued = ngx_current_msec;
+    b->timed = st->rate_open;
 
     /*
      * A connection's sends keep their order: while one batch holding
@@ -560,6 +615,7 @@ ngx_chat_store_send_batch(ngx_chat_store_t *st, ngx_uint_t wait,
     }
 
     b->hi = b->n;
+    st->nflight += b->n;
 
     for (i = 0; i < b->n; i++) {
         s = b->sends[i];
@@ -806,6 +862,10 @@ ngx_chat_store_send_done(void *data, PGresult *res, ngx_int_t rc)
 
     b->lo = b->hi;
 
+    if (st) {
+        ngx_chat_store_send_rate(st, b, done);
+    }
+
     ngx_chat_store_send_next(st, b, busy ? head : NULL);
 }
 
@@ -867,6 +927,10 @@ ngx_chat_store_send_next(ngx_chat_store_t *st, ngx_chat_send_batch_t *b,
         ngx_chat_store_send_fail(s);
     }
 
+    if (st) {
+        st->nflight -= b->n;
+    }
+
     ngx_free(b);
 
     if (st && st->nsends && !ngx_chat_worker->send_flush.posted) {
@@ -884,6 +948,104 @@ ngx_chat_store_send_fail(ngx_chat_send_t *s)
     }
 
     ngx_chat_store_send_free(s);
+}
+
+
+/*
+ * 1 when `ahead` sends (queued and in flight) would take PostgreSQL longer
+ * than budget ms at the measured rate.  Never while the rate is unknown,
+ * nor for what one round of full batches holds, so that the queue keeps
+ * the batches full (and the rate measured) whatever the estimate.
+ */
+
+static ngx_uint_t
+ngx_chat_store_send_late(ngx_chat_store_t *st, ngx_uint_t ahead,
+    ngx_msec_t budget)
+{
+    ngx_chat_main_conf_t  *cmcf;
+
+    cmcf = ngx_chat_worker->cmcf;
+
+    if (cmcf->send_queue_time == 0 || st->rate == 0
+        || ahead <= cmcf->send_batch_size * cmcf->send_batches)
+    {
+        return 0;
+    }
+
+    return ((uint64_t) ahead << 10) / st->rate > budget;
+}
+
+
+/*
+ * A batch of b came back with done sends answered: they count for the
+ * rate when the batch left while sends were waiting.  A window closes
+ * once the queue runs dry (demand, not PostgreSQL, set the pace then).
+ */
+
+static void
+ngx_chat_store_send_rate(ngx_chat_store_t *st, ngx_chat_send_batch_t *b,
+    ngx_uint_t done)
+{
+    uint64_t        sample;
+    ngx_msec_int_t  ms;
+
+    if (st->rate_open && b->timed
+        && (ngx_msec_int_t) (b->issued - st->rate_start) >= 0)
+    {
+        st->rate_done += done;
+        ms = ngx_current_msec - st->rate_start;
+
+        if (ms >= NGX_CHAT_SEND_RATE_WINDOW) {
+            sample = ((uint64_t) st->rate_done << 10) / ms;
+
+            if (sample == 0) {
+                sample = 1;
+            }
+
+            /*
+             * an EWMA (1/4): a rise measured overestimated would admit
+             * sends that then wait past the budget; a dip refuses some
+             * that could have waited, which is the cheaper error
+             */
+
+            st->rate = st->rate ? (3 * st->rate + sample) / 4 : sample;
+            st->rate_start = ngx_current_msec;
+            st->rate_done = 0;
+        }
+    }
+
+    if (st->nsends == 0) {
+        st->rate_open = 0;
+
+    } else if (!st->rate_open) {
+        st->rate_open = 1;
+        st->rate_start = ngx_current_msec;
+        st->rate_done = 0;
+    }
+}
+
+
+/* a send refused for the queue ahead of it; logged at most once a second */
+static void
+ngx_chat_store_send_shed(ngx_chat_store_t *st)
+{
+    st->shed++;
+
+    if ((ngx_msec_int_t) (ngx_current_msec - st->shed_logged) < 1000) {
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                  "chat: overloaded: %ui sends refused at once (%ui of "
+                  "them queued first), %ui queued or in flight, about %uL "
+                  "sends/s committed (chat_send_queue_time %M)", st->shed,
+                  st->shed_queued, st->nsends + st->nflight,
+                  (st->rate * 1000) >> 10,
+                  ngx_chat_worker->cmcf->send_queue_time);
+
+    st->shed = 0;
+    st->shed_queued = 0;
+    st->shed_logged = ngx_current_msec;
 }
 
 

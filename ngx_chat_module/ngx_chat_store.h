@@ -83,6 +83,7 @@ typedef struct {
     ngx_str_t                attachments;  /* JSON array text */
     size_t                   size;         /* of the allocation */
     unsigned                 busy:1;       /* came back busy: wait */
+    unsigned                 shed:1;       /* failed for the queue */
 } ngx_chat_send_t;
 
 
@@ -120,7 +121,8 @@ ngx_int_t ngx_chat_store_query(ngx_chat_conn_t *cc, ngx_uint_t stmt,
 
 /*
  * NGX_OK queued; NGX_DECLINED: unavailable; NGX_BUSY: the worker's send
- * queue is full (NGX_CHAT_SEND_QUEUE_MAX or NGX_CHAT_SEND_QUEUE_BYTES)
+ * queue is full (NGX_CHAT_SEND_QUEUE_MAX or NGX_CHAT_SEND_QUEUE_BYTES) or
+ * the sends ahead would take longer than chat_send_queue_time (shed)
  */
 ngx_int_t ngx_chat_store_send(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd,
     ngx_str_t *attachments);

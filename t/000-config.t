@@ -54,10 +54,11 @@ chat_user_rate createChat 1r/m burst=1;
 chat_user_rate modifyChatParticipants off;
 chat_user_rate createAttachment 60000000r/m;
 chat_max_inflight 100000;
+chat_send_queue_time 1ms;
 EOF
 is $rc, 0, 'rate limits at their bounds pass nginx -t' or diag $out;
 ($rc, $out) = nginx_t(conf_with(extra => "chat_command_rate off;\n"
-    . "chat_max_inflight 1;"));
+    . "chat_max_inflight 1;\nchat_send_queue_time off;"));
 is $rc, 0, 'chat_command_rate off passes nginx -t' or diag $out;
 
 my @bad = (
@@ -96,6 +97,12 @@ my @bad = (
       qr/chat_user_rate/ ],
     [ { extra => "chat_user_rate createChat 5r/m;\n"
                  . "chat_user_rate createChat 6r/m;" }, qr/chat_user_rate/ ],
+    [ { extra => 'chat_send_queue_time 0;' }, qr/chat_send_queue_time/ ],
+    [ { extra => 'chat_send_queue_time abc;' }, qr/chat_send_queue_time/ ],
+    [ { extra => 'chat_send_queue_time 2s;' },
+      qr/"chat_send_queue_time" must be below "chat_db_timeout"/ ],
+    [ { extra => "chat_send_queue_time 1s;\nchat_send_queue_time 1s;" },
+      qr/chat_send_queue_time/ ],
     [ { extra => 'chat_max_inflight 0;' }, qr/chat_max_inflight/ ],
     [ { extra => 'chat_max_inflight 100001;' }, qr/chat_max_inflight/ ],
     [ { redis => 'chat_redis localhost:6379;' }, qr/chat_redis/ ],

@@ -281,6 +281,8 @@ ngx_chat_bench_usage(FILE *f)
 "              --phase-timeout (300)  --drain-timeout (15)\n"
 "              --retry-max (5: cap of the backoff before resending a\n"
 "              sendMessage/createChat answered \"unavailable\")\n"
+"              --no-resend (a sendMessage answered \"unavailable\" is\n"
+"              counted as refused, not resent: overload runs)\n"
 "measuring:    --nginx-pid P  --pg-pid P  --redis-pid P  --seed N\n"
 "              --quiet (no progress line)  --selftest\n");
 }
@@ -310,7 +312,7 @@ ngx_chat_bench_options(int argc, char **argv, ngx_chat_bench_opts_t *o,
         { "request-timeout", 1, NULL, 'Q' },
         { "phase-timeout", 1, NULL, 'W' },
         { "drain-timeout", 1, NULL, 'D' }, { "seed", 1, NULL, 'e' },
-        { "retry-max", 1, NULL, 'M' },
+        { "retry-max", 1, NULL, 'M' }, { "no-resend", 0, NULL, 'x' },
         { "nginx-pid", 1, NULL, 'N' }, { "pg-pid", 1, NULL, 'O' },
         { "redis-pid", 1, NULL, 'E' }, { "quiet", 0, NULL, 'q' },
         { "selftest", 0, NULL, 'Z' }, { "help", 0, NULL, 'H' },
@@ -392,6 +394,7 @@ ngx_chat_bench_options(int argc, char **argv, ngx_chat_bench_opts_t *o,
         case 'W': o->phase_timeout = atof(optarg); break;
         case 'D': o->drain_timeout = atof(optarg); break;
         case 'M': o->retry_max = atof(optarg); break;
+        case 'x': o->no_resend = 1; break;
         case 'e': o->seed = strtoull(optarg, NULL, 10); break;
         case 'N': o->nginx_pid = atoi(optarg); break;
         case 'O': o->pg_pid = atoi(optarg); break;
@@ -1185,13 +1188,15 @@ ngx_chat_bench_result(ngx_chat_bench_parent_t *pa, FILE *f)
             "\"rate\": %.0f, \"duration_s\": %.1f, \"msg_size\": %u, "
             "\"group_share\": %.3f, \"big_share\": %.3f, \"messages\": %u, "
             "\"reps\": %u, \"pairs\": %u, \"unacked\": %u, "
-            "\"concurrency\": %u, \"retry_max_s\": %.2f, \"seed\": %llu},\n",
+            "\"concurrency\": %u, \"retry_max_s\": %.2f, "
+            "\"no_resend\": %s, \"seed\": %llu},\n",
             o->procs, o->src_ips, o->nconns,
             o->scenario == NGX_CHAT_BENCH_CHAT ? o->users : 0,
             o->scenario == NGX_CHAT_BENCH_CHAT ? o->background : 0,
             o->rate, o->duration, o->msg_size, o->group_share,
             o->big_share, o->messages, o->reps, o->pairs, o->unacked,
-            o->concurrency, o->retry_max, (unsigned long long) o->seed);
+            o->concurrency, o->retry_max,
+            o->no_resend ? "true" : "false", (unsigned long long) o->seed);
     fprintf(f, "  \"elapsed_s\": %.2f,\n",
             ngx_chat_bench_sec(pa->t_start, ngx_chat_bench_now()));
 
@@ -1217,13 +1222,14 @@ ngx_chat_bench_result(ngx_chat_bench_parent_t *pa, FILE *f)
                               a[NGX_CHAT_BENCH_C_T_LAST_ACK]);
     fprintf(f, "  \"messages\": {\"sent\": %llu, \"acked\": %llu, "
             "\"acked_duplicate\": %llu, \"resends\": %llu, "
-            "\"send_failed\": %llu, \"unresolved\": %llu, "
-            "\"throughput_per_s\": %.0f, ",
+            "\"send_failed\": %llu, \"send_refused\": %llu, "
+            "\"unresolved\": %llu, \"throughput_per_s\": %.0f, ",
             (unsigned long long) a[NGX_CHAT_BENCH_C_SENT],
             (unsigned long long) a[NGX_CHAT_BENCH_C_ACKED],
             (unsigned long long) a[NGX_CHAT_BENCH_C_ACKED_DUP],
             (unsigned long long) a[NGX_CHAT_BENCH_C_RESENDS],
             (unsigned long long) a[NGX_CHAT_BENCH_C_SEND_FAILED],
+            (unsigned long long) a[NGX_CHAT_BENCH_C_SEND_REFUSED],
             (unsigned long long) a[NGX_CHAT_BENCH_C_INFLIGHT],
             o->scenario == NGX_CHAT_BENCH_CHAT && secs > 0
             ? (double) a[NGX_CHAT_BENCH_C_ACKED] / secs : 0.0);

@@ -156,6 +156,7 @@ int ngx_chat_bench_selftest(FILE *out);
     X(ACKED_DUP, sum, 0)       /* ok with duplicate:true (after retry) */   \
     X(RESENDS, sum, 0)                                                      \
     X(SEND_FAILED, sum, 0)     /* definite error: given up */               \
+    X(SEND_REFUSED, sum, 0)    /* unavailable, not resent (--no-resend) */  \
     X(INFLIGHT, sum, 0)        /* gauge: sends not resolved yet */          \
     X(EXPECTED, sum, 0)        /* deliveries owed for acked sends */        \
     X(DELIVERED, sum, 0)       /* unique newMessage events received */      \
@@ -249,6 +250,7 @@ enum {
     NGX_CHAT_BENCH_H_DRAIN_ACKED,   /* offline: connect to last ack answered */
     NGX_CHAT_BENCH_H_STORM_BACK,    /* storm: disconnect to registered */
     NGX_CHAT_BENCH_H_STORM_DRAINED, /* storm: disconnect to redelivered */
+    NGX_CHAT_BENCH_H_REFUSED,       /* a send written to "unavailable" */
     NGX_CHAT_BENCH_NHISTS
 };
 
@@ -305,6 +307,7 @@ typedef struct {
     double          phase_timeout;
     double          drain_timeout;
     double          retry_max;      /* cap of the resend backoff, s */
+    int             no_resend;      /* "unavailable" sends: given up */
     uint64_t        seed;
     int             nginx_pid;
     int             pg_pid;

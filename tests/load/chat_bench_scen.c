@@ -1117,6 +1117,21 @@ ngx_chat_bench_response(ngx_chat_bench_w_t *w, ngx_chat_bench_conn_t *c,
         w->cnt[counter]++;
 
         if (counter == NGX_CHAT_BENCH_C_ERR_UNAVAILABLE
+            && r->kind == NGX_CHAT_BENCH_RQ_SEND)
+        {
+            /* refusals are timed from the attempt, not the schedule */
+            ngx_chat_bench_sample(w, NGX_CHAT_BENCH_H_REFUSED,
+                                  now - r->sent);
+
+            if (w->o->no_resend) {
+                NGX_CHAT_BENCH_CNT(w, INFLIGHT)--;
+                NGX_CHAT_BENCH_CNT(w, SEND_REFUSED)++;
+                ngx_chat_bench_rq_free(w, idx);
+                return;
+            }
+        }
+
+        if (counter == NGX_CHAT_BENCH_C_ERR_UNAVAILABLE
             && r->kind != NGX_CHAT_BENCH_RQ_PING
             && r->kind != NGX_CHAT_BENCH_RQ_ACK)
         {

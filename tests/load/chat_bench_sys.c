@@ -35,7 +35,7 @@ const ngx_chat_bench_counter_info_t
 
 const char *ngx_chat_bench_hist_names[NGX_CHAT_BENCH_NHISTS] = {
     "connect", "upgrade", "send_ack", "e2e", "offline_drain",
-    "offline_drain_acked", "storm_back", "storm_drained"
+    "offline_drain_acked", "storm_back", "storm_drained", "send_refused"
 };
 
 
