@@ -193,6 +193,8 @@ diag "error.log: $errs{$_} x $_" for (sort { $errs{$b} <=> $errs{$a} }
 
 diag sprintf 'honest: %d sends, latency ms p50 %.1f p99 %.1f max %.1f',
     scalar @lat, pct(50), pct(99), pct(100);
+diag "honest: $h->{rate_limited} rate_limited answers obeyed"
+    if $h->{rate_limited};
 
 ok(($h->{sent} // 0) > 0, 'the honest client sent messages');
 is_deeply $h->{send_errors} // ['no result'], [],
@@ -266,13 +268,27 @@ sub honest {
         }
     };
 
+    # A phone's pace: at most 100 sends a second (the default
+    # chat_command_rate is 200/s with a burst of 2000; an honest client
+    # that sent faster for long would be told rate_limited, as designed),
+    # and a rate_limited answer is obeyed: the same send after retryAfterMs.
     my $i = 0;
+    my $next = time;
     while (time < $deadline) {
         $i++;
-        my $t0 = time;
-        my $resp = $ha->cmd('sendMessage', chatId => $chat,
-            clientMessageId => "h$i", message => "honest $i",
-            _timeout => 20);
+        my $wait = $next - time;
+        sleep $wait if $wait > 0;
+        $next = time + 0.01;
+        my ($t0, $resp) = (time);
+        for my $try (1 .. 5) {
+            $resp = $ha->cmd('sendMessage', chatId => $chat,
+                clientMessageId => "h$i", message => "honest $i",
+                _timeout => 20);
+            last unless $resp && !$resp->{ok}
+                && ($resp->{error}{code} // '') eq 'rate_limited';
+            $r{rate_limited}++;
+            sleep(($resp->{error}{retryAfterMs} // 100) / 1000);
+        }
         push @{ $r{latency} }, time - $t0;
         if (!$resp) {
             push @{ $r{send_errors} }, "send $i: no response in 20s";
