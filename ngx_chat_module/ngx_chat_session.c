@@ -52,6 +52,8 @@ typedef struct {
 
 
 static void ngx_chat_session_reg_flush(ngx_event_t *ev);
+static void ngx_chat_session_reg_send(ngx_chat_worker_t *w,
+    ngx_chat_reg_batch_t *b, ngx_uint_t n, size_t *room);
 static void ngx_chat_session_reg_shift(ngx_chat_worker_t *w, ngx_uint_t n);
 static void ngx_chat_session_linger(ngx_chat_conn_t *cc);
 static void ngx_chat_session_unlinger(void);
@@ -178,16 +180,11 @@ ngx_chat_session_register(ngx_chat_conn_t *cc, int64_t iat)
 static void
 ngx_chat_session_reg_flush(ngx_event_t *ev)
 {
-    u_char                 *p;
     size_t                  room[3];
-    ngx_uint_t              i, k, n;
-    ngx_chat_pg_array_t          arr[3];
-    const char             *values[4];
+    ngx_uint_t              i, n;
     ngx_chat_conn_t        *cc;
     ngx_chat_worker_t      *w;
     ngx_chat_reg_batch_t   *b;
-    u_char                  max[NGX_INT_T_LEN + 1];
-    u_char                  num[NGX_INT64_LEN];
 
     w = ngx_chat_worker;
 
@@ -225,56 +222,75 @@ ngx_chat_session_reg_flush(ngx_event_t *ev)
             continue;
         }
 
-        for (k = 0; k < 3; k++) {
-            if (ngx_chat_pg_array_init(&arr[k], room[k]) != NGX_OK) {
-                while (k--) {
-                    ngx_free(arr[k].start);
-                }
+        ngx_chat_session_reg_send(w, b, n, room);
+    }
+}
 
-                ngx_chat_session_reg_shift(w, n);
-                ngx_chat_session_registered(b, NULL, NGX_ERROR);
-                goto next;
+
+/*
+ * The statement of a batch: the users, devices and token issue times of
+ * the first n waiting registrations (those gone have a NULL cc), which
+ * leave the waiting list; room is what each array needs.
+ */
+static void
+ngx_chat_session_reg_send(ngx_chat_worker_t *w, ngx_chat_reg_batch_t *b,
+    ngx_uint_t n, size_t *room)
+{
+    u_char                 *p;
+    ngx_uint_t              i, k;
+    ngx_chat_conn_t        *cc;
+    const char             *values[4];
+    ngx_chat_pg_array_t     arr[3];     /* users, devices, iats */
+    u_char                  max[NGX_INT_T_LEN + 1];
+    u_char                  num[NGX_INT64_LEN];
+
+    for (k = 0; k < 3; k++) {
+        if (ngx_chat_pg_array_init(&arr[k], room[k]) != NGX_OK) {
+            while (k--) {
+                ngx_free(arr[k].start);
             }
+
+            ngx_chat_session_reg_shift(w, n);
+            ngx_chat_session_registered(b, NULL, NGX_ERROR);
+            return;
+        }
+    }
+
+    for (i = 0; i < n; i++) {
+        cc = w->regs[i].cc;
+
+        if (cc == NULL) {
+            continue;
         }
 
-        for (i = 0; i < n; i++) {
-            cc = w->regs[i].cc;
+        ngx_chat_pg_array_add(&arr[0], cc->uid.data, cc->uid.len);
+        ngx_chat_pg_array_add(&arr[1], cc->device.data, cc->device.len);
+        p = ngx_sprintf(num, "%L", w->regs[i].iat);
+        ngx_chat_pg_array_add(&arr[2], num, p - num);
+    }
 
-            if (cc == NULL) {
-                continue;
-            }
+    ngx_chat_session_reg_shift(w, n);
 
-            ngx_chat_pg_array_add(&arr[0], cc->uid.data, cc->uid.len);
-            ngx_chat_pg_array_add(&arr[1], cc->device.data, cc->device.len);
-            p = ngx_sprintf(num, "%L", w->regs[i].iat);
-            ngx_chat_pg_array_add(&arr[2], num, p - num);
-        }
+    for (k = 0; k < 3; k++) {
+        ngx_chat_pg_array_close(&arr[k]);
+    }
 
-        ngx_chat_session_reg_shift(w, n);
+    *ngx_sprintf(max, "%ui", w->cmcf->max_devices) = '\0';
 
-        for (k = 0; k < 3; k++) {
-            ngx_chat_pg_array_close(&arr[k]);
-            values[k] = (const char *) arr[k].start;
-        }
+    values[0] = (const char *) arr[0].start;
+    values[1] = (const char *) arr[1].start;
+    values[2] = (const char *) max;
+    values[3] = (const char *) arr[2].start;
 
-        values[3] = values[2];
-        *ngx_sprintf(max, "%ui", w->cmcf->max_devices) = '\0';
-        values[2] = (const char *) max;
+    if (ngx_chat_store_query(NULL, NGX_CHAT_STMT_DEVICE_CONNECT_BATCH, 4,
+                             values, ngx_chat_session_reg_done, b)
+        != NGX_OK)
+    {
+        ngx_chat_session_registered(b, NULL, NGX_DECLINED);
+    }
 
-        if (ngx_chat_store_query(NULL, NGX_CHAT_STMT_DEVICE_CONNECT_BATCH, 4,
-                                 values, ngx_chat_session_reg_done, b)
-            != NGX_OK)
-        {
-            ngx_chat_session_registered(b, NULL, NGX_DECLINED);
-        }
-
-        for (k = 0; k < 3; k++) {
-            ngx_free(arr[k].start);
-        }
-
-    next:
-
-        continue;
+    for (k = 0; k < 3; k++) {
+        ngx_free(arr[k].start);
     }
 }
 
