@@ -72,6 +72,7 @@ static const ngx_chat_fuzz_field_t  ngx_chat_fuzz_fields[] = {
     { "sha256", offsetof(ngx_chat_cmd_t, sha256), NGX_CHAT_F_SHA256, 64 },
     { "user", offsetof(ngx_chat_cmd_t, user), NGX_CHAT_F_USER, 64 },
     { "device", offsetof(ngx_chat_cmd_t, device), NGX_CHAT_F_DEVICE, 64 },
+    { "cursor", offsetof(ngx_chat_cmd_t, cursor), NGX_CHAT_F_CURSOR, 19 },
 };
 
 #define NGX_CHAT_FUZZ_NFIELDS                                                \
@@ -179,7 +180,7 @@ ngx_chat_fuzz_check_cmd(const ngx_chat_cmd_t *c)
                              && c->event_ids[i] <= INT64_MAX);
     }
 
-    ngx_chat_fuzz_assert(c->size >= 0 && c->ttl >= 0);
+    ngx_chat_fuzz_assert(c->size >= 0 && c->ttl >= 0 && c->limit >= 0);
     ngx_chat_fuzz_assert(c->nparticipants <= 1000);
     ngx_chat_fuzz_assert(c->nattachments <= 64);
     ngx_chat_fuzz_assert(c->nevent_ids <= 1000);
@@ -220,6 +221,11 @@ ngx_chat_fuzz_echo(ngx_chat_json_out_t *o, const ngx_chat_cmd_t *c)
     if (c->present & NGX_CHAT_F_SIZE) {
         ngx_chat_json_out_key(o, S("size"));
         ngx_chat_json_out_int(o, c->size);
+    }
+
+    if (c->present & NGX_CHAT_F_LIMIT) {
+        ngx_chat_json_out_key(o, S("limit"));
+        ngx_chat_json_out_int(o, c->limit);
     }
 
     if (c->present & NGX_CHAT_F_TTL) {
@@ -292,6 +298,7 @@ ngx_chat_fuzz_compare(const ngx_chat_cmd_t *a, const ngx_chat_cmd_t *b)
 
     ngx_chat_fuzz_assert(a->size == b->size);
     ngx_chat_fuzz_assert(a->ttl == b->ttl);
+    ngx_chat_fuzz_assert(a->limit == b->limit);
     ngx_chat_fuzz_assert(a->nparticipants == b->nparticipants);
     ngx_chat_fuzz_assert(a->nattachments == b->nattachments);
     ngx_chat_fuzz_assert(a->nevent_ids == b->nevent_ids);
