@@ -407,6 +407,25 @@ sub psql {
         $sql);
 }
 
+# slow_messages(prefix => seconds, ...): PostgreSQL sleeps that long on
+# every message whose body starts with prefix (a trigger in the test's
+# own database), to make the gateway's sends slow without timing them
+sub slow_messages {
+    my ($self, %delay) = @_;
+    my $cases = join '', map {
+        sprintf "    IF NEW.body LIKE '%s%%' THEN\n"
+            . "        PERFORM pg_sleep(%s);\n    END IF;\n",
+            $_, $delay{$_} } sort keys %delay;
+    return $self->psql(<<SQL);
+CREATE FUNCTION t_slow_messages() RETURNS trigger LANGUAGE plpgsql AS \$\$
+BEGIN
+$cases    RETURN NEW;
+END \$\$;
+CREATE TRIGGER t_slow_messages BEFORE INSERT ON messages
+    FOR EACH ROW EXECUTE FUNCTION t_slow_messages();
+SQL
+}
+
 sub run_psql {
     my ($host, $port, $user, $db, $sql) = @_;
     my $pid = open my $fh, '-|';
