@@ -32,15 +32,11 @@ $t->slow_messages(stall => 0.3);
 
 $t->run;
 
-sub code_of { my $r = shift; $r ? ($r->{error} ? $r->{error}{code} : 'ok')
-    : 'no response' }
+*code_of = \&ChatTest::code_of;
 
-my $alice = $t->client('alice', 'phone');
-my $bob = $t->client('bob', 'phone');
-
-my $r = $alice->cmd('createChat', participants => ['bob']);
-ok $r && $r->{ok}, 'alice and bob have a chat';
-my $chat = $r->{chatId} // 0;
+my ($alice, $bob, $chat) = $t->two_in_a_chat;
+ok $chat, 'alice and bob have a chat';
+my $r;
 
 # all frames in one write, so the gateway reads them in one go
 sub burst {

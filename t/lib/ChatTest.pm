@@ -772,6 +772,22 @@ sub worker_pids {
 
 # a connected and registered device: its first response means the device
 # row is written, so events committed from then on reach it
+# two_in_a_chat(): alice/phone and bob/phone, connected, and the id of a
+# chat alice created with bob (0 if that failed: the caller's test fails)
+sub two_in_a_chat {
+    my ($self) = @_;
+    my $alice = $self->client('alice', 'phone');
+    my $bob = $self->client('bob', 'phone');
+    my $r = $alice->cmd('createChat', participants => ['bob']);
+    return ($alice, $bob, $r && $r->{ok} ? $r->{chatId} : 0);
+}
+
+# code_of($response): "ok", the error code, or "no response"
+sub code_of {
+    my ($r) = @_;
+    return $r ? ($r->{error} ? $r->{error}{code} : 'ok') : 'no response';
+}
+
 sub client {
     my ($self, $user, $device, %o) = @_;
     require ChatTest::WS;
