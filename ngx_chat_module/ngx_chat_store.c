@@ -195,10 +195,6 @@ const ngx_chat_pg_stmt_t  ngx_chat_store_stmts[] = {
     { "chat_ack_batch",
       "SELECT chat_ack_batch($1::text[], $2::text[], $3::bigint[])", 3 },
 
-    { "chat_drain",
-      "SELECT event_id, event_json FROM chat_drain($1, $2, $3::bigint,"
-      " $4::int)", 4 },
-
     { "chat_list_page",
       "SELECT chat_id, chat_json FROM chat_list_page($1, $2::bigint,"
       " $3::int)", 3 },
@@ -250,6 +246,10 @@ const ngx_chat_pg_stmt_t  ngx_chat_store_stmts[] = {
     { "chat_device_connect_batch",
       "SELECT idx, status FROM chat_device_connect_batch($1::text[],"
       " $2::text[], $3::int, $4::bigint[])", 4 },
+
+    { "chat_drain_batch",
+      "SELECT idx, event_id, event_json FROM chat_drain_batch($1::text[],"
+      " $2::text[], $3::bigint[], $4::int)", 4 },
 
     { NULL, NULL, 0 }
 };

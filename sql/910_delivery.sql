@@ -17,6 +17,21 @@ AS $$
 $$;
 
 
+-- chat_drain_batch: a page of each device's inbox, each from its own
+-- position, for a batch of connections (after a burst of connects most are
+-- empty): rows ordered by element (idx, 1-based), then event.
+CREATE OR REPLACE FUNCTION chat_drain_batch(p_users text[], p_devices text[],
+    p_after bigint[], p_limit int)
+RETURNS TABLE(idx int, event_id bigint, event_json text)
+LANGUAGE sql STABLE
+AS $$
+    SELECT d.i::int, e.event_id, e.event_json
+      FROM unnest(p_users, p_devices, p_after) WITH ORDINALITY AS d(u, d, a, i)
+     CROSS JOIN LATERAL chat_drain(d.u, d.d, d.a, p_limit) AS e
+     ORDER BY d.i, e.event_id
+$$;
+
+
 -- chat_device_connect_batch: the registrations of many connections in one
 -- statement (the gateway batches them as it does sends and acks), before
 -- their WebSocket upgrade.  Rows are processed in (user, device) order, so
