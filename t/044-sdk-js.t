@@ -41,7 +41,7 @@ $t->node_tests(
         CHAT_HTTP => "http://127.0.0.1:$port",
         CHAT_NGINX_PID => $t->pid,
     },
-    min => 14,
+    min => 16,
 );
 
 $t->done_testing;
