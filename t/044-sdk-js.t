@@ -34,14 +34,16 @@ $t->sample_conf(workers => 1)->run;
 my $port = $t->port;
 $t->node_tests(
     dir => $sdk,
-    files => [ map { "test/$_" } sort map { s{.*/}{}r }
-        glob "$sdk/test/*.test.mjs" ],
+    # types.test.mjs (tsc on index.d.ts) needs no gateway: scripts/test
+    # runs it with the unit tests
+    files => [ map { "test/$_" } grep { $_ ne 'types.test.mjs' }
+        sort map { s{.*/}{}r } glob "$sdk/test/*.test.mjs" ],
     env => {
         CHAT_URL => "ws://127.0.0.1:$port/chat",
         CHAT_HTTP => "http://127.0.0.1:$port",
         CHAT_NGINX_PID => $t->pid,
     },
-    min => 16,
+    min => 14,
 );
 
 $t->done_testing;

@@ -31,6 +31,7 @@ const WAIT = 15000;
 
 let browser;
 const errors = [];
+const completed = [];       // scenarios that ran to their end
 const contexts = {};
 let shot = 0;
 
@@ -272,6 +273,7 @@ test('two users, a group, text and an image, offline catch-up, a second'
     // the states are visible
     assert.equal(await alice.textContent('#conn'), 'connected');
     assert.deepEqual(errors, [], 'no console errors in the pages');
+    completed.push('two users');
 });
 
 test('adding and removing people; the connection state through a server'
@@ -326,8 +328,10 @@ test('adding and removing people; the connection state through a server'
     assert.equal(await carol.textContent('#conn'), 'connected');
     await send(carol, 'Still here after the reload', 1);
     assert.deepEqual(errors, [], 'no console errors in the pages');
+    completed.push('people and reload');
 });
 
-test('no console errors in any page', () => {
+test('both scenarios ran, with no console error in any page', () => {
+    assert.deepEqual(completed, ['two users', 'people and reload']);
     assert.deepEqual(errors, []);
 });

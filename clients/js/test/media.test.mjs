@@ -11,12 +11,23 @@ import { connected, closeAll, uid, until, collect } from './helpers.mjs';
 
 after(closeAll);
 
-test('sha256Hex matches node:crypto', async () => {
+test('sha256Hex matches node:crypto and the store\'s own hash', async () => {
     const b = randomBytes(1000);
-    assert.equal(await sha256Hex(b),
-        createHash('sha256').update(b).digest('hex'));
+    const sha = await sha256Hex(b);
+    assert.equal(sha, createHash('sha256').update(b).digest('hex'));
     assert.equal(await sha256Hex('abc'), 'ba7816bf8f01cfea414140de5dae2223'
         + 'b00361a396177a9cb410ff61f20015ad');
+    // nginx hashes the upload as it streams it and refuses another hash
+    const alice = await connected(uid('alice'), 'phone');
+    const ticket = await alice.createAttachment({
+        contentType: 'application/octet-stream', size: b.length,
+        sha256: sha });
+    const res = await fetch(alice.resolveUrl(ticket.uploadUrl), {
+        method: ticket.method,
+        headers: { 'Content-Type': ticket.headers['Content-Type'] },
+        body: b });
+    assert.equal(res.status, 200);
+    assert.equal((await res.json()).sha256, sha);
 });
 
 test('attachment round trip with hash check', async () => {
