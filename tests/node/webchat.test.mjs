@@ -1,6 +1,6 @@
 // The web chat (clients/web) in a real browser: Debian's chromium, headless,
 // driven by playwright-core through its executable path (nothing is
-// downloaded).  Run by t/045-webchat.t against nginx with the sample
+// downloaded).  Run by t/061-webchat.t against nginx with the sample
 // configuration of `make run`, which passes:
 //   CHAT_HTTP          http://127.0.0.1:<port> (the page)
 //   CHAT_TEST_OUTPUT   folder for the screenshots (one per step)
@@ -163,7 +163,7 @@ async function waitShown(page, count) {
 }
 
 before(async () => {
-    assert.ok(BASE, 'CHAT_HTTP is set (run through t/045-webchat.t)');
+    assert.ok(BASE, 'CHAT_HTTP is set (run through t/061-webchat.t)');
     rmSync(OUT, { recursive: true, force: true });
     mkdirSync(OUT, { recursive: true });
     browser = await chromium.launch({

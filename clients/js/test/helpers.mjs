@@ -1,5 +1,5 @@
 // Helpers of the SDK tests.  They run against a real gateway started by
-// t/044-sdk-js.t (nginx with conf/chat.conf, the sample configuration of
+// t/060-sdk-js.t (nginx with conf/chat.conf, the sample configuration of
 // `make run`), which passes:
 //   CHAT_URL        ws://127.0.0.1:<port>/chat
 //   CHAT_HTTP       http://127.0.0.1:<port> (token endpoint, media)
@@ -15,7 +15,7 @@ function env(name) {
     const v = process.env[name];
     if (!v) {
         throw new Error(name + ' is not set: run the SDK tests through'
-            + ' t/044-sdk-js.t (prove), which starts a gateway');
+            + ' t/060-sdk-js.t (prove), which starts a gateway');
     }
     return v;
 }
