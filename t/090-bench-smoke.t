@@ -25,7 +25,24 @@ my $bench = "$load/chat-bench";
 }
 
 my $t = ChatTest->new(workers => 2);
-$t->chat_conf(listen => ' reuseport')->run;
+
+# wss:// for the --tls runs: a self-signed certificate made here
+my $tls_port = ChatTest::free_port();
+my $dir = $t->dir;
+system("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1"
+    . " -nodes -days 2 -subj /CN=localhost -keyout '$dir/tls.key'"
+    . " -out '$dir/tls.crt' 2>/dev/null") == 0
+    or BAIL_OUT('openssl could not make a certificate');
+$t->chat_conf(listen => ' reuseport',
+    server => '        location = /ka { return 204; }', http => <<EOF)->run;
+    server {
+        listen 127.0.0.1:$tls_port ssl;
+        ssl_certificate $dir/tls.crt;
+        ssl_certificate_key $dir/tls.key;
+        location = /chat { chat_websocket; }
+        location = /ka { return 204; }
+    }
+EOF
 
 is system("'$bench' --selftest >/dev/null"), 0, 'selftest (codecs, histogram)';
 
@@ -67,6 +84,21 @@ my ($r, $st);
 clean($r, $st, 'idle');
 is $r->{connections}{ready}, 20, 'idle: every connection registered';
 ok $r->{latency_ms}{connect}{count} >= 20, 'idle: connect latency sampled';
+
+# the transports of the idle TLS runs (scripts/bench): wss://, and nginx's
+# own keep-alive connection over HTTP and HTTPS
+($r, $st) = run(qw(--scenario idle --conns 10 --duration 0.3 --tls
+    --port), $tls_port);
+clean($r, $st, 'idle --tls');
+is $r->{connections}{ready}, 10, 'idle --tls: every connection registered';
+
+for my $tls (0, 1) {
+    my $what = $tls ? 'idle --http --tls' : 'idle --http';
+    ($r, $st) = run(qw(--scenario idle --conns 10 --duration 0.3 --http
+        --path /ka), $tls ? ('--tls', '--port', $tls_port) : ());
+    clean($r, $st, $what);
+    is $r->{connections}{ready}, 10, "$what: every connection answered";
+}
 
 ($r, $st) = run(qw(--scenario chat --users 12 --background 4 --rate 40
     --duration 1 --group-share 0.3 --big-share 0));

@@ -283,6 +283,9 @@ ngx_chat_bench_usage(FILE *f)
 "              sendMessage/createChat answered \"unavailable\")\n"
 "              --no-resend (a sendMessage answered \"unavailable\" is\n"
 "              counted as refused, not resent: overload runs)\n"
+"transport:    --tls (wss://: TLS without verification or SNI)\n"
+"              --http (idle only: a GET of --path whose 2xx answer is\n"
+"              held as an idle keep-alive connection, no WebSocket)\n"
 "measuring:    --nginx-pid P  --pg-pid P  --redis-pid P  --seed N\n"
 "              --quiet (no progress line)  --selftest\n");
 }
@@ -315,6 +318,7 @@ ngx_chat_bench_options(int argc, char **argv, ngx_chat_bench_opts_t *o,
         { "retry-max", 1, NULL, 'M' }, { "no-resend", 0, NULL, 'x' },
         { "nginx-pid", 1, NULL, 'N' }, { "pg-pid", 1, NULL, 'O' },
         { "redis-pid", 1, NULL, 'E' }, { "quiet", 0, NULL, 'q' },
+        { "tls", 0, NULL, 'L' }, { "http", 0, NULL, 'K' },
         { "selftest", 0, NULL, 'Z' }, { "help", 0, NULL, 'H' },
         { NULL, 0, NULL, 0 }
     };
@@ -400,6 +404,8 @@ ngx_chat_bench_options(int argc, char **argv, ngx_chat_bench_opts_t *o,
         case 'O': o->pg_pid = atoi(optarg); break;
         case 'E': o->redis_pid = atoi(optarg); break;
         case 'q': o->quiet = 1; break;
+        case 'L': o->tls = 1; break;
+        case 'K': o->http = 1; break;
         case 'Z': *selftest = 1; return 0;
         case 'H': ngx_chat_bench_usage(stdout); exit(0);
         default: ngx_chat_bench_usage(stderr); return -1;
@@ -414,6 +420,11 @@ ngx_chat_bench_options(int argc, char **argv, ngx_chat_bench_opts_t *o,
     if (o->port == 0 || secret == NULL) {
         fprintf(stderr, "chat-bench: --port and --secret-file are needed\n");
         ngx_chat_bench_usage(stderr);
+        return -1;
+    }
+
+    if (o->http && o->scenario != NGX_CHAT_BENCH_IDLE) {
+        fprintf(stderr, "chat-bench: --http is for the idle scenario\n");
         return -1;
     }
 
@@ -626,6 +637,11 @@ ngx_chat_bench_worker(ngx_chat_bench_opts_t *o, uint32_t proc, int rd,
 
     if (ngx_chat_bench_scen_init(w) != 0) {
         fprintf(stderr, "chat-bench: worker %u: out of memory\n", proc);
+        return 2;
+    }
+
+    if (ngx_chat_bench_tls_init(w) != 0) {
+        fprintf(stderr, "chat-bench: worker %u: TLS set-up failed\n", proc);
         return 2;
     }
 
@@ -1189,14 +1205,16 @@ ngx_chat_bench_result(ngx_chat_bench_parent_t *pa, FILE *f)
             "\"group_share\": %.3f, \"big_share\": %.3f, \"messages\": %u, "
             "\"reps\": %u, \"pairs\": %u, \"unacked\": %u, "
             "\"concurrency\": %u, \"retry_max_s\": %.2f, "
-            "\"no_resend\": %s, \"seed\": %llu},\n",
+            "\"no_resend\": %s, \"tls\": %s, \"http\": %s, "
+            "\"seed\": %llu},\n",
             o->procs, o->src_ips, o->nconns,
             o->scenario == NGX_CHAT_BENCH_CHAT ? o->users : 0,
             o->scenario == NGX_CHAT_BENCH_CHAT ? o->background : 0,
             o->rate, o->duration, o->msg_size, o->group_share,
             o->big_share, o->messages, o->reps, o->pairs, o->unacked,
             o->concurrency, o->retry_max,
-            o->no_resend ? "true" : "false", (unsigned long long) o->seed);
+            o->no_resend ? "true" : "false", o->tls ? "true" : "false",
+            o->http ? "true" : "false", (unsigned long long) o->seed);
     fprintf(f, "  \"elapsed_s\": %.2f,\n",
             ngx_chat_bench_sec(pa->t_start, ngx_chat_bench_now()));
 

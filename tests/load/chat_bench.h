@@ -16,6 +16,7 @@
  *   chat_bench_proto.c    pure codecs: base64, JWT, WebSocket frames, JSON
  *   chat_bench_sys.c      /proc readers, the parent/worker pipe messages
  *   chat_bench_conn.c     one connection: connect, handshake, frames
+ *   chat_bench_tls.c      --tls: the OpenSSL client on the epoll loop
  *   chat_bench_scen.c     the scenarios (idle, chat, offline, storm)
  *
  * Functions return 0 on success and -1 on failure unless said otherwise.
@@ -29,6 +30,8 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <netinet/in.h>
+#include <sys/types.h>
+#include <openssl/ssl.h>
 
 
 /* ----------------------------------------------------------------------
@@ -313,6 +316,8 @@ typedef struct {
     int             pg_pid;
     int             redis_pid;
     int             quiet;
+    int             tls;            /* wss:// (TLS to the server) */
+    int             http;           /* idle: a plain GET left keep-alive */
     uint32_t        nconns;         /* derived: connections in all */
     uint32_t        group;          /* derived: connections per unit */
 } ngx_chat_bench_opts_t;
@@ -380,6 +385,7 @@ void ngx_chat_bench_kernel_sample(ngx_chat_bench_kernel_t *out);
 enum {
     NGX_CHAT_BENCH_CS_IDLE = 0,      /* not connected, may be queued */
     NGX_CHAT_BENCH_CS_CONNECTING,
+    NGX_CHAT_BENCH_CS_TLS,           /* --tls: TLS handshake */
     NGX_CHAT_BENCH_CS_HANDSHAKE,     /* request sent, waiting for 101 */
     NGX_CHAT_BENCH_CS_OPEN,
     NGX_CHAT_BENCH_CS_FAILED         /* gave up */
@@ -542,6 +548,9 @@ typedef struct {
     size_t                   acks_len;
     uint32_t                 nacks;
     char                     tok[512];
+
+    SSL_CTX                 *ssl_ctx;     /* --tls only */
+    SSL                    **ssl;         /* --tls only: per connection */
 } ngx_chat_bench_w_t;
 
 #define NGX_CHAT_BENCH_SCRATCH  (256 * 1024)
@@ -573,6 +582,23 @@ void ngx_chat_bench_conn_ack_add(ngx_chat_bench_w_t *w,
 /* sends the batch (with a request id if rid != 0) */
 int ngx_chat_bench_conn_ack_flush(ngx_chat_bench_w_t *w,
     ngx_chat_bench_conn_t *c, uint64_t rid);
+
+/* chat_bench_tls.c: no-ops without --tls */
+int ngx_chat_bench_tls_init(ngx_chat_bench_w_t *w);
+/* the TCP connect succeeded: 1 if a TLS handshake starts, 0 if there is
+ * none (plain), -1 on failure */
+int ngx_chat_bench_tls_start(ngx_chat_bench_w_t *w,
+    ngx_chat_bench_conn_t *c);
+/* 0 done, 1 wants more events, -1 failed (errno set) */
+int ngx_chat_bench_tls_handshake(ngx_chat_bench_w_t *w,
+    ngx_chat_bench_conn_t *c);
+/* read(2) and write(2) through TLS: -1 with errno EAGAIN would block */
+ssize_t ngx_chat_bench_tls_recv(ngx_chat_bench_w_t *w,
+    ngx_chat_bench_conn_t *c, uint8_t *buf, size_t size);
+ssize_t ngx_chat_bench_tls_send(ngx_chat_bench_w_t *w,
+    ngx_chat_bench_conn_t *c, const uint8_t *buf, size_t size);
+void ngx_chat_bench_tls_free(ngx_chat_bench_w_t *w,
+    ngx_chat_bench_conn_t *c);
 
 /* chat_bench_scen.c */
 int ngx_chat_bench_scen_init(ngx_chat_bench_w_t *w);

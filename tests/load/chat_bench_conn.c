@@ -14,7 +14,10 @@
  * frames are masked with a random key.  Input that does not make a whole
  * frame and output the socket did not take are kept in per-connection
  * buffers allocated only while needed, so an idle connection costs the
- * generator about 150 bytes plus its descriptor.
+ * generator about 150 bytes plus its descriptor.  With --tls a TLS
+ * handshake (chat_bench_tls.c) comes between connect and the upgrade, and
+ * the bytes go through it; with --http the upgrade is a plain GET whose
+ * 2xx answer leaves an idle HTTP keep-alive connection (nginx's own cost).
  */
 
 
@@ -189,7 +192,7 @@ void
 ngx_chat_bench_conn_event(ngx_chat_bench_w_t *w, ngx_chat_bench_conn_t *c,
     uint32_t events)
 {
-    int        err;
+    int        err, rc;
     socklen_t  len;
 
     if (c->fd < 0) {
@@ -210,6 +213,33 @@ ngx_chat_bench_conn_event(ngx_chat_bench_w_t *w, ngx_chat_bench_conn_t *c,
         if (err) {
             ngx_chat_bench_conn_close(w, c, ngx_chat_bench_errno_counter(err),
                                       1);
+            return;
+        }
+
+        rc = ngx_chat_bench_tls_start(w, c);
+        if (rc < 0) {
+            ngx_chat_bench_conn_close(w, c, NGX_CHAT_BENCH_C_CONN_OTHER, 1);
+            return;
+        }
+
+        if (rc == 0) {
+            ngx_chat_bench_conn_connected(w, c);
+
+            if (c->fd < 0) {
+                return;
+            }
+        }
+    }
+
+    if (c->state == NGX_CHAT_BENCH_CS_TLS) {
+        rc = ngx_chat_bench_tls_handshake(w, c);
+        if (rc < 0) {
+            ngx_chat_bench_conn_close(w, c,
+                                      ngx_chat_bench_errno_counter(errno), 1);
+            return;
+        }
+
+        if (rc > 0) {
             return;
         }
 
@@ -260,6 +290,20 @@ ngx_chat_bench_conn_connected(ngx_chat_bench_w_t *w,
         return;
     }
 
+    if (w->o->http) {
+        n = snprintf((char *) w->out, w->out_cap,
+                     "GET %s HTTP/1.1\r\n"
+                     "Host: %s:%u\r\n"
+                     "\r\n",
+                     w->o->path, inet_ntoa(w->o->host),
+                     (unsigned) w->o->port);
+
+        c->state = NGX_CHAT_BENCH_CS_HANDSHAKE;
+
+        (void) ngx_chat_bench_conn_write(w, c, w->out, (size_t) n);
+        return;
+    }
+
     n = snprintf((char *) w->out, w->out_cap,
                  "GET %s HTTP/1.1\r\n"
                  "Host: %s:%u\r\n"
@@ -287,7 +331,9 @@ ngx_chat_bench_conn_read(ngx_chat_bench_w_t *w, ngx_chat_bench_conn_t *c)
     uint8_t  *data;
 
     for ( ;; ) {
-        n = read(c->fd, w->scratch, NGX_CHAT_BENCH_SCRATCH);
+        n = w->ssl ? ngx_chat_bench_tls_recv(w, c, w->scratch,
+                                             NGX_CHAT_BENCH_SCRATCH)
+                   : read(c->fd, w->scratch, NGX_CHAT_BENCH_SCRATCH);
 
         if (n < 0) {
             if (errno == EINTR) {
@@ -311,6 +357,7 @@ ngx_chat_bench_conn_read(ngx_chat_bench_w_t *w, ngx_chat_bench_conn_t *c)
 
             ngx_chat_bench_conn_close(w, c,
                                       c->state == NGX_CHAT_BENCH_CS_CONNECTING
+                                      || c->state == NGX_CHAT_BENCH_CS_TLS
                                       || c->state
                                          == NGX_CHAT_BENCH_CS_HANDSHAKE
                                       ? NGX_CHAT_BENCH_C_CONN_RESET
@@ -369,8 +416,12 @@ ngx_chat_bench_conn_read(ngx_chat_bench_w_t *w, ngx_chat_bench_conn_t *c)
             c->rcap = 0;
         }
 
-        if ((size_t) n < NGX_CHAT_BENCH_SCRATCH) {
-            /* edge-triggered: a later arrival brings a new event */
+        if ((size_t) n < NGX_CHAT_BENCH_SCRATCH && w->ssl == NULL) {
+            /*
+             * edge-triggered: a later arrival brings a new event; TLS
+             * reads one record at a time and may hold more already, so it
+             * reads on until it would block
+             */
             break;
         }
     }
@@ -441,6 +492,15 @@ ngx_chat_bench_conn_http(ngx_chat_bench_w_t *w, ngx_chat_bench_conn_t *c,
     status = 0;
     if (len > 12 && memcmp(p, "HTTP/1.1 ", 9) == 0) {
         status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
+    }
+
+    if (w->o->http && status >= 200 && status < 300) {
+        /* an idle keep-alive connection from here on (no body: 204) */
+        c->state = NGX_CHAT_BENCH_CS_OPEN;
+        NGX_CHAT_BENCH_CNT(w, UPGRADED)++;
+        ngx_chat_bench_scen_open(w, c);
+
+        return c->fd < 0 ? -1 : (long) end;
     }
 
     if (status != 101) {
@@ -585,7 +645,13 @@ ngx_chat_bench_conn_frames(ngx_chat_bench_w_t *w, ngx_chat_bench_conn_t *c,
                                             code == 1005 ? 0 : 2,
                                             (uint32_t)
                                             ngx_chat_bench_rand(w));
-            (void) write(c->fd, w->out, total);
+            if (w->ssl) {
+                (void) ngx_chat_bench_tls_send(w, c, w->out, total);
+
+            } else {
+                (void) write(c->fd, w->out, total);
+            }
+
             ngx_chat_bench_conn_close(w, c,
                                       ngx_chat_bench_close_counter(code), 0);
             return -1;
@@ -658,7 +724,8 @@ ngx_chat_bench_conn_write(ngx_chat_bench_w_t *w, ngx_chat_bench_conn_t *c,
         c->wpos = 0;
 
         while (len) {
-            n = write(c->fd, p, len);
+            n = w->ssl ? ngx_chat_bench_tls_send(w, c, p, len)
+                       : write(c->fd, p, len);
 
             if (n < 0) {
                 if (errno == EINTR) {
@@ -708,7 +775,9 @@ ngx_chat_bench_conn_flush(ngx_chat_bench_w_t *w, ngx_chat_bench_conn_t *c)
     ssize_t  n;
 
     while (c->wpos < c->wlen) {
-        n = write(c->fd, c->wbuf + c->wpos, c->wlen - c->wpos);
+        n = w->ssl ? ngx_chat_bench_tls_send(w, c, c->wbuf + c->wpos,
+                                             c->wlen - c->wpos)
+                   : write(c->fd, c->wbuf + c->wpos, c->wlen - c->wpos);
 
         if (n < 0) {
             if (errno == EINTR) {
@@ -782,6 +851,7 @@ ngx_chat_bench_conn_close(ngx_chat_bench_w_t *w, ngx_chat_bench_conn_t *c,
             (void) setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
         }
 
+        ngx_chat_bench_tls_free(w, c);
         close(c->fd);
         c->fd = -1;
 

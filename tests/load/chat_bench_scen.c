@@ -905,6 +905,12 @@ ngx_chat_bench_scen_open(ngx_chat_bench_w_t *w, ngx_chat_bench_conn_t *c)
 {
     uint32_t  idx;
 
+    if (w->o->http) {
+        /* --http: the 2xx answer is all there is */
+        ngx_chat_bench_ready(w, c, ngx_chat_bench_now());
+        return;
+    }
+
     /* the first response means registered (docs/protocol.md) */
     idx = ngx_chat_bench_rq_alloc(w, c, NGX_CHAT_BENCH_RQ_PING);
     if (idx == NGX_CHAT_BENCH_NIL) {
