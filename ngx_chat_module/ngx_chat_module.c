@@ -1004,6 +1004,20 @@ ngx_chat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    /* a hash tag in the prefix would put every channel in one slot */
+
+    if (cmcf->redis_cluster
+        && ngx_strlchr(cmcf->redis_prefix.data,
+                       cmcf->redis_prefix.data + cmcf->redis_prefix.len, '{')
+           != NULL)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chat_redis\" with \"cluster=on\" takes no "
+                           "'{' in prefix= (a hash tag would put every "
+                           "channel on one shard)");
+        return NGX_CONF_ERROR;
+    }
+
     seed = cmcf->redis_seeds->elts;
     cmcf->redis_addr = seed[0];
 
