@@ -71,6 +71,8 @@ static void ngx_chat_bus_resubscribe(ngx_rbtree_node_t *node,
 static uint32_t ngx_chat_bus_owner(ngx_chat_user_t *u);
 static ngx_int_t ngx_chat_bus_publish(u_char *channel, size_t channel_len,
     u_char *msg, size_t len);
+static ngx_int_t ngx_chat_bus_backlog_add(u_char *channel,
+    size_t channel_len, u_char *msg, size_t len);
 static ngx_int_t ngx_chat_bus_publish_event(ngx_str_t *users, ngx_uint_t n,
     uint64_t event_id, ngx_str_t *exclude_user, ngx_str_t *exclude_device,
     ngx_str_t *order, u_char *json, size_t len);
@@ -448,8 +450,7 @@ static ngx_int_t
 ngx_chat_bus_publish(u_char *channel, size_t channel_len, u_char *msg,
     size_t len)
 {
-    ngx_chat_worker_t   *w;
-    ngx_chat_bus_msg_t  *m;
+    ngx_chat_worker_t  *w;
 
     w = ngx_chat_worker;
 
@@ -467,6 +468,21 @@ ngx_chat_bus_publish(u_char *channel, size_t channel_len, u_char *msg,
     {
         return NGX_OK;
     }
+
+    return ngx_chat_bus_backlog_add(channel, channel_len, msg, len);
+}
+
+
+/* NGX_OK: kept to be published again; NGX_ERROR: dropped */
+
+static ngx_int_t
+ngx_chat_bus_backlog_add(u_char *channel, size_t channel_len, u_char *msg,
+    size_t len)
+{
+    ngx_chat_worker_t   *w;
+    ngx_chat_bus_msg_t  *m;
+
+    w = ngx_chat_worker;
 
     if (w->backlog_bytes + len > NGX_CHAT_BUS_BACKLOG_MAX) {
         /* the inbox still has it: devices get it on their next drain */
@@ -489,6 +505,25 @@ ngx_chat_bus_publish(u_char *channel, size_t channel_len, u_char *msg,
     w->backlog_bytes += len;
 
     return NGX_OK;
+}
+
+
+/*
+ * A shard answered a publish -MOVED (its slot moved, our map was stale):
+ * the receivers now listen on another primary.  Kept and published again
+ * by the next ngx_chat_bus_flush(), after the map was read again, as a
+ * replay ("r"): a receiver that drained meanwhile has it already.
+ */
+
+void
+ngx_chat_bus_bounced(void *data, u_char *channel, size_t channel_len,
+    u_char *msg, size_t len)
+{
+    if (ngx_chat_worker == NULL) {
+        return;
+    }
+
+    (void) ngx_chat_bus_backlog_add(channel, channel_len, msg, len);
 }
 
 
@@ -826,9 +861,7 @@ ngx_chat_bus_state(void *data, ngx_uint_t up)
 static void
 ngx_chat_bus_resubscribe(ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
 {
-    u_char            buf[256];
     uint32_t          owner;
-    ngx_str_t         channel;
     ngx_chat_user_t  *u;
 
     if (node->left != sentinel) {
@@ -838,19 +871,12 @@ ngx_chat_bus_resubscribe(ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
     u = (ngx_chat_user_t *) node;
     owner = ngx_chat_bus_owner(u);
 
+    /*
+     * When a slot moves between two live shards, the old primary has
+     * unsubscribed the channel itself ("sunsubscribe"): nothing to leave.
+     */
+
     if (owner != u->sub_serial || (owner && !u->subscribed)) {
-
-        /* a slot moved between two live shards: leave the old one */
-
-        if (u->subscribed
-            && ngx_chat_bus_channel(&u->id, buf, sizeof(buf), &channel)
-               == NGX_OK)
-        {
-            ngx_chat_shards_unsubscribe(ngx_chat_worker->shards,
-                                        channel.data, channel.len,
-                                        u->sub_serial);
-        }
-
         ngx_chat_bus_subscribe(u);
 
         if (u->subscribed) {

@@ -94,5 +94,9 @@ void ngx_chat_bus_subscribed(void *data, u_char *channel,
     size_t channel_len);
 void ngx_chat_bus_state(void *data, ngx_uint_t up);
 
+/* a publish a shard refused (-MOVED...): to the backlog, sent again */
+void ngx_chat_bus_bounced(void *data, u_char *channel, size_t channel_len,
+    u_char *msg, size_t len);
+
 
 #endif /* _NGX_CHAT_BUS_H_INCLUDED_ */

@@ -139,9 +139,19 @@ struct ngx_chat_redis_s {
     char                       *host;      /* IP or unix socket path */
     int                         port;      /* 0 for a unix socket */
     ngx_chat_redis_error_pt     on_error;  /* sharded mode only */
+    ngx_chat_redis_message_pt   on_bounce; /* sharded mode only */
     unsigned                    destroying:1;
     unsigned                    sharded:1; /* SPUBLISH, SSUBSCRIBE... */
 };
+
+
+/* a sharded publish, kept until answered: it may come back -MOVED */
+typedef struct {
+    ngx_chat_redis_conn_t      *conn;
+    size_t                      channel_len;
+    size_t                      len;
+    u_char                      data[1];    /* channel, then message */
+} ngx_chat_redis_spub_t;
 
 
 /* an ngx_chat_redis_command() with a reply handler */
@@ -186,6 +196,10 @@ static void ngx_chat_redis_cmd_pong(redisAsyncContext *ac, void *r,
 static void ngx_chat_redis_call_reply(redisAsyncContext *ac, void *r,
     void *privdata);
 static void ngx_chat_redis_sub_reply(redisAsyncContext *ac, void *r,
+    void *privdata);
+static ngx_int_t ngx_chat_redis_spublish(ngx_chat_redis_conn_t *conn,
+    const char **argv, size_t *argvlen);
+static void ngx_chat_redis_spub_reply(redisAsyncContext *ac, void *r,
     void *privdata);
 static void ngx_chat_redis_raw_read(ngx_chat_redis_conn_t *conn);
 static void ngx_chat_redis_raw_reply(ngx_chat_redis_conn_t *conn,
@@ -346,11 +360,12 @@ ngx_chat_redis_create(ngx_cycle_t *cycle, ngx_str_t *addr,
 
 void
 ngx_chat_redis_set_sharded(ngx_chat_redis_t *rd,
-    ngx_chat_redis_error_pt on_error)
+    ngx_chat_redis_error_pt on_error, ngx_chat_redis_message_pt on_bounce)
 {
     /* before the first connect completes: from the event loop, later */
     rd->sharded = 1;
     rd->on_error = on_error;
+    rd->on_bounce = on_bounce;
 }
 
 
@@ -1036,6 +1051,10 @@ ngx_chat_redis_publish(ngx_chat_redis_t *rd, u_char *channel,
     argvlen[1] = channel_len;
     argvlen[2] = len;
 
+    if (rd->sharded) {
+        return ngx_chat_redis_spublish(conn, argv, argvlen);
+    }
+
     /* buffered by hiredis, written when the write event fires */
 
     if (redisAsyncCommandArgv(conn->ac, ngx_chat_redis_cmd_reply, conn,
@@ -1335,6 +1354,79 @@ ngx_chat_redis_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
             ngx_chat_redis_ready(conn);
         }
     }
+}
+
+
+/*
+ * SPUBLISH keeps a copy of what it sent until the reply: a primary that
+ * no longer owns the channel's slot (resharding, a stale map) answers
+ * -MOVED or -ASK, and the copy goes back to the owner (on_bounce) to be
+ * published again once the slot map is read again.  One allocation and
+ * copy per publish, in sharded mode only.
+ */
+
+static ngx_int_t
+ngx_chat_redis_spublish(ngx_chat_redis_conn_t *conn, const char **argv,
+    size_t *argvlen)
+{
+    ngx_chat_redis_spub_t  *sp;
+
+    sp = ngx_alloc(sizeof(ngx_chat_redis_spub_t) + argvlen[1] + argvlen[2],
+                   conn->rd->log);
+    if (sp == NULL) {
+        return NGX_ERROR;
+    }
+
+    sp->conn = conn;
+    sp->channel_len = argvlen[1];
+    sp->len = argvlen[2];
+    ngx_memcpy(ngx_cpymem(sp->data, argv[1], argvlen[1]), argv[2],
+               argvlen[2]);
+
+    if (redisAsyncCommandArgv(conn->ac, ngx_chat_redis_spub_reply, sp,
+                              3, argv, argvlen)
+        != REDIS_OK)
+    {
+        ngx_free(sp);
+        return NGX_ERROR;
+    }
+
+    conn->pending++;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_chat_redis_spub_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply             *reply;
+    ngx_chat_redis_t       *rd;
+    ngx_chat_redis_spub_t  *sp;
+
+    reply = r;
+    sp = privdata;
+    rd = sp->conn->rd;
+
+    sp->conn->pending--;
+
+    /* NULL: the context is being freed; its subscribers drain after */
+
+    if (reply && reply->type == REDIS_REPLY_ERROR) {
+        ngx_chat_redis_error(sp->conn, reply);
+
+        if (!rd->destroying
+            && (ngx_strncmp(reply->str, "MOVED ", 6) == 0
+                || ngx_strncmp(reply->str, "ASK ", 4) == 0
+                || ngx_strncmp(reply->str, "TRYAGAIN", 8) == 0
+                || ngx_strncmp(reply->str, "CLUSTERDOWN", 11) == 0))
+        {
+            rd->on_bounce(rd->data, sp->data, sp->channel_len,
+                          sp->data + sp->channel_len, sp->len);
+        }
+    }
+
+    ngx_free(sp);
 }
 
 

@@ -56,13 +56,15 @@ ngx_chat_redis_t *ngx_chat_redis_create(ngx_cycle_t *cycle, ngx_str_t *addr,
 /*
  * Makes rd one node of a Redis Cluster: SPUBLISH, SSUBSCRIBE and
  * SUNSUBSCRIBE instead of the classic commands, on_subscribed() for each
- * "ssubscribe" confirmation, on_message() for each "smessage", and
+ * "ssubscribe" confirmation, on_message() for each "smessage",
  * on_error(data, text) for every error reply (an error on the subscriber
- * also drops it: it comes back and reports on_state(1) again).  Call right
+ * also drops it: it comes back and reports on_state(1) again), and
+ * on_bounce(data, channel, msg) for a publish answered -MOVED, -ASK,
+ * -TRYAGAIN or -CLUSTERDOWN (not delivered: to publish again).  Call right
  * after ngx_chat_redis_create(), before returning to the event loop.
  */
 void ngx_chat_redis_set_sharded(ngx_chat_redis_t *rd,
-    ngx_chat_redis_error_pt on_error);
+    ngx_chat_redis_error_pt on_error, ngx_chat_redis_message_pt on_bounce);
 
 /*
  * NGX_OK when queued on a live subscriber, NGX_DECLINED when it is down,

@@ -70,6 +70,7 @@ struct ngx_chat_shards_s {
     ngx_chat_redis_message_pt   on_message;
     ngx_chat_redis_subscribed_pt  on_subscribed;
     ngx_chat_redis_state_pt     on_state;
+    ngx_chat_redis_message_pt   on_bounce;
     void                       *data;
     unsigned                    cluster:1;
     unsigned                    complete:1;  /* every slot has a node */
@@ -90,6 +91,8 @@ static void ngx_chat_shards_subscribed(void *data, u_char *channel,
     size_t channel_len);
 static void ngx_chat_shards_state(void *data, ngx_uint_t up);
 static void ngx_chat_shards_error(void *data, const char *err);
+static void ngx_chat_shards_bounce(void *data, u_char *channel,
+    size_t channel_len, u_char *msg, size_t len);
 static void ngx_chat_shards_schedule(ngx_chat_shards_t *sh);
 static void ngx_chat_shards_timer(ngx_event_t *ev);
 static void ngx_chat_shards_slots(void *data, void *reply);
@@ -102,7 +105,8 @@ ngx_chat_shards_t *
 ngx_chat_shards_create(ngx_cycle_t *cycle, ngx_str_t *seeds, ngx_uint_t n,
     ngx_uint_t cluster, ngx_chat_redis_message_pt on_message,
     ngx_chat_redis_subscribed_pt on_subscribed,
-    ngx_chat_redis_state_pt on_state, void *data)
+    ngx_chat_redis_state_pt on_state, ngx_chat_redis_message_pt on_bounce,
+    void *data)
 {
     ngx_uint_t          i;
     ngx_chat_shards_t  *sh;
@@ -118,6 +122,7 @@ ngx_chat_shards_create(ngx_cycle_t *cycle, ngx_str_t *seeds, ngx_uint_t n,
     sh->on_message = on_message;
     sh->on_subscribed = on_subscribed;
     sh->on_state = on_state;
+    sh->on_bounce = on_bounce;
     sh->data = data;
 
     sh->timer.handler = ngx_chat_shards_timer;
@@ -246,7 +251,8 @@ ngx_chat_shards_node(ngx_chat_shards_t *sh, ngx_str_t *addr,
     }
 
     if (sh->cluster) {
-        ngx_chat_redis_set_sharded(node->rd, ngx_chat_shards_error);
+        ngx_chat_redis_set_sharded(node->rd, ngx_chat_shards_error,
+                                   ngx_chat_shards_bounce);
     }
 
     sh->nodes[slot] = node;
@@ -327,24 +333,22 @@ ngx_chat_shards_subscribe(ngx_chat_shards_t *sh, u_char *channel,
 }
 
 
+/*
+ * Only where the channel still lives: when its slot moved, the old
+ * primary unsubscribed us itself (a "sunsubscribe" push), and would answer
+ * -MOVED, which drops the subscriber with every other channel on it.
+ */
+
 void
 ngx_chat_shards_unsubscribe(ngx_chat_shards_t *sh, u_char *channel,
     size_t len, uint32_t serial)
 {
-    ngx_uint_t               i;
     ngx_chat_shards_node_t  *node;
 
-    if (serial == 0) {
-        return;
-    }
+    node = ngx_chat_shards_route(sh, channel, len);
 
-    for (i = 0; i < sh->nnodes; i++) {
-        node = sh->nodes[i];
-
-        if (node && node->serial == serial) {
-            (void) ngx_chat_redis_unsubscribe(node->rd, channel, len);
-            return;
-        }
+    if (serial && node && node->serial == serial) {
+        (void) ngx_chat_redis_unsubscribe(node->rd, channel, len);
     }
 }
 
@@ -492,6 +496,17 @@ ngx_chat_shards_error(void *data, const char *err)
         sh->stale = 1;
         ngx_chat_shards_schedule(sh);
     }
+}
+
+
+static void
+ngx_chat_shards_bounce(void *data, u_char *channel, size_t channel_len,
+    u_char *msg, size_t len)
+{
+    ngx_chat_shards_node_t  *node = data;
+
+    /* ngx_chat_shards_error() has asked for the map already */
+    node->sh->on_bounce(node->sh->data, channel, channel_len, msg, len);
 }
 
 

@@ -39,13 +39,17 @@ typedef struct ngx_chat_shards_s  ngx_chat_shards_t;
  * init_process.  on_state(data, up) comes whenever a subscriber came up
  * or went down or the slot map changed: up is ngx_chat_shards_up(); the
  * owner then compares its subscriptions with ngx_chat_shards_owner().
- * Callbacks must not call ngx_chat_shards_destroy().  NULL on no memory.
+ * on_bounce(data, channel, msg): a publish that a primary refused because
+ * the slot is not (or no longer) its own; publish it again later (the map
+ * is being read again).  Callbacks must not call ngx_chat_shards_destroy().
+ * NULL on no memory.
  */
 ngx_chat_shards_t *ngx_chat_shards_create(ngx_cycle_t *cycle,
     ngx_str_t *seeds, ngx_uint_t n, ngx_uint_t cluster,
     ngx_chat_redis_message_pt on_message,
     ngx_chat_redis_subscribed_pt on_subscribed,
-    ngx_chat_redis_state_pt on_state, void *data);
+    ngx_chat_redis_state_pt on_state, ngx_chat_redis_message_pt on_bounce,
+    void *data);
 
 /* the serial of the live subscriber for channel, 0 if none is up */
 uint32_t ngx_chat_shards_owner(ngx_chat_shards_t *sh, u_char *channel,
@@ -59,7 +63,10 @@ uint32_t ngx_chat_shards_owner(ngx_chat_shards_t *sh, u_char *channel,
 ngx_int_t ngx_chat_shards_subscribe(ngx_chat_shards_t *sh, u_char *channel,
     size_t len, uint32_t *serial);
 
-/* on the subscriber with that serial, if it is still up */
+/*
+ * On the subscriber with that serial, if it is up and the channel's slot
+ * is still its own (else Redis has dropped the subscription already)
+ */
 void ngx_chat_shards_unsubscribe(ngx_chat_shards_t *sh, u_char *channel,
     size_t len, uint32_t serial);
 

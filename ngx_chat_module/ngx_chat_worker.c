@@ -118,7 +118,8 @@ ngx_chat_worker_init(ngx_cycle_t *cycle, ngx_chat_main_conf_t *cmcf)
                                        cmcf->redis_cluster,
                                        ngx_chat_bus_message,
                                        ngx_chat_bus_subscribed,
-                                       ngx_chat_bus_state, w);
+                                       ngx_chat_bus_state,
+                                       ngx_chat_bus_bounced, w);
     if (w->shards == NULL) {
         return NGX_ERROR;
     }

@@ -10,7 +10,13 @@
 #     no classic subscription is left anywhere (PUBSUB NUMSUB);
 #   - every primary carried SPUBLISHes (INFO commandstats);
 #   - every message arrives exactly once, nothing missing or stray;
-#   - the retention sweep's lease is taken on the shard of its key.
+#   - the retention sweep's lease is taken on the shard of its key;
+#   - resharding under traffic (the slots of one primary's users moved to
+#     another, as redis-cli --cluster reshard does it): the workers follow
+#     (-ASK/-MOVED, the map read again), the moved users' channels end up
+#     subscribed on their new primary and nowhere else, and no message is
+#     lost or duplicated on the way (publishes answered -MOVED are sent
+#     again).
 
 use strict;
 use warnings;
@@ -107,6 +113,38 @@ my $lease = $tr->pump_until(sub {
 }, 10);
 ok $lease, "the sweep lease \"$key\" is on its shard (slot " . slot($key)
     . ')';
+
+# --- resharding under traffic: the slots of one primary's users move to
+# another, slot by slot as redis-cli --cluster reshard moves them
+# (IMPORTING, MIGRATING, then NODE on every primary)
+
+my ($from, $to, $other) = @$prim;
+my ($from_id) = cli($from->{port}, 'cluster', 'myid');
+my ($to_id) = cli($to->{port}, 'cluster', 'myid');
+my @moving = map { "${prefix}u:$_" } @{ $by_shard{ $from->{port} } };
+my %slots = map { (slot($_) => 1) } @moving;
+my $script = join '; ', 'set -e', map {
+    my $s = $_;
+    ("redis-cli -p $to->{port} cluster setslot $s importing $from_id",
+     "redis-cli -p $from->{port} cluster setslot $s migrating $to_id",
+     map { "redis-cli -p $_ cluster setslot $s node $to_id" }
+         $to->{port}, $from->{port}, $other->{port})
+} sort { $a <=> $b } keys %slots;
+my $t_re = time;
+my ($st, $out) = $tr->run_cmd(['sh', '-c', $script], 30);
+is $st, 0, sprintf('%d slots moved from %d to %d in %.1f s, traffic'
+    . ' going on', scalar(keys %slots), $from->{port}, $to->{port},
+    time - $t_re) or diag $out;
+
+my $followed = $tr->pump_until(sub {
+    my %n = cli($to->{port}, 'pubsub', 'shardnumsub', @moving);
+    my @left = grep { length } cli($from->{port}, 'pubsub',
+        'shardchannels', "'${prefix}*'");
+    !@left && !grep { !$n{$_} } @moving;
+}, 20);
+ok $followed, scalar(@moving) . ' channels moved with their slots: on'
+    . " $to->{port} now, none left on $from->{port}";
+$tr->pump(2);
 
 $tr->check($c, name => 'redis cluster');
 $tr->close_all;
