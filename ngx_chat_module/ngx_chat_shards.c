@@ -437,6 +437,15 @@ ngx_chat_shards_subscribed(void *data, u_char *channel, size_t channel_len)
 {
     ngx_chat_shards_node_t  *node = data;
 
+    /*
+     * A late confirmation from a primary the channel has left (its slot
+     * moved) must not stand for the subscription on the new one.
+     */
+
+    if (ngx_chat_shards_route(node->sh, channel, channel_len) != node) {
+        return;
+    }
+
     node->sh->on_subscribed(node->sh->data, channel, channel_len);
 }
 

@@ -153,8 +153,11 @@ cmp_ok med(@after), '<', 0.25, sprintf 'pushed again: median %.3fs',
     med(@after);
 cmp_ok scalar(@others), '>', 10, 'the other shards\' users got messages'
     . ' meanwhile';
-cmp_ok med(@others), '<', 0.25, sprintf 'still pushed: median %.3fs',
-    med(@others);
+# pushed, not polled: well under the polled users' latency (an absolute
+# bound would measure the box: other sessions share its two cores)
+cmp_ok med(@others), '<', med(@during) / 2, sprintf 'still pushed: median'
+    . ' %.3fs, under half the polled users\' %.3fs', med(@others),
+    med(@during);
 
 $tr->check($c, name => 'primary failover');
 $tr->close_all;
