@@ -55,6 +55,10 @@
  * ngx_event_t is both its deadline timer and that posted event.  Deadline
  * timers are not cancelable: a gracefully exiting worker waits for its
  * queries (at most the timeout) before exit_process destroys the pool.
+ * A query whose deadline passes while it runs is answered NGX_DECLINED at
+ * once; its connection stays busy until the server's statement_timeout
+ * (set to the same time) ends the statement, and is closed only if the
+ * server has not done so a second after that could have happened.
  * When no connection is up (PREPARING, IDLE or BUSY), new queries fail
  * fast and waiting ones are answered NGX_DECLINED.
  *
@@ -74,6 +78,7 @@
 
 #define NGX_CHAT_PG_DEMAND_DELAY     100     /* reconnect, queries waiting */
 #define NGX_CHAT_PG_CONNECT_TIMEOUT  10000   /* connect and prepare */
+#define NGX_CHAT_PG_CANCEL_GRACE     1000    /* a timed-out statement ends */
 #define NGX_CHAT_PG_LOG_INTERVAL     30000   /* connect failure logs */
 #define NGX_CHAT_PG_MSG_LEN          512
 
@@ -1159,6 +1164,21 @@ ngx_chat_pg_slot_complete(ngx_chat_pg_slot_t *slot)
     slot->res = NULL;
     slot->state = NGX_CHAT_PG_IDLE;
 
+    if (q == NULL) {
+        /* the end of a statement whose caller timed out: nobody waits */
+
+        if (res != NULL) {
+            PQclear(res);
+        }
+
+        if (slot->ev.timer_set) {
+            ngx_del_timer(&slot->ev);
+        }
+
+        ngx_chat_pg_dispatch(pg);
+        return;
+    }
+
     q->slot = NULL;
     q->where = NGX_CHAT_PG_Q_DONE;
 
@@ -1376,6 +1396,12 @@ ngx_chat_pg_slot_timer(ngx_event_t *ev)
         ngx_chat_pg_slot_drop(slot, "failed", "timed out");
         return;
 
+    case NGX_CHAT_PG_BUSY:
+        /* a statement given up on (query_handler) never ended */
+        ngx_chat_pg_slot_drop(slot, "failed", "a statement that timed out "
+                              "was not cancelled by the server");
+        return;
+
     default:
         return;
     }
@@ -1546,12 +1572,28 @@ ngx_chat_pg_query_handler(ngx_event_t *ev)
         slot->query = NULL;
         q->slot = NULL;
 
+        /*
+         * The caller is answered now.  The connection stays busy until
+         * the server's own statement_timeout (the same time, counted from
+         * when the statement started, so at most that much later) ends
+         * the statement, whose result is then thrown away.  Closing the
+         * connection would not stop the statement (a server notices a
+         * closed client only when it writes to it), and would cost a new
+         * session and its prepares while PostgreSQL is already behind.  A
+         * server that does not answer by then is dropped (slot_timer).
+         */
+
         ngx_log_error(NGX_LOG_ERR, pg->log, 0,
                       "chat: postgresql statement \"%s\" timed out after "
-                      "%M ms, closing connection #%ui",
-                      pg->stmts[q->stmt].name, pg->timeout, slot->id);
+                      "%M ms; connection #%ui waits for the server to "
+                      "cancel it", pg->stmts[q->stmt].name, pg->timeout,
+                      slot->id);
 
-        ngx_chat_pg_slot_drop(slot, NULL, NULL);
+        if (slot->ev.timer_set) {
+            ngx_del_timer(&slot->ev);
+        }
+
+        ngx_add_timer(&slot->ev, pg->timeout + NGX_CHAT_PG_CANCEL_GRACE);
         break;
 
     case NGX_CHAT_PG_Q_FAILING:

@@ -407,6 +407,25 @@ sub psql {
         $sql);
 }
 
+# slow_messages(prefix => seconds, ...): PostgreSQL sleeps that long on
+# every message whose body starts with prefix (a trigger in the test's
+# own database), to make the gateway's sends slow without timing them
+sub slow_messages {
+    my ($self, %delay) = @_;
+    my $cases = join '', map {
+        sprintf "    IF NEW.body LIKE '%s%%' THEN\n"
+            . "        PERFORM pg_sleep(%s);\n    END IF;\n",
+            $_, $delay{$_} } sort keys %delay;
+    return $self->psql(<<SQL);
+CREATE FUNCTION t_slow_messages() RETURNS trigger LANGUAGE plpgsql AS \$\$
+BEGIN
+$cases    RETURN NEW;
+END \$\$;
+CREATE TRIGGER t_slow_messages BEFORE INSERT ON messages
+    FOR EACH ROW EXECUTE FUNCTION t_slow_messages();
+SQL
+}
+
 sub run_psql {
     my ($host, $port, $user, $db, $sql) = @_;
     my $pid = open my $fh, '-|';
@@ -753,6 +772,22 @@ sub worker_pids {
 
 # a connected and registered device: its first response means the device
 # row is written, so events committed from then on reach it
+# two_in_a_chat(): alice/phone and bob/phone, connected, and the id of a
+# chat alice created with bob (0 if that failed: the caller's test fails)
+sub two_in_a_chat {
+    my ($self) = @_;
+    my $alice = $self->client('alice', 'phone');
+    my $bob = $self->client('bob', 'phone');
+    my $r = $alice->cmd('createChat', participants => ['bob']);
+    return ($alice, $bob, $r && $r->{ok} ? $r->{chatId} : 0);
+}
+
+# code_of($response): "ok", the error code, or "no response"
+sub code_of {
+    my ($r) = @_;
+    return $r ? ($r->{error} ? $r->{error}{code} : 'ok') : 'no response';
+}
+
 sub client {
     my ($self, $user, $device, %o) = @_;
     require ChatTest::WS;
