@@ -1022,7 +1022,7 @@ package ChatTest::Service;
 # "chat".  Methods: start, stop, kill($sig[, all => 1]), pid, pids, port,
 # conninfo (pg), addr (redis), conf (what %%PG%%/%%REDIS%% would expand to).
 # Kind "rcluster": a Redis Cluster of 3 primaries and 3 replicas
-# (ChatTest::Cluster::private_redis_cluster); ports (all six, the first
+# (private_redis(cluster => 1)); ports (all six, the first
 # three are the primaries at start), node_pid($i) (1-based), conf (the
 # primaries as seeds, cluster=on).
 
