@@ -9,7 +9,7 @@ ASAN_MODULE = $(ASAN_BUILD)/nginx/objs/ngx_chat_module.so
 SOURCES    := $(wildcard ngx_chat_module/*.c ngx_chat_module/*.h) config
 
 .PHONY: all module deps run test test-unit test-sql test-t test-asan test-soak \
-        bench migrate install cluster clean
+        bench migrate install cluster cluster-sharded clean
 
 all: module
 
@@ -57,6 +57,11 @@ bench: module
 
 cluster: module
 	scripts/cluster
+
+# the same gateways on a Redis Cluster (3 primaries + 3 replicas, sharded
+# pub/sub)
+cluster-sharded: module
+	REDIS_CLUSTER=1 scripts/cluster
 
 install: module
 	install -d /usr/lib/nginx/modules /etc/nginx/modules-available

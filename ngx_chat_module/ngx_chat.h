@@ -45,6 +45,7 @@ typedef struct ngx_chat_cmdq_s    ngx_chat_cmdq_t;
 typedef struct ngx_chat_out_s     ngx_chat_out_t;
 typedef struct ngx_chat_pg_s      ngx_chat_pg_t;
 typedef struct ngx_chat_redis_s   ngx_chat_redis_t;
+typedef struct ngx_chat_shards_s  ngx_chat_shards_t;
 
 /* what a lower layer calls above it, set once per worker (worker.c) */
 typedef struct ngx_chat_ws_handlers_s   ngx_chat_ws_handlers_t;
@@ -75,7 +76,9 @@ typedef struct {
     ngx_uint_t               pg_pool_size;      /* connections per worker */
     ngx_uint_t               pg_max_queue;      /* waiting queries */
     ngx_msec_t               db_timeout;        /* fail fast after this */
-    ngx_str_t                redis_addr;        /* "host:port" */
+    ngx_str_t                redis_addr;        /* "host:port", the first */
+    ngx_array_t             *redis_seeds;       /* ngx_str_t, every one */
+    ngx_flag_t               redis_cluster;     /* cluster=on */
     ngx_str_t                redis_prefix;      /* channel name prefix */
     ngx_msec_t               ping_interval;     /* server PING period */
     ngx_msec_t               send_timeout;      /* stalled writer limit */
@@ -238,6 +241,7 @@ struct ngx_chat_user_s {
     ngx_chat_order_t        *order;             /* live order, or NULL */
     unsigned                 subscribed:1;      /* SUBSCRIBE sent */
     unsigned                 listening:1;       /* ... and confirmed */
+    uint32_t                 sub_serial;        /* subscriber it went to */
     u_char                   data[1];           /* the id bytes */
 };
 
@@ -247,7 +251,7 @@ struct ngx_chat_worker_s {
     ngx_log_t               *log;
     ngx_chat_main_conf_t    *cmcf;
     ngx_chat_pg_t           *pg;
-    ngx_chat_redis_t        *redis;
+    ngx_chat_shards_t       *shards;            /* Redis, or a cluster */
 
     const ngx_chat_ws_handlers_t   *ws_handlers;   /* session, commands */
     const ngx_chat_bus_handlers_t  *bus_handlers;  /* session */
@@ -263,7 +267,7 @@ struct ngx_chat_worker_s {
     ngx_queue_t              conns;             /* every ngx_chat_conn_t */
     uint64_t                 serial;            /* last connection serial */
     uint64_t                 instance;          /* random worker identity */
-    ngx_uint_t               bus_up;            /* redis subscriber up */
+    ngx_uint_t               bus_up;            /* every subscriber up */
     ngx_uint_t               polling;           /* chat_poll running */
     ngx_uint_t               retry;             /* a conn needs the poll */
     ngx_queue_t              backlog;           /* publishes to retry */

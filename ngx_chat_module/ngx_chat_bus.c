@@ -20,12 +20,19 @@
  * Pub/sub is lossy (Redis restarts, slow subscribers): the inbox in
  * PostgreSQL stays the source of truth, and every (re)subscription is
  * followed by a drain of the inboxes concerned (ngx_chat_session.c).
+ *
+ * On a Redis Cluster (ngx_chat_shards.c) each channel lives on the shard
+ * of its hash slot (sharded pub/sub).  A user's channel is live when it is
+ * subscribed on the subscriber connection that ngx_chat_shards_owner()
+ * names; whenever that changes (a shard down, failed over, back) the
+ * users concerned, and only they, are polled, subscribed again and
+ * drained (ngx_chat_bus_state()).  One Redis is the case of one shard.
  */
 
 
 #include "ngx_chat.h"
 #include "ngx_chat_bus.h"
-#include "ngx_chat_redis.h"
+#include "ngx_chat_shards.h"
 #include "ngx_chat_pg_array.h"
 #include "ngx_chat_ws.h"
 #include "ngx_chat_order.h"
@@ -61,8 +68,11 @@ static void ngx_chat_bus_kick_local(ngx_chat_user_t *u, ngx_str_t *device,
     ngx_uint_t code, u_char *keep, size_t keep_len);
 static void ngx_chat_bus_resubscribe(ngx_rbtree_node_t *node,
     ngx_rbtree_node_t *sentinel);
+static uint32_t ngx_chat_bus_owner(ngx_chat_user_t *u);
 static ngx_int_t ngx_chat_bus_publish(u_char *channel, size_t channel_len,
     u_char *msg, size_t len);
+static ngx_int_t ngx_chat_bus_backlog_add(u_char *channel,
+    size_t channel_len, u_char *msg, size_t len);
 static ngx_int_t ngx_chat_bus_publish_event(ngx_str_t *users, ngx_uint_t n,
     uint64_t event_id, ngx_str_t *exclude_user, ngx_str_t *exclude_device,
     ngx_str_t *order, u_char *json, size_t len);
@@ -161,8 +171,8 @@ ngx_chat_bus_leave(ngx_chat_conn_t *cc)
     if (u->subscribed
         && ngx_chat_bus_channel(&u->id, buf, sizeof(buf), &channel) == NGX_OK)
     {
-        (void) ngx_chat_redis_unsubscribe(ngx_chat_worker->redis,
-                                          channel.data, channel.len);
+        ngx_chat_shards_unsubscribe(ngx_chat_worker->shards, channel.data,
+                                    channel.len, u->sub_serial);
     }
 
     ngx_rbtree_delete(&ngx_chat_worker->users, &u->node);
@@ -181,17 +191,35 @@ ngx_chat_bus_subscribe(ngx_chat_user_t *u)
 
     u->subscribed = 0;
     u->listening = 0;
+    u->sub_serial = 0;
 
     if (ngx_chat_bus_channel(&u->id, buf, sizeof(buf), &channel) != NGX_OK) {
         return;
     }
 
-    if (ngx_chat_redis_subscribe(ngx_chat_worker->redis, channel.data,
-                                 channel.len)
+    if (ngx_chat_shards_subscribe(ngx_chat_worker->shards, channel.data,
+                                  channel.len, &u->sub_serial)
         == NGX_OK)
     {
         u->subscribed = 1;
     }
+}
+
+
+/* the serial a live subscription of u's channel has, 0: none is up */
+
+static uint32_t
+ngx_chat_bus_owner(ngx_chat_user_t *u)
+{
+    u_char     buf[256];
+    ngx_str_t  channel;
+
+    if (ngx_chat_bus_channel(&u->id, buf, sizeof(buf), &channel) != NGX_OK) {
+        return 0;
+    }
+
+    return ngx_chat_shards_owner(ngx_chat_worker->shards, channel.data,
+                                 channel.len);
 }
 
 
@@ -236,7 +264,29 @@ ngx_chat_bus_subscribed(void *data, u_char *channel, size_t channel_len)
 ngx_uint_t
 ngx_chat_bus_listening(ngx_chat_conn_t *cc)
 {
-    return !ngx_chat_worker->bus_up || (cc->user && cc->user->listening);
+    uint32_t          owner;
+    ngx_chat_user_t  *u;
+
+    u = cc->user;
+
+    if (u == NULL) {
+        return !ngx_chat_worker->bus_up;
+    }
+
+    owner = ngx_chat_bus_owner(u);
+
+    return owner == 0 || (u->listening && u->sub_serial == owner);
+}
+
+
+ngx_uint_t
+ngx_chat_bus_polled(ngx_chat_conn_t *cc)
+{
+    if (cc->user == NULL) {
+        return !ngx_chat_worker->bus_up;
+    }
+
+    return ngx_chat_bus_owner(cc->user) == 0;
 }
 
 
@@ -400,17 +450,39 @@ static ngx_int_t
 ngx_chat_bus_publish(u_char *channel, size_t channel_len, u_char *msg,
     size_t len)
 {
-    ngx_chat_worker_t   *w;
-    ngx_chat_bus_msg_t  *m;
+    ngx_chat_worker_t  *w;
 
     w = ngx_chat_worker;
 
-    if (ngx_queue_empty(&w->backlog)
-        && ngx_chat_redis_publish(w->redis, channel, channel_len, msg, len)
+    /*
+     * One Redis: the backlog keeps the publishes in order.  On a cluster
+     * only the shards that are down hold theirs back: the backlog is
+     * retried as a whole and each entry leaves when its shard takes it
+     * (its receivers poll meanwhile, and drain when they subscribe again).
+     */
+
+    if ((ngx_queue_empty(&w->backlog)
+         || ngx_chat_shards_cluster(w->shards))
+        && ngx_chat_shards_publish(w->shards, channel, channel_len, msg, len)
            == NGX_OK)
     {
         return NGX_OK;
     }
+
+    return ngx_chat_bus_backlog_add(channel, channel_len, msg, len);
+}
+
+
+/* NGX_OK: kept to be published again; NGX_ERROR: dropped */
+
+static ngx_int_t
+ngx_chat_bus_backlog_add(u_char *channel, size_t channel_len, u_char *msg,
+    size_t len)
+{
+    ngx_chat_worker_t   *w;
+    ngx_chat_bus_msg_t  *m;
+
+    w = ngx_chat_worker;
 
     if (w->backlog_bytes + len > NGX_CHAT_BUS_BACKLOG_MAX) {
         /* the inbox still has it: devices get it on their next drain */
@@ -436,17 +508,41 @@ ngx_chat_bus_publish(u_char *channel, size_t channel_len, u_char *msg,
 }
 
 
+/*
+ * A shard answered a publish -MOVED (its slot moved, our map was stale):
+ * the receivers now listen on another primary.  Kept and published again
+ * by the next ngx_chat_bus_flush(), after the map was read again, as a
+ * replay ("r"): a receiver that drained meanwhile has it already.
+ */
+
+void
+ngx_chat_bus_bounced(void *data, u_char *channel, size_t channel_len,
+    u_char *msg, size_t len)
+{
+    if (ngx_chat_worker == NULL) {
+        return;
+    }
+
+    (void) ngx_chat_bus_backlog_add(channel, channel_len, msg, len);
+}
+
+
 void
 ngx_chat_bus_flush(void)
 {
-    ngx_queue_t         *q;
+    ngx_uint_t           cluster;
+    ngx_queue_t         *q, *next;
     ngx_chat_worker_t   *w;
     ngx_chat_bus_msg_t  *m;
 
     w = ngx_chat_worker;
+    cluster = ngx_chat_shards_cluster(w->shards);
 
-    while (!ngx_queue_empty(&w->backlog)) {
-        q = ngx_queue_head(&w->backlog);
+    for (q = ngx_queue_head(&w->backlog);
+         q != ngx_queue_sentinel(&w->backlog);
+         q = next)
+    {
+        next = ngx_queue_next(q);
         m = ngx_queue_data(q, ngx_chat_bus_msg_t, queue);
 
         /*
@@ -457,10 +553,14 @@ ngx_chat_bus_flush(void)
             m->data[m->channel_len] = 'r';
         }
 
-        if (ngx_chat_redis_publish(w->redis, m->data, m->channel_len,
-                                   m->data + m->channel_len, m->len)
+        if (ngx_chat_shards_publish(w->shards, m->data, m->channel_len,
+                                    m->data + m->channel_len, m->len)
             != NGX_OK)
         {
+            if (cluster) {
+                continue;
+            }
+
             return;
         }
 
@@ -730,6 +830,13 @@ ngx_chat_bus_identity(ngx_chat_conn_t *cc, u_char *buf)
 }
 
 
+/*
+ * A subscriber came up or went down, or the slot map changed: every user
+ * whose live subscriber is not the one its channel was subscribed on is
+ * subscribed again (or, with no subscriber up, left to the poll) and its
+ * devices drained: what was published meanwhile is in the inboxes.
+ */
+
 void
 ngx_chat_bus_state(void *data, ngx_uint_t up)
 {
@@ -737,33 +844,45 @@ ngx_chat_bus_state(void *data, ngx_uint_t up)
 
     tree = &ngx_chat_worker->users;
 
-    if (!up) {
+    if (!up && ngx_chat_worker->bus_up) {
         ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
                       "chat: redis subscriber down, inboxes are polled "
                       "every %M ms", ngx_chat_worker->cmcf->poll_interval);
-        ngx_chat_worker->bus_up = 0;
-        return;
     }
 
-    ngx_chat_worker->bus_up = 1;
+    ngx_chat_worker->bus_up = up;
 
     if (tree->root != tree->sentinel) {
         ngx_chat_bus_resubscribe(tree->root, tree->sentinel);
     }
-
-    /* whatever was published while we were away is in the inboxes */
-    ngx_chat_worker->bus_handlers->resync();
 }
 
 
 static void
 ngx_chat_bus_resubscribe(ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
 {
+    uint32_t          owner;
+    ngx_chat_user_t  *u;
+
     if (node->left != sentinel) {
         ngx_chat_bus_resubscribe(node->left, sentinel);
     }
 
-    ngx_chat_bus_subscribe((ngx_chat_user_t *) node);
+    u = (ngx_chat_user_t *) node;
+    owner = ngx_chat_bus_owner(u);
+
+    /*
+     * When a slot moves between two live shards, the old primary has
+     * unsubscribed the channel itself ("sunsubscribe"): nothing to leave.
+     */
+
+    if (owner != u->sub_serial || (owner && !u->subscribed)) {
+        ngx_chat_bus_subscribe(u);
+
+        if (u->subscribed) {
+            ngx_chat_worker->bus_handlers->resync(u);
+        }
+    }
 
     if (node->right != sentinel) {
         ngx_chat_bus_resubscribe(node->right, sentinel);

@@ -21,8 +21,8 @@ struct ngx_chat_bus_handlers_s {
     /* u's channel is subscribed: its live events reach the worker now */
     void  (*listening)(ngx_chat_user_t *u);
 
-    /* the subscriber is back: what was missed meanwhile is in the inboxes */
-    void  (*resync)(void);
+    /* u's channel is subscribed again: what it missed is in the inboxes */
+    void  (*resync)(ngx_chat_user_t *u);
 };
 
 
@@ -81,12 +81,22 @@ void ngx_chat_bus_exit(void);
  */
 ngx_uint_t ngx_chat_bus_listening(ngx_chat_conn_t *cc);
 
+/*
+ * Whether cc's user has no live subscriber (its Redis, or its shard of a
+ * cluster, is down): its inboxes are then polled.
+ */
+ngx_uint_t ngx_chat_bus_polled(ngx_chat_conn_t *cc);
+
 /* the Redis callbacks */
 void ngx_chat_bus_message(void *data, u_char *channel, size_t channel_len,
     u_char *msg, size_t len);
 void ngx_chat_bus_subscribed(void *data, u_char *channel,
     size_t channel_len);
 void ngx_chat_bus_state(void *data, ngx_uint_t up);
+
+/* a publish a shard refused (-MOVED...): to the backlog, sent again */
+void ngx_chat_bus_bounced(void *data, u_char *channel, size_t channel_len,
+    u_char *msg, size_t len);
 
 
 #endif /* _NGX_CHAT_BUS_H_INCLUDED_ */

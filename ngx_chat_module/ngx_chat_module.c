@@ -159,7 +159,7 @@ static ngx_command_t  ngx_chat_commands[] = {
       NULL },
 
     { ngx_string("chat_redis"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
       ngx_chat_redis,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
@@ -907,13 +907,21 @@ invalid:
 }
 
 
-/* chat_redis ip:port|[ipv6]:port|unix:/path [prefix=str] */
+/*
+ * chat_redis ip:port|[ipv6]:port|unix:/path [prefix=str]
+ * chat_redis ip:port [ip:port...] cluster=on [prefix=str]
+ *
+ * With cluster=on the addresses are seeds of a Redis Cluster: the slot map
+ * is read from them (in the workers, asynchronously; nothing connects at
+ * configuration time) and channels use sharded pub/sub.
+ */
 static char *
 ngx_chat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_chat_main_conf_t  *cmcf = conf;
 
-    ngx_str_t  *value;
+    ngx_str_t   *value, *seed;
+    ngx_uint_t   i;
 
     if (cmcf->redis_addr.data) {
         return "is duplicate";
@@ -921,34 +929,97 @@ ngx_chat_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     value = cf->args->elts;
 
-    /* workers never resolve names (it would block them): numeric only */
-
-    if (ngx_chat_redis_check_addr(&value[1]) != NGX_OK) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"chat_redis\" needs a numeric \"ip:port\", "
-                           "\"[ipv6]:port\" or \"unix:/path\", not \"%V\"",
-                           &value[1]);
+    cmcf->redis_seeds = ngx_array_create(cf->pool, 4, sizeof(ngx_str_t));
+    if (cmcf->redis_seeds == NULL) {
         return NGX_CONF_ERROR;
     }
 
-    cmcf->redis_addr = value[1];
+    ngx_str_set(&cmcf->redis_prefix, "chat:");
+    cmcf->redis_cluster = 0;
 
-    if (cf->args->nelts == 3) {
-        if (value[2].len < 8 || value[2].len > 64
-            || ngx_strncmp(value[2].data, "prefix=", 7) != 0)
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "prefix=", 7) == 0) {
+            if (value[i].len < 8 || value[i].len > 64) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid parameter \"%V\" in "
+                                   "\"chat_redis\" (prefix=..., at most 57 "
+                                   "bytes)", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            cmcf->redis_prefix.data = value[i].data + 7;
+            cmcf->redis_prefix.len = value[i].len - 7;
+            continue;
+        }
+
+        if (value[i].len == 10
+            && ngx_strncmp(value[i].data, "cluster=on", 10) == 0)
         {
+            cmcf->redis_cluster = 1;
+            continue;
+        }
+
+        if (value[i].len == 11
+            && ngx_strncmp(value[i].data, "cluster=off", 11) == 0)
+        {
+            cmcf->redis_cluster = 0;
+            continue;
+        }
+
+        /* workers never resolve names (it would block them): numeric only */
+
+        if (ngx_chat_redis_check_addr(&value[i]) != NGX_OK) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "invalid parameter \"%V\" in \"chat_redis\" "
-                               "(prefix=..., at most 57 bytes)", &value[2]);
+                               "\"chat_redis\" needs a numeric \"ip:port\", "
+                               "\"[ipv6]:port\" or \"unix:/path\", not "
+                               "\"%V\"", &value[i]);
             return NGX_CONF_ERROR;
         }
 
-        cmcf->redis_prefix.data = value[2].data + 7;
-        cmcf->redis_prefix.len = value[2].len - 7;
+        seed = ngx_array_push(cmcf->redis_seeds);
+        if (seed == NULL) {
+            return NGX_CONF_ERROR;
+        }
 
-    } else {
-        ngx_str_set(&cmcf->redis_prefix, "chat:");
+        *seed = value[i];
     }
+
+    if (cmcf->redis_seeds->nelts == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chat_redis\" needs an address");
+        return NGX_CONF_ERROR;
+    }
+
+    if (cmcf->redis_seeds->nelts > 1 && !cmcf->redis_cluster) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chat_redis\" takes several addresses only "
+                           "with \"cluster=on\"");
+        return NGX_CONF_ERROR;
+    }
+
+    if (cmcf->redis_seeds->nelts > 16) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chat_redis\" takes at most 16 seed addresses");
+        return NGX_CONF_ERROR;
+    }
+
+    /* a hash tag in the prefix would put every channel in one slot */
+
+    if (cmcf->redis_cluster
+        && ngx_strlchr(cmcf->redis_prefix.data,
+                       cmcf->redis_prefix.data + cmcf->redis_prefix.len, '{')
+           != NULL)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chat_redis\" with \"cluster=on\" takes no "
+                           "'{' in prefix= (a hash tag would put every "
+                           "channel on one shard)");
+        return NGX_CONF_ERROR;
+    }
+
+    seed = cmcf->redis_seeds->elts;
+    cmcf->redis_addr = seed[0];
 
     return NGX_CONF_OK;
 }

@@ -50,6 +50,22 @@
  * context confuses hiredis' reply accounting (hiredis issue #256): keeping
  * one SUBSCRIBE per channel is the owner's job.
  *
+ * Sharded mode (ngx_chat_redis_set_sharded(), one node of a Redis
+ * Cluster, driven by ngx_chat_shards.c): SPUBLISH, SSUBSCRIBE and
+ * SUNSUBSCRIBE instead of the classic commands.  hiredis 0.14 knows only
+ * the classic pub/sub replies: it does not route "smessage" pushes (its
+ * subscribed-mode dispatch looks them up among the classic channels, finds
+ * nothing and drops them), and it would file the callback of every
+ * SSUBSCRIBE on a list it never shifts.  So a sharded subscriber never
+ * goes through hiredis' reply dispatch at all: commands are appended to
+ * the output buffer without callbacks, and our read handler reads with
+ * redisBufferRead() and takes each reply with redisGetReplyFromReader()
+ * itself (ngx_chat_redis_raw_read()).  Then no pattern trick is needed
+ * for the PING either.  Error replies (-MOVED, -CLUSTERDOWN...) on either
+ * context are reported to the owner through on_error(); on the subscriber
+ * they also drop the connection, because which channel failed cannot be
+ * told from an error reply: the reconnect subscribes every channel again.
+ *
  * Costs: per PUBLISH hiredis formats the command, copies it into its output
  * buffer and allocates a 32-byte reply record; per received message one
  * parsed reply, no copy by us.  Commands issued in one event loop pass leave
@@ -122,8 +138,20 @@ struct ngx_chat_redis_s {
     ngx_str_t                   addr;      /* as configured, for logs */
     char                       *host;      /* IP or unix socket path */
     int                         port;      /* 0 for a unix socket */
+    ngx_chat_redis_error_pt     on_error;  /* sharded mode only */
+    ngx_chat_redis_message_pt   on_bounce; /* sharded mode only */
     unsigned                    destroying:1;
+    unsigned                    sharded:1; /* SPUBLISH, SSUBSCRIBE... */
 };
+
+
+/* a sharded publish, kept until answered: it may come back -MOVED */
+typedef struct {
+    ngx_chat_redis_conn_t      *conn;
+    size_t                      channel_len;
+    size_t                      len;
+    u_char                      data[1];    /* channel, then message */
+} ngx_chat_redis_spub_t;
 
 
 /* an ngx_chat_redis_command() with a reply handler */
@@ -169,6 +197,18 @@ static void ngx_chat_redis_call_reply(redisAsyncContext *ac, void *r,
     void *privdata);
 static void ngx_chat_redis_sub_reply(redisAsyncContext *ac, void *r,
     void *privdata);
+static ngx_int_t ngx_chat_redis_spublish(ngx_chat_redis_conn_t *conn,
+    const char **argv, size_t *argvlen);
+static void ngx_chat_redis_spub_reply(redisAsyncContext *ac, void *r,
+    void *privdata);
+static void ngx_chat_redis_raw_read(ngx_chat_redis_conn_t *conn);
+static void ngx_chat_redis_raw_reply(ngx_chat_redis_conn_t *conn,
+    redisReply *reply);
+static void ngx_chat_redis_pong(ngx_chat_redis_conn_t *conn);
+static void ngx_chat_redis_error(ngx_chat_redis_conn_t *conn,
+    redisReply *reply);
+static ngx_int_t ngx_chat_redis_raw_command(ngx_chat_redis_conn_t *conn,
+    const char *cmd, u_char *channel, size_t len);
 
 
 ngx_int_t
@@ -315,6 +355,17 @@ ngx_chat_redis_create(ngx_cycle_t *cycle, ngx_str_t *addr,
     ngx_chat_redis_connect(&rd->sub);
 
     return rd;
+}
+
+
+void
+ngx_chat_redis_set_sharded(ngx_chat_redis_t *rd,
+    ngx_chat_redis_error_pt on_error, ngx_chat_redis_message_pt on_bounce)
+{
+    /* before the first connect completes: from the event loop, later */
+    rd->sharded = 1;
+    rd->on_error = on_error;
+    rd->on_bounce = on_bounce;
 }
 
 
@@ -486,7 +537,7 @@ ngx_chat_redis_connected(const redisAsyncContext *ac, int status)
 
     conn->state = NGX_CHAT_REDIS_HANDSHAKE;
 
-    if (conn->subscriber) {
+    if (conn->subscriber && !conn->rd->sharded) {
         argv[0] = "PSUBSCRIBE";
         argv[1] = NGX_CHAT_REDIS_PING_PATTERN;
         argvlen[0] = sizeof("PSUBSCRIBE") - 1;
@@ -547,12 +598,16 @@ ngx_chat_redis_ping(ngx_chat_redis_conn_t *conn)
     argvlen[0] = sizeof("PING") - 1;
 
     if (conn->subscriber) {
-        /* no callback: the PONG is routed by its argument, see the top */
+        /*
+         * No callback: the PONG is routed by its argument, see the top;
+         * a sharded subscriber reads its replies itself and needs none.
+         */
 
         argv[1] = NGX_CHAT_REDIS_PING_PATTERN;
         argvlen[1] = sizeof(NGX_CHAT_REDIS_PING_PATTERN) - 1;
 
-        if (redisAppendCommandArgv(&conn->ac->c, 2, argv, argvlen)
+        if (redisAppendCommandArgv(&conn->ac->c, conn->rd->sharded ? 1 : 2,
+                                   argv, argvlen)
             != REDIS_OK)
         {
             return;
@@ -773,6 +828,11 @@ ngx_chat_redis_read_handler(ngx_event_t *rev)
     c = rev->data;
     conn = c->data;
 
+    if (conn->subscriber && conn->rd->sharded) {
+        ngx_chat_redis_raw_read(conn);
+        return;
+    }
+
     /* this may free the context and c: neither is used afterwards */
     redisAsyncHandleRead(conn->ac);
 }
@@ -984,12 +1044,16 @@ ngx_chat_redis_publish(ngx_chat_redis_t *rd, u_char *channel,
         return rc;
     }
 
-    argv[0] = "PUBLISH";
+    argv[0] = rd->sharded ? "SPUBLISH" : "PUBLISH";
     argv[1] = (const char *) channel;
     argv[2] = (const char *) msg;
-    argvlen[0] = sizeof("PUBLISH") - 1;
+    argvlen[0] = rd->sharded ? sizeof("SPUBLISH") - 1 : sizeof("PUBLISH") - 1;
     argvlen[1] = channel_len;
     argvlen[2] = len;
+
+    if (rd->sharded) {
+        return ngx_chat_redis_spublish(conn, argv, argvlen);
+    }
 
     /* buffered by hiredis, written when the write event fires */
 
@@ -1090,6 +1154,11 @@ ngx_chat_redis_subscribe(ngx_chat_redis_t *rd, u_char *channel, size_t len)
         return NGX_DECLINED;
     }
 
+    if (rd->sharded) {
+        return ngx_chat_redis_raw_command(&rd->sub, "SSUBSCRIBE", channel,
+                                          len);
+    }
+
     argv[0] = "SUBSCRIBE";
     argv[1] = (const char *) channel;
     argvlen[0] = sizeof("SUBSCRIBE") - 1;
@@ -1115,6 +1184,11 @@ ngx_chat_redis_unsubscribe(ngx_chat_redis_t *rd, u_char *channel,
 
     if (rd->sub.state != NGX_CHAT_REDIS_READY) {
         return NGX_DECLINED;
+    }
+
+    if (rd->sharded) {
+        return ngx_chat_redis_raw_command(&rd->sub, "SUNSUBSCRIBE", channel,
+                                          len);
     }
 
     argv[0] = "UNSUBSCRIBE";
@@ -1153,8 +1227,7 @@ ngx_chat_redis_cmd_reply(redisAsyncContext *ac, void *r, void *privdata)
     /* NULL: the context is being freed */
 
     if (reply && reply->type == REDIS_REPLY_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, conn->rd->log, 0,
-                      "redis %s: error reply: %s", conn->name, reply->str);
+        ngx_chat_redis_error(conn, reply);
     }
 }
 
@@ -1196,6 +1269,14 @@ ngx_chat_redis_call_reply(redisAsyncContext *ac, void *r, void *privdata)
     call = privdata;
 
     call->conn->pending--;
+
+    if (r && ((redisReply *) r)->type == REDIS_REPLY_ERROR
+        && call->conn->rd->sharded)
+    {
+        call->conn->rd->on_error(call->conn->rd->data,
+                                 ((redisReply *) r)->str);
+    }
+
     call->handler(call->data, r);
 
     ngx_free(call);
@@ -1273,4 +1354,248 @@ ngx_chat_redis_sub_reply(redisAsyncContext *ac, void *r, void *privdata)
             ngx_chat_redis_ready(conn);
         }
     }
+}
+
+
+/*
+ * SPUBLISH keeps a copy of what it sent until the reply: a primary that
+ * no longer owns the channel's slot (resharding, a stale map) answers
+ * -MOVED or -ASK, and the copy goes back to the owner (on_bounce) to be
+ * published again once the slot map is read again.  One allocation and
+ * copy per publish, in sharded mode only.
+ */
+
+static ngx_int_t
+ngx_chat_redis_spublish(ngx_chat_redis_conn_t *conn, const char **argv,
+    size_t *argvlen)
+{
+    ngx_chat_redis_spub_t  *sp;
+
+    sp = ngx_alloc(sizeof(ngx_chat_redis_spub_t) + argvlen[1] + argvlen[2],
+                   conn->rd->log);
+    if (sp == NULL) {
+        return NGX_ERROR;
+    }
+
+    sp->conn = conn;
+    sp->channel_len = argvlen[1];
+    sp->len = argvlen[2];
+    ngx_memcpy(ngx_cpymem(sp->data, argv[1], argvlen[1]), argv[2],
+               argvlen[2]);
+
+    if (redisAsyncCommandArgv(conn->ac, ngx_chat_redis_spub_reply, sp,
+                              3, argv, argvlen)
+        != REDIS_OK)
+    {
+        ngx_free(sp);
+        return NGX_ERROR;
+    }
+
+    conn->pending++;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_chat_redis_spub_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply             *reply;
+    ngx_chat_redis_t       *rd;
+    ngx_chat_redis_spub_t  *sp;
+
+    reply = r;
+    sp = privdata;
+    rd = sp->conn->rd;
+
+    sp->conn->pending--;
+
+    /* NULL: the context is being freed; its subscribers drain after */
+
+    if (reply && reply->type == REDIS_REPLY_ERROR) {
+        ngx_chat_redis_error(sp->conn, reply);
+
+        if (!rd->destroying
+            && (ngx_strncmp(reply->str, "MOVED ", 6) == 0
+                || ngx_strncmp(reply->str, "ASK ", 4) == 0
+                || ngx_strncmp(reply->str, "TRYAGAIN", 8) == 0
+                || ngx_strncmp(reply->str, "CLUSTERDOWN", 11) == 0))
+        {
+            rd->on_bounce(rd->data, sp->data, sp->channel_len,
+                          sp->data + sp->channel_len, sp->len);
+        }
+    }
+
+    ngx_free(sp);
+}
+
+
+/* sharded mode: the subscriber reads its own replies (see the top) */
+
+
+static ngx_int_t
+ngx_chat_redis_raw_command(ngx_chat_redis_conn_t *conn, const char *cmd,
+    u_char *channel, size_t len)
+{
+    const char  *argv[2];
+    size_t       argvlen[2];
+
+    argv[0] = cmd;
+    argv[1] = (const char *) channel;
+    argvlen[0] = ngx_strlen(cmd);
+    argvlen[1] = len;
+
+    if (redisAppendCommandArgv(&conn->ac->c, 2, argv, argvlen) != REDIS_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_chat_redis_add_write(conn);
+
+    return NGX_OK;
+}
+
+
+/*
+ * What redisAsyncHandleRead() does, minus the callback dispatch: an I/O
+ * error or EOF frees the context (the cleanup hook logs and schedules the
+ * reconnect), as hiredis would.  Called from our read handler, never from
+ * inside hiredis, so freeing here is allowed.
+ */
+
+static void
+ngx_chat_redis_raw_read(ngx_chat_redis_conn_t *conn)
+{
+    void               *reply;
+    redisAsyncContext  *ac;
+
+    ac = conn->ac;
+
+    if (redisBufferRead(&ac->c) != REDIS_OK) {
+        redisAsyncFree(ac);
+        return;
+    }
+
+    for ( ;; ) {
+        if (redisGetReplyFromReader(&ac->c, &reply) != REDIS_OK) {
+            /* a protocol error: the reader cannot go on */
+            redisAsyncFree(ac);
+            return;
+        }
+
+        if (reply == NULL) {
+            return;
+        }
+
+        ngx_chat_redis_raw_reply(conn, reply);
+        freeReplyObject(reply);
+
+        if (conn->ac != ac) {
+            /* dropped by the reply (an error): nothing more to read */
+            return;
+        }
+    }
+}
+
+
+static void
+ngx_chat_redis_raw_reply(ngx_chat_redis_conn_t *conn, redisReply *reply)
+{
+    redisReply        *kind, *channel, *msg;
+    ngx_chat_redis_t  *rd;
+
+    rd = conn->rd;
+
+    switch (reply->type) {
+
+    case REDIS_REPLY_ERROR:
+        ngx_chat_redis_error(conn, reply);
+
+        if (conn->state == NGX_CHAT_REDIS_READY) {
+            ngx_chat_redis_lost(conn, reply->str);
+        }
+
+        ngx_chat_redis_drop(conn);
+        return;
+
+    case REDIS_REPLY_STATUS:
+    case REDIS_REPLY_STRING:
+        /* "+PONG" with no subscription, else ["pong", ""] below */
+        ngx_chat_redis_pong(conn);
+        return;
+
+    case REDIS_REPLY_ARRAY:
+        break;
+
+    default:
+        return;
+    }
+
+    if (reply->elements < 2 || reply->element[0]->type != REDIS_REPLY_STRING
+        || reply->element[1]->type != REDIS_REPLY_STRING)
+    {
+        return;
+    }
+
+    kind = reply->element[0];
+    channel = reply->element[1];
+
+    if (kind->len == 8 && ngx_strncmp(kind->str, "smessage", 8) == 0
+        && reply->elements == 3
+        && reply->element[2]->type == REDIS_REPLY_STRING)
+    {
+        msg = reply->element[2];
+        rd->on_message(rd->data, (u_char *) channel->str, channel->len,
+                       (u_char *) msg->str, msg->len);
+        return;
+    }
+
+    if (kind->len == 10 && ngx_strncmp(kind->str, "ssubscribe", 10) == 0) {
+        rd->on_subscribed(rd->data, (u_char *) channel->str, channel->len);
+        return;
+    }
+
+    if (kind->len == 4 && ngx_strncmp(kind->str, "pong", 4) == 0) {
+        ngx_chat_redis_pong(conn);
+    }
+
+    /*
+     * "sunsubscribe": ours (the last device of a user left), or Redis'
+     * when the slot moved to another shard; then the slot map changed and
+     * our SPUBLISHes get -MOVED, which makes the owner reload it.
+     */
+}
+
+
+static void
+ngx_chat_redis_pong(ngx_chat_redis_conn_t *conn)
+{
+    conn->ping_sent = 0;
+
+    if (conn->state == NGX_CHAT_REDIS_HANDSHAKE) {
+        ngx_chat_redis_ready(conn);
+    }
+}
+
+
+static void
+ngx_chat_redis_error(ngx_chat_redis_conn_t *conn, redisReply *reply)
+{
+    ngx_chat_redis_t  *rd;
+
+    rd = conn->rd;
+
+    if (rd->sharded && rd->on_error) {
+        /* -MOVED, -ASK, -CLUSTERDOWN, -TRYAGAIN: the owner reloads the map */
+        rd->on_error(rd->data, reply->str);
+
+        if (ngx_strncmp(reply->str, "MOVED ", 6) == 0) {
+            ngx_log_error(NGX_LOG_INFO, rd->log, 0,
+                          "redis %s: %V: %s", conn->name, &rd->addr,
+                          reply->str);
+            return;
+        }
+    }
+
+    ngx_log_error(NGX_LOG_ERR, rd->log, 0,
+                  "redis %s: error reply: %s", conn->name, reply->str);
 }

@@ -32,6 +32,9 @@ typedef void (*ngx_chat_redis_subscribed_pt)(void *data, u_char *channel,
 /* the subscriber connection came up (up = 1) or went down (up = 0) */
 typedef void (*ngx_chat_redis_state_pt)(void *data, ngx_uint_t up);
 
+/* sharded mode: an error reply (-MOVED..., -CLUSTERDOWN...) came */
+typedef void (*ngx_chat_redis_error_pt)(void *data, const char *err);
+
 /* reply of ngx_chat_redis_command(); reply is a redisReply *, or NULL */
 typedef void (*ngx_chat_redis_reply_pt)(void *data, void *reply);
 
@@ -49,6 +52,19 @@ ngx_chat_redis_t *ngx_chat_redis_create(ngx_cycle_t *cycle, ngx_str_t *addr,
     ngx_chat_redis_message_pt on_message,
     ngx_chat_redis_subscribed_pt on_subscribed,
     ngx_chat_redis_state_pt on_state, void *data);
+
+/*
+ * Makes rd one node of a Redis Cluster: SPUBLISH, SSUBSCRIBE and
+ * SUNSUBSCRIBE instead of the classic commands, on_subscribed() for each
+ * "ssubscribe" confirmation, on_message() for each "smessage",
+ * on_error(data, text) for every error reply (an error on the subscriber
+ * also drops it: it comes back and reports on_state(1) again), and
+ * on_bounce(data, channel, msg) for a publish answered -MOVED, -ASK,
+ * -TRYAGAIN or -CLUSTERDOWN (not delivered: to publish again).  Call right
+ * after ngx_chat_redis_create(), before returning to the event loop.
+ */
+void ngx_chat_redis_set_sharded(ngx_chat_redis_t *rd,
+    ngx_chat_redis_error_pt on_error, ngx_chat_redis_message_pt on_bounce);
 
 /*
  * NGX_OK when queued on a live subscriber, NGX_DECLINED when it is down,

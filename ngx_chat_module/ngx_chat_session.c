@@ -1057,16 +1057,16 @@ ngx_chat_session_exit(void)
 
 
 void
-ngx_chat_session_resync_all(void)
+ngx_chat_session_resync(ngx_chat_user_t *u)
 {
     ngx_queue_t      *q;
     ngx_chat_conn_t  *cc;
 
-    for (q = ngx_queue_head(&ngx_chat_worker->conns);
-         q != ngx_queue_sentinel(&ngx_chat_worker->conns);
+    for (q = ngx_queue_head(&u->conns);
+         q != ngx_queue_sentinel(&u->conns);
          q = ngx_queue_next(q))
     {
-        cc = ngx_queue_data(q, ngx_chat_conn_t, all);
+        cc = ngx_queue_data(q, ngx_chat_conn_t, queue);
 
         if (cc->state == NGX_CHAT_CONN_LIVE) {
             cc->draining = 1;
@@ -1149,7 +1149,7 @@ ngx_chat_session_poll_all(void)
         cc = ngx_queue_data(q, ngx_chat_conn_t, all);
 
         if (cc->state == NGX_CHAT_CONN_LIVE && !cc->draining
-            && !cc->drain_query)
+            && !cc->drain_query && ngx_chat_bus_polled(cc))
         {
             conns[n++] = cc;
         }

@@ -43,10 +43,10 @@ void ngx_chat_session_exit(void);
 /* u's channel is subscribed: the drains that waited for it start */
 void ngx_chat_session_listening(ngx_chat_user_t *u);
 
-/* drain every connection again (Redis came back) */
-void ngx_chat_session_resync_all(void);
+/* drain u's connections again (its Redis, or shard, came back) */
+void ngx_chat_session_resync(ngx_chat_user_t *u);
 
-/* periodic: retry drains, poll while Redis is down */
+/* periodic: retry drains, poll the users whose Redis shard is down */
 void ngx_chat_session_poll(void);
 
 

@@ -16,7 +16,7 @@
 #include "ngx_chat.h"
 #include "ngx_chat_worker.h"
 #include "ngx_chat_pg.h"
-#include "ngx_chat_redis.h"
+#include "ngx_chat_shards.h"
 #include "ngx_chat_bus.h"
 #include "ngx_chat_store.h"
 #include "ngx_chat_session.h"
@@ -55,7 +55,7 @@ static const ngx_chat_store_handlers_t  ngx_chat_worker_store = {
 static const ngx_chat_bus_handlers_t  ngx_chat_worker_bus = {
     ngx_chat_session_event,
     ngx_chat_session_listening,
-    ngx_chat_session_resync_all
+    ngx_chat_session_resync
 };
 
 
@@ -113,11 +113,14 @@ ngx_chat_worker_init(ngx_cycle_t *cycle, ngx_chat_main_conf_t *cmcf)
         return NGX_ERROR;
     }
 
-    w->redis = ngx_chat_redis_create(cycle, &cmcf->redis_addr,
-                                     ngx_chat_bus_message,
-                                     ngx_chat_bus_subscribed,
-                                     ngx_chat_bus_state, w);
-    if (w->redis == NULL) {
+    w->shards = ngx_chat_shards_create(cycle, cmcf->redis_seeds->elts,
+                                       cmcf->redis_seeds->nelts,
+                                       cmcf->redis_cluster,
+                                       ngx_chat_bus_message,
+                                       ngx_chat_bus_subscribed,
+                                       ngx_chat_bus_state,
+                                       ngx_chat_bus_bounced, w);
+    if (w->shards == NULL) {
         return NGX_ERROR;
     }
 
@@ -164,9 +167,9 @@ ngx_chat_worker_exit(ngx_cycle_t *cycle)
     ngx_chat_store_exit(w);
     ngx_chat_bus_exit();
 
-    if (w->redis) {
-        ngx_chat_redis_destroy(w->redis);
-        w->redis = NULL;
+    if (w->shards) {
+        ngx_chat_shards_destroy(w->shards);
+        w->shards = NULL;
     }
 
     if (w->pg) {
@@ -229,11 +232,6 @@ ngx_chat_worker_sweep(ngx_event_t *ev)
 
     ngx_add_timer(ev, cmcf->sweep_interval);
 
-    if (!ngx_chat_redis_up(ngx_chat_worker->redis)) {
-        ngx_chat_worker_lease(NULL, NULL);
-        return;
-    }
-
     argv[0] = "SET";
     argvlen[0] = 3;
     p = ngx_snprintf(key, sizeof(key), "%Vsweep", &cmcf->redis_prefix);
@@ -250,10 +248,13 @@ ngx_chat_worker_sweep(ngx_event_t *ev)
     argv[5] = (const char *) ms;
     argvlen[5] = p - ms;
 
-    if (ngx_chat_redis_command(ngx_chat_worker->redis,
-                               ngx_chat_worker_lease, ngx_chat_worker, 6,
-                               argv, argvlen)
-        != NGX_OK)
+    /* one key: on a cluster, the shard of its slot holds it */
+
+    if (!ngx_chat_shards_up(ngx_chat_worker->shards)
+        || ngx_chat_shards_command(ngx_chat_worker->shards, key, argvlen[1],
+                                   ngx_chat_worker_lease, ngx_chat_worker,
+                                   6, argv, argvlen)
+           != NGX_OK)
     {
         ngx_chat_worker_lease(NULL, NULL);
     }

@@ -47,6 +47,11 @@ sub nginx_t {
 my ($rc, $out) = nginx_t(conf_with());
 is $rc, 0, 'a good configuration passes nginx -t' or diag $out;
 
+# Redis Cluster seeds: checked, never connected to at configuration time
+($rc, $out) = nginx_t(conf_with(redis => 'chat_redis 127.0.0.1:7000 '
+    . '127.0.0.1:7001 [::1]:7002 cluster=on prefix=c:;'));
+is $rc, 0, 'cluster seeds pass nginx -t' or diag $out;
+
 # the rate limits at their bounds, and off
 ($rc, $out) = nginx_t(conf_with(extra => <<'EOF'));
 chat_command_rate 1000000r/s burst=10000;
@@ -109,6 +114,13 @@ my @bad = (
     [ { redis => 'chat_redis 127.0.0.1:99999;' }, qr/chat_redis/ ],
     [ { redis => 'chat_redis 127.0.0.1:6379 bogus;' }, qr/chat_redis/ ],
     [ { redis => '' }, qr/chat_redis/ ],
+    [ { redis => 'chat_redis 127.0.0.1:7000 127.0.0.1:7001;' },
+      qr/"chat_redis" takes several addresses only with "cluster=on"/ ],
+    [ { redis => 'chat_redis 127.0.0.1:7000 localhost:7001 cluster=on;' },
+      qr/chat_redis/ ],
+    [ { redis => 'chat_redis 127.0.0.1:7000 cluster=on "prefix={c}:";' },
+      qr/"chat_redis" with "cluster=on" takes no '\{'/ ],
+    [ { redis => 'chat_redis cluster=on;' }, qr/chat_redis/ ],
     [ { pg => 'chat_postgres "dbname=chat" pool=0;' }, qr/chat_postgres/ ],
     [ { pg => 'chat_postgres "dbname=chat" lots=1;' }, qr/chat_postgres/ ],
     [ { pg => '' }, qr/chat_postgres/ ],

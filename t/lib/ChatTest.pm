@@ -1092,7 +1092,8 @@ sub private_pg {
 
 sub private_redis {
     my ($self, %o) = @_;
-    my $svc = ChatTest::Service->new($self, 'redis', %o);
+    my $svc = ChatTest::Service->new($self, $o{cluster} ? 'rcluster'
+        : 'redis', %o);
     push @{ $self->{private} }, $svc;
     return $svc;
 }
@@ -1103,6 +1104,10 @@ package ChatTest::Service;
 # scripts/services in its own folder.  PostgreSQL gets a migrated database
 # "chat".  Methods: start, stop, kill($sig[, all => 1]), pid, pids, port,
 # conninfo (pg), addr (redis), conf (what %%PG%%/%%REDIS%% would expand to).
+# Kind "rcluster": a Redis Cluster of 3 primaries and 3 replicas
+# (private_redis(cluster => 1)); ports (all six, the first
+# three are the primaries at start), node_pid($i) (1-based), conf (the
+# primaries as seeds, cluster=on).
 
 use strict;
 use warnings;
@@ -1125,11 +1130,27 @@ sub new {
             'postgres', 'CREATE DATABASE chat');
         ChatTest::migrate($self->{dir}, $self->{port}, 'postgres', 'chat')
             unless $o{no_migrate};
+    } elsif ($kind eq 'rcluster') {
+        my %env = ChatTest::read_env("$self->{dir}/env");
+        ($env{CHAT_TEST_REDIS_CLUSTER_PORTS} // '') =~ /^"([\d ]+)"$/
+            or die "no cluster ports in $self->{dir}/env";
+        $self->{ports} = [ split / /, $1 ];
+        $self->{port} = $self->{ports}[0];
     } else {
         my %env = ChatTest::read_env("$self->{dir}/env");
         $self->{port} = $env{CHAT_TEST_REDIS_PORT};
     }
     return $self;
+}
+
+sub ports { @{ $_[0]{ports} // [ $_[0]{port} ] } }
+
+sub node_pid {
+    my ($self, $i) = @_;
+    open my $fh, '<', "$self->{dir}/rcluster/$i/redis.pid" or return undef;
+    my $pid = <$fh> // return undef;
+    close $fh;
+    return $pid =~ /^(\d+)/ ? $1 : undef;
 }
 
 sub port { $_[0]{port} }
@@ -1144,8 +1165,11 @@ sub addr { "127.0.0.1:$_[0]{port}" }
 
 sub conf {
     my ($self) = @_;
-    return $self->{kind} eq 'pg' ? $self->conninfo
-        : $self->addr . " prefix=$self->{t}{prefix}";
+    return $self->conninfo if $self->{kind} eq 'pg';
+    return join(' ', map { "127.0.0.1:$_" } @{ $self->{ports} }[0 .. 2])
+        . " cluster=on prefix=$self->{t}{prefix}"
+        if $self->{kind} eq 'rcluster';
+    return $self->addr . " prefix=$self->{t}{prefix}";
 }
 
 sub services {
