@@ -77,6 +77,8 @@ static void ngx_chat_cmd_status_error(ngx_chat_conn_t *cc,
     ngx_chat_cmd_req_t *req, ngx_int_t status, ngx_int_t rc);
 static ngx_int_t ngx_chat_cmd_ok(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd);
 static void ngx_chat_cmd_count(const char *code);
+static void ngx_chat_cmd_log_error(ngx_chat_conn_t *cc, const char *id,
+    size_t id_len, const char *code, const char *message);
 static ngx_int_t ngx_chat_cmd_req_error(ngx_chat_conn_t *cc,
     ngx_chat_cmd_req_t *req, const char *code, const char *message);
 static ngx_int_t ngx_chat_cmd_open_ok(ngx_chat_json_out_t *o,
@@ -1289,6 +1291,7 @@ ngx_chat_cmd_error(ngx_chat_conn_t *cc, const char *id, size_t id_len,
     ngx_chat_json_response_error(&o, id, id_len, (int) id_is_number, code,
                                  message);
     ngx_chat_cmd_count(code);
+    ngx_chat_cmd_log_error(cc, id, id_len, code, message);
 
     return ngx_chat_cmd_flush(cc, &o);
 }
@@ -1309,6 +1312,7 @@ ngx_chat_cmd_error_retry(ngx_chat_conn_t *cc, const char *id, size_t id_len,
     ngx_chat_json_response_error_retry(&o, id, id_len, (int) id_is_number,
                                        code, message, (uint64_t) retry);
     ngx_chat_cmd_count(code);
+    ngx_chat_cmd_log_error(cc, id, id_len, code, message);
 
     return ngx_chat_cmd_flush(cc, &o);
 }
@@ -1380,4 +1384,38 @@ ngx_chat_cmd_count(const char *code)
 
     ngx_chat_metrics_add(commands[type][ngx_chat_metrics_cmd_result(code)],
                          1);
+}
+
+
+/*
+ * A command that failed on our side (internal_error) is logged with the
+ * user, the device (the connection's log adds them) and the request id;
+ * the client's own mistakes and load refusals are only answered.
+ */
+static void
+ngx_chat_cmd_log_error(ngx_chat_conn_t *cc, const char *id, size_t id_len,
+    const char *code, const char *message)
+{
+    if (ngx_strcmp(code, "internal_error") != 0) {
+        return;
+    }
+
+    if (id == NULL) {
+        id = "";
+        id_len = 0;
+    }
+
+    if (cc->connection) {
+        ngx_log_error(NGX_LOG_ERR, cc->connection->log, 0,
+                      "chat: %s request \"%*s\" failed: %s",
+                      ngx_chat_metrics_cmd_name(ngx_chat_worker->cmd_type),
+                      id_len, id, message);
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                  "chat: %s request \"%*s\" failed: %s, user: %V, "
+                  "device: %V",
+                  ngx_chat_metrics_cmd_name(ngx_chat_worker->cmd_type),
+                  id_len, id, message, &cc->uid, &cc->device);
 }

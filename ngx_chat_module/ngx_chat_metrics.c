@@ -258,6 +258,14 @@ ngx_chat_metrics_cmd_type(u_char *name, size_t len)
 }
 
 
+const char *
+ngx_chat_metrics_cmd_name(ngx_uint_t type)
+{
+    return type < NGX_CHAT_CMD_T_N ? ngx_chat_metrics_cmd_types[type]
+                                   : "command";
+}
+
+
 ngx_uint_t
 ngx_chat_metrics_cmd_result(const char *code)
 {

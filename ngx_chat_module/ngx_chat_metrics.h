@@ -138,6 +138,9 @@ uint64_t ngx_chat_metrics_now(void);
 /* the index of a command type for commands_total */
 ngx_uint_t ngx_chat_metrics_cmd_type(u_char *name, size_t len);
 
+/* the name of a command type index ("command" for none) */
+const char *ngx_chat_metrics_cmd_name(ngx_uint_t type);
+
 /* the index of an error code (or "ok") for commands_total */
 ngx_uint_t ngx_chat_metrics_cmd_result(const char *code);
 
