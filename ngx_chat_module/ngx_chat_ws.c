@@ -1275,6 +1275,7 @@ ngx_chat_ws_append(ngx_chat_conn_t *cc, u_char *p, size_t len)
                       "chat: client does not read, output limit of %uz "
                       "bytes exceeded, dropping the connection",
                       ngx_chat_worker->cmcf->output_limit);
+        ngx_chat_metrics_count(NGX_CHAT_C_DROPPED, 1);
         ngx_chat_ws_abort(cc, "output limit exceeded");
         return NGX_ERROR;
     }
@@ -1497,10 +1498,7 @@ ngx_chat_ws_abort(ngx_chat_conn_t *cc, const char *reason)
 {
     ngx_event_t  *wev;
 
-    if (!cc->dropped) {
-        ngx_chat_metrics_count(NGX_CHAT_C_DROPPED, 1);
-        ngx_chat_ws_log_close(cc, NGX_CHAT_CLOSE_ABNORMAL, reason);
-    }
+    ngx_chat_ws_log_close(cc, NGX_CHAT_CLOSE_ABNORMAL, reason);
 
     ngx_chat_ws_free_out(cc);
 
