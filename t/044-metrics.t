@@ -21,10 +21,19 @@ use ChatTest::Prom;
 
 my $t = ChatTest->new(workers => 2);
 $t->chat_conf(listen => ' reuseport',
-    http => 'chat_ping_interval 600s;',
+    http => 'chat_ping_interval 600s;
+    limit_req_zone $binary_remote_addr zone=one:1m rate=1r/m;
+    limit_req_status 429;',
     server => <<'EOF')->run;
         location = /chat/metrics {
             chat_metrics;
+        }
+
+        # one upgrade a minute: the next is refused by limit_req, before
+        # the module sees it
+        location = /chat/limited {
+            limit_req zone=one nodelay;
+            chat_websocket;
         }
 EOF
 
@@ -220,6 +229,22 @@ for (1 .. 10) {
 }
 is_deeply [ keys %seen ], [ v($m2, $SEND_OK) ],
     'ten scrapes agree';
+
+# --- upgrades nginx refused before the module (limit_req): rate_limited
+
+my $m4 = scrape();
+my ($ws1, $st1) = ChatTest::WS->try_connect($t, path => '/chat/limited',
+    user => 'carol', device => 'tablet');
+is $st1, 101, 'the first upgrade on the limited location passes';
+my (undef, $st2) = ChatTest::WS->try_connect($t, path => '/chat/limited',
+    user => 'carol', device => 'tablet');
+is $st2, 429, 'the second is refused by limit_req';
+$ws1->close(1000) if $ws1;
+my $m5 = scrape();
+is v($m5, 'ngx_chat_connects_total{result="rate_limited"}')
+    - v($m4, 'ngx_chat_connects_total{result="rate_limited"}'), 1,
+    'connects rate_limited counted';
+is v($m5, $ok) - v($m4, $ok), 1, 'and the first as ok';
 
 # --- closes: the gauges come down, the counters stay
 
