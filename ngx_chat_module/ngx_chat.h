@@ -293,6 +293,11 @@ struct ngx_chat_worker_s {
     ngx_uint_t               nregs;
     ngx_uint_t               regs_cap;
 
+    ngx_chat_conn_t        **drains;            /* waiting for a page */
+    ngx_uint_t               ndrains;
+    ngx_uint_t               drains_cap;
+    ngx_event_t              drain_flush;       /* batched drains */
+
     void                    *store;             /* ngx_chat_store.c */
 
     /* this worker's counts in the shared zone (ngx_chat_metrics.c) */

@@ -10,11 +10,11 @@
  *              +--------------+---------+-------+--> BACKOFF -> CONNECTING
  *
  * CONNECTING drives PQconnectPoll() from the socket events libpq asks for;
- * PREPARING sends PQsendPrepare() for each statement of the table, one
- * after the other (libpq allows one command in flight outside pipeline
- * mode); IDLE waits for a query; BUSY runs one.  A failed connect, a failed
- * prepare, a lost connection or a query that overran its deadline closes
- * the connection and arms a cancelable timer: 100 ms doubling to 5 s, with
+ * PREPARING prepares every statement of the table in one round trip (one
+ * simple query of PREPAREs); IDLE waits for a query; BUSY runs one.  A
+ * failed connect, a failed prepare, a lost connection or a server that
+ * does not end a query that overran its deadline closes the connection
+ * and arms a cancelable timer: 100 ms doubling to 5 s, with
  * +-25% jitter, reset to 100 ms once a connection reaches IDLE.  No timer is
  * armed once the worker is exiting.  The backoff is for an idle pool: a
  * query that finds no connection up (and fails fast) brings the next
@@ -55,6 +55,10 @@
  * ngx_event_t is both its deadline timer and that posted event.  Deadline
  * timers are not cancelable: a gracefully exiting worker waits for its
  * queries (at most the timeout) before exit_process destroys the pool.
+ * A query whose deadline passes while it runs is answered NGX_DECLINED at
+ * once; its connection stays busy until the server's statement_timeout
+ * (set to the same time) ends the statement, and is closed only if the
+ * server has not done so a second after that could have happened.
  * When no connection is up (PREPARING, IDLE or BUSY), new queries fail
  * fast and waiting ones are answered NGX_DECLINED.
  *
@@ -80,6 +84,7 @@
 
 #define NGX_CHAT_PG_DEMAND_DELAY     100     /* reconnect, queries waiting */
 #define NGX_CHAT_PG_CONNECT_TIMEOUT  10000   /* connect and prepare */
+#define NGX_CHAT_PG_CANCEL_GRACE     1000    /* a timed-out statement ends */
 #define NGX_CHAT_PG_LOG_INTERVAL     30000   /* connect failure logs */
 #define NGX_CHAT_PG_MSG_LEN          512
 
@@ -109,7 +114,6 @@ typedef struct {
     PGresult                   *res;        /* its result so far */
     ngx_uint_t                  id;         /* 1-based, for logs */
     ngx_uint_t                  state;      /* NGX_CHAT_PG_DOWN... */
-    ngx_uint_t                  stmt;       /* next one to prepare */
     ngx_msec_t                  backoff;    /* next reconnect delay */
     PostgresPollingStatusType   poll;       /* what the connect waits for */
     unsigned                    flushing:1; /* PQflush() returned 1 */
@@ -121,6 +125,7 @@ struct ngx_chat_pg_s {
     ngx_log_t                  *log;
     const ngx_chat_pg_stmt_t   *stmts;
     ngx_uint_t                  nstmts;
+    char                       *prepare;    /* PREPARE all of them */
     ngx_chat_pg_slot_t         *slots;
     ngx_uint_t                  nslots;
     ngx_uint_t                  max_queue;
@@ -163,6 +168,7 @@ static ngx_int_t ngx_chat_pg_slot_interest(ngx_chat_pg_slot_t *slot,
     ngx_uint_t rd, ngx_uint_t wr);
 static void ngx_chat_pg_slot_unwatch(ngx_chat_pg_slot_t *slot);
 static void ngx_chat_pg_slot_prepare(ngx_chat_pg_slot_t *slot);
+static ngx_int_t ngx_chat_pg_prepare_sql(ngx_chat_pg_t *pg);
 static void ngx_chat_pg_slot_ready(ngx_chat_pg_slot_t *slot);
 static void ngx_chat_pg_slot_send(ngx_chat_pg_slot_t *slot,
     ngx_chat_pg_query_t *q);
@@ -233,6 +239,12 @@ ngx_chat_pg_create(ngx_cycle_t *cycle, ngx_str_t *conninfo,
 
     pg->stmts = stmts;
     pg->nstmts = n;
+
+    if (ngx_chat_pg_prepare_sql(pg) != NGX_OK) {
+        ngx_free(pg->slots);
+        ngx_free(pg);
+        return NULL;
+    }
     pg->nslots = pool_size;
     pg->max_queue = max_queue;
     pg->timeout = timeout;
@@ -621,6 +633,7 @@ ngx_chat_pg_destroy(ngx_chat_pg_t *pg)
         ngx_chat_pg_query_finish(q, NULL, NGX_DECLINED);
     }
 
+    ngx_free(pg->prepare);
     ngx_free(pg->slots);
     ngx_free(pg);
 }
@@ -687,7 +700,6 @@ ngx_chat_pg_slot_poll(ngx_chat_pg_slot_t *slot)
 
     case PGRES_POLLING_OK:
         slot->state = NGX_CHAT_PG_PREPARING;
-        slot->stmt = 0;
 
         if (ngx_chat_pg_slot_watch(slot) != NGX_OK) {
             ngx_chat_pg_slot_drop(slot, "failed", "cannot watch the socket");
@@ -846,21 +858,18 @@ ngx_chat_pg_slot_unwatch(ngx_chat_pg_slot_t *slot)
 }
 
 
-/* prepares statement slot->stmt, or makes the slot IDLE after the last */
+/*
+ * Prepares every statement in one round trip: one simple query of
+ * PREPAREs (ngx_chat_pg_prepare_sql()), which runs as one implicit
+ * transaction, so the first that fails fails them all.  One PQsendPrepare()
+ * a statement cost a round trip each: 20 of them before a reconnected pool
+ * could serve, seconds on a busy PostgreSQL that had just come back.
+ */
 
 static void
 ngx_chat_pg_slot_prepare(ngx_chat_pg_slot_t *slot)
 {
-    const ngx_chat_pg_stmt_t  *stmt;
-
-    stmt = &slot->pg->stmts[slot->stmt];
-
-    if (stmt->name == NULL) {
-        ngx_chat_pg_slot_ready(slot);
-        return;
-    }
-
-    if (!PQsendPrepare(slot->conn, stmt->name, stmt->sql, 0, NULL)) {
+    if (!PQsendQuery(slot->conn, slot->pg->prepare)) {
         ngx_chat_pg_slot_drop(slot, "failed", PQerrorMessage(slot->conn));
         return;
     }
@@ -868,6 +877,40 @@ ngx_chat_pg_slot_prepare(ngx_chat_pg_slot_t *slot)
     if (ngx_chat_pg_slot_flush(slot) == NGX_ERROR) {
         ngx_chat_pg_slot_drop(slot, "failed", PQerrorMessage(slot->conn));
     }
+}
+
+
+/* "PREPARE name AS sql;" for every statement, NUL-terminated */
+
+static ngx_int_t
+ngx_chat_pg_prepare_sql(ngx_chat_pg_t *pg)
+{
+    u_char      *p;
+    size_t       len;
+    ngx_uint_t   i;
+
+    len = 1;
+
+    for (i = 0; i < pg->nstmts; i++) {
+        len += sizeof("PREPARE  AS ;\n") - 1 + ngx_strlen(pg->stmts[i].name)
+               + ngx_strlen(pg->stmts[i].sql);
+    }
+
+    pg->prepare = ngx_alloc(len, pg->log);
+    if (pg->prepare == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = (u_char *) pg->prepare;
+
+    for (i = 0; i < pg->nstmts; i++) {
+        p = ngx_sprintf(p, "PREPARE %s AS %s;\n", pg->stmts[i].name,
+                        pg->stmts[i].sql);
+    }
+
+    *p = '\0';
+
+    return NGX_OK;
 }
 
 
@@ -1081,15 +1124,13 @@ ngx_chat_pg_slot_process(ngx_chat_pg_slot_t *slot)
                 res = slot->res;
 
                 if (res == NULL) {
-                    slot->stmt++;
-                    ngx_chat_pg_slot_prepare(slot);
+                    ngx_chat_pg_slot_ready(slot);
                     return;
                 }
 
                 /* prepare failed: retry later, the schema may be migrated */
 
-                *ngx_snprintf(buf, sizeof(buf) - 1, "statement \"%s\": %s",
-                              slot->pg->stmts[slot->stmt].name,
+                *ngx_snprintf(buf, sizeof(buf) - 1, "%s",
                               PQresultErrorMessage(res)) = '\0';
                 ngx_chat_pg_slot_drop(slot, "failed to prepare",
                                       (char *) buf);
@@ -1174,6 +1215,21 @@ ngx_chat_pg_slot_complete(ngx_chat_pg_slot_t *slot)
     slot->query = NULL;
     slot->res = NULL;
     slot->state = NGX_CHAT_PG_IDLE;
+
+    if (q == NULL) {
+        /* the end of a statement whose caller timed out: nobody waits */
+
+        if (res != NULL) {
+            PQclear(res);
+        }
+
+        if (slot->ev.timer_set) {
+            ngx_del_timer(&slot->ev);
+        }
+
+        ngx_chat_pg_dispatch(pg);
+        return;
+    }
 
     q->slot = NULL;
     q->where = NGX_CHAT_PG_Q_DONE;
@@ -1395,6 +1451,12 @@ ngx_chat_pg_slot_timer(ngx_event_t *ev)
         ngx_chat_pg_slot_drop(slot, "failed", "timed out");
         return;
 
+    case NGX_CHAT_PG_BUSY:
+        /* a statement given up on (query_handler) never ended */
+        ngx_chat_pg_slot_drop(slot, "failed", "a statement that timed out "
+                              "was not cancelled by the server");
+        return;
+
     default:
         return;
     }
@@ -1568,12 +1630,28 @@ ngx_chat_pg_query_handler(ngx_event_t *ev)
         slot->query = NULL;
         q->slot = NULL;
 
+        /*
+         * The caller is answered now.  The connection stays busy until
+         * the server's own statement_timeout (the same time, counted from
+         * when the statement started, so at most that much later) ends
+         * the statement, whose result is then thrown away.  Closing the
+         * connection would not stop the statement (a server notices a
+         * closed client only when it writes to it), and would cost a new
+         * session and its prepares while PostgreSQL is already behind.  A
+         * server that does not answer by then is dropped (slot_timer).
+         */
+
         ngx_log_error(NGX_LOG_ERR, pg->log, 0,
                       "chat: postgresql statement \"%s\" timed out after "
-                      "%M ms, closing connection #%ui",
-                      pg->stmts[q->stmt].name, pg->timeout, slot->id);
+                      "%M ms; connection #%ui waits for the server to "
+                      "cancel it", pg->stmts[q->stmt].name, pg->timeout,
+                      slot->id);
 
-        ngx_chat_pg_slot_drop(slot, NULL, NULL);
+        if (slot->ev.timer_set) {
+            ngx_del_timer(&slot->ev);
+        }
+
+        ngx_add_timer(&slot->ev, pg->timeout + NGX_CHAT_PG_CANCEL_GRACE);
         break;
 
     case NGX_CHAT_PG_Q_FAILING:

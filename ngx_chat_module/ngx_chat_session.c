@@ -45,7 +45,8 @@
     (sizeof(ngx_chat_ids_t) + (cap) * (sizeof(uint64_t) + sizeof(uint32_t)))
 
 
-#define NGX_CHAT_REG_BATCH  500
+#define NGX_CHAT_REG_BATCH    500
+#define NGX_CHAT_DRAIN_BATCH  100
 
 /* how long acked ids are kept, and for how many connections at most */
 #define NGX_CHAT_ACK_LINGER      1000
@@ -54,7 +55,7 @@
 #define ngx_chat_ids_unacked(set)  ((set) ? (set)->n - (set)->nacked : 0)
 
 
-/* registrations sent in one statement */
+/* the connections of one batched statement: registrations or drains */
 typedef struct {
     ngx_uint_t               n;
     ngx_chat_conn_t         *conns[1];     /* NULL once answered */
@@ -74,8 +75,14 @@ static void ngx_chat_session_registered(ngx_chat_reg_batch_t *b,
 static void ngx_chat_session_register_status(ngx_chat_conn_t *cc,
     ngx_int_t status);
 static void ngx_chat_session_drain(ngx_chat_conn_t *cc);
-static void ngx_chat_session_drained(ngx_chat_conn_t *cc, void *data,
-    PGresult *res, ngx_int_t rc);
+static ngx_int_t ngx_chat_session_drain_queue(ngx_chat_conn_t *cc);
+static void ngx_chat_session_drain_flush(ngx_event_t *ev);
+static ngx_int_t ngx_chat_session_pages(ngx_chat_conn_t **conns,
+    ngx_uint_t n, ngx_uint_t stmt, ngx_chat_store_done_pt done, void *data);
+static void ngx_chat_session_drain_done(ngx_chat_conn_t *unused,
+    void *data, PGresult *res, ngx_int_t rc);
+static void ngx_chat_session_drained(ngx_chat_conn_t *cc, PGresult *res,
+    int first, int n, ngx_int_t rc);
 static void ngx_chat_session_deliver(ngx_chat_conn_t *cc, uint64_t id,
     u_char *json, size_t len);
 static ngx_int_t ngx_chat_session_has(ngx_chat_conn_t *cc, uint64_t id);
@@ -418,13 +425,7 @@ ngx_chat_session_register_status(ngx_chat_conn_t *cc, ngx_int_t status)
 static void
 ngx_chat_session_drain(ngx_chat_conn_t *cc)
 {
-    u_char                 *p;
-    u_char                  cursor[NGX_INT64_LEN + 1];
-    u_char                  limit[NGX_INT_T_LEN + 1];
-    u_char                  user[NGX_CHAT_ID_MAX + 1];
-    u_char                  dev[NGX_CHAT_ID_MAX + 1];
-    const char             *values[4];
-    ngx_chat_main_conf_t   *cmcf;
+    ngx_chat_main_conf_t  *cmcf;
 
     if (cc->state != NGX_CHAT_CONN_LIVE || cc->drain_query || cc->drain_out)
     {
@@ -453,22 +454,7 @@ ngx_chat_session_drain(ngx_chat_conn_t *cc)
     cc->draining = 1;
     cc->drain_again = 0;
 
-    p = ngx_sprintf(cursor, "%uL", cc->cursor);
-    *p = '\0';
-    p = ngx_sprintf(limit, "%ui", cmcf->drain_page);
-    *p = '\0';
-    *ngx_cpymem(user, cc->uid.data, cc->uid.len) = '\0';
-    *ngx_cpymem(dev, cc->device.data, cc->device.len) = '\0';
-
-    values[0] = (const char *) user;
-    values[1] = (const char *) dev;
-    values[2] = (const char *) cursor;
-    values[3] = (const char *) limit;
-
-    if (ngx_chat_store_query(cc, NGX_CHAT_STMT_DRAIN, 4, values,
-                             ngx_chat_session_drained, NULL)
-        != NGX_OK)
-    {
+    if (ngx_chat_session_drain_queue(cc) != NGX_OK) {
         cc->need_drain = 1;
         ngx_chat_worker->retry = 1;
         return;
@@ -479,11 +465,231 @@ ngx_chat_session_drain(ngx_chat_conn_t *cc)
 }
 
 
-static void
-ngx_chat_session_drained(ngx_chat_conn_t *cc, void *data, PGresult *res,
-    ngx_int_t rc)
+/*
+ * Drains are batched as registrations are: a connection that wants a page
+ * waits in ngx_chat_worker->drains until the end of the event loop pass,
+ * and up to NGX_CHAT_DRAIN_BATCH of them go in one chat_drain_batch()
+ * statement, each from its own cursor (rows come by element, then event).
+ * After a burst of connects each device's first page, mostly empty, costs
+ * a share of one statement instead of a statement of its own.
+ */
+static ngx_int_t
+ngx_chat_session_drain_queue(ngx_chat_conn_t *cc)
 {
-    int         row, rows;
+    ngx_uint_t           cap;
+    ngx_chat_conn_t    **drains;
+    ngx_chat_worker_t   *w;
+
+    w = ngx_chat_worker;
+
+    if (w->ndrains == w->drains_cap) {
+        cap = ngx_max(w->drains_cap * 2, 64);
+
+        drains = ngx_alloc(cap * sizeof(ngx_chat_conn_t *), ngx_cycle->log);
+        if (drains == NULL) {
+            return NGX_ERROR;
+        }
+
+        if (w->drains) {
+            ngx_memcpy(drains, w->drains,
+                       w->ndrains * sizeof(ngx_chat_conn_t *));
+            ngx_free(w->drains);
+        }
+
+        w->drains = drains;
+        w->drains_cap = cap;
+    }
+
+    w->drains[w->ndrains++] = cc;
+    cc->pending++;
+
+    if (!w->drain_flush.posted) {
+        w->drain_flush.handler = ngx_chat_session_drain_flush;
+        w->drain_flush.data = w;
+        w->drain_flush.log = w->log;
+        ngx_post_event(&w->drain_flush, &ngx_posted_events);
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_chat_session_drain_flush(ngx_event_t *ev)
+{
+    ngx_uint_t              i, n;
+    ngx_chat_conn_t        *cc;
+    ngx_chat_worker_t      *w;
+    ngx_chat_reg_batch_t   *b;
+
+    w = ngx_chat_worker;
+
+    while (w->ndrains) {
+        n = ngx_min(w->ndrains, NGX_CHAT_DRAIN_BATCH);
+
+        b = ngx_alloc(sizeof(ngx_chat_reg_batch_t)
+                      + (n - 1) * sizeof(ngx_chat_conn_t *), ev->log);
+
+        if (b != NULL) {
+            b->n = 0;
+        }
+
+        for (i = 0; i < n; i++) {
+            cc = w->drains[i];
+
+            if (b == NULL || cc->state != NGX_CHAT_CONN_LIVE) {
+                /* gone before its turn; or no memory: the poll retries */
+                ngx_chat_session_drained(cc, NULL, 0, 0, NGX_ERROR);
+                ngx_chat_ws_release(cc);
+                continue;
+            }
+
+            b->conns[b->n++] = cc;
+        }
+
+        ngx_memmove(w->drains, w->drains + n,
+                    (w->ndrains - n) * sizeof(ngx_chat_conn_t *));
+        w->ndrains -= n;
+
+        if (b == NULL) {
+            continue;
+        }
+
+        if (b->n == 0) {
+            ngx_free(b);
+            continue;
+        }
+
+        if (ngx_chat_session_pages(b->conns, b->n,
+                                   NGX_CHAT_STMT_DRAIN_BATCH,
+                                   ngx_chat_session_drain_done, b)
+            != NGX_OK)
+        {
+            ngx_chat_session_drain_done(NULL, b, NULL, NGX_DECLINED);
+        }
+    }
+}
+
+
+/*
+ * Asks stmt (chat_drain_batch or chat_poll: users, devices, cursors and a
+ * page size) for the n connections of conns, each from its cursor; done
+ * is called with data, or NGX_DECLINED is returned.
+ */
+static ngx_int_t
+ngx_chat_session_pages(ngx_chat_conn_t **conns, ngx_uint_t n,
+    ngx_uint_t stmt, ngx_chat_store_done_pt done, void *data)
+{
+    u_char                 *p;
+    size_t                  room[3];
+    ngx_int_t               rc;
+    ngx_uint_t              i, k;
+    ngx_chat_conn_t        *cc;
+    const char             *values[4];
+    ngx_chat_pg_array_t     arr[3];     /* users, devices, cursors */
+    u_char                  limit[NGX_INT_T_LEN + 1];
+    u_char                  num[NGX_INT64_LEN];
+
+    ngx_memzero(room, sizeof(room));
+
+    for (i = 0; i < n; i++) {
+        room[0] += ngx_chat_pg_array_room(conns[i]->uid.len);
+        room[1] += ngx_chat_pg_array_room(conns[i]->device.len);
+        room[2] += ngx_chat_pg_array_room(NGX_INT64_LEN);
+    }
+
+    for (k = 0; k < 3; k++) {
+        if (ngx_chat_pg_array_init(&arr[k], room[k]) != NGX_OK) {
+            while (k--) {
+                ngx_free(arr[k].start);
+            }
+
+            return NGX_DECLINED;
+        }
+    }
+
+    for (i = 0; i < n; i++) {
+        cc = conns[i];
+        ngx_chat_pg_array_add(&arr[0], cc->uid.data, cc->uid.len);
+        ngx_chat_pg_array_add(&arr[1], cc->device.data, cc->device.len);
+        p = ngx_sprintf(num, "%uL", cc->cursor);
+        ngx_chat_pg_array_add(&arr[2], num, p - num);
+    }
+
+    for (k = 0; k < 3; k++) {
+        ngx_chat_pg_array_close(&arr[k]);
+        values[k] = (const char *) arr[k].start;
+    }
+
+    *ngx_sprintf(limit, "%ui", ngx_chat_worker->cmcf->drain_page) = '\0';
+    values[3] = (const char *) limit;
+
+    rc = ngx_chat_store_query(NULL, stmt, 4, values, done, data);
+
+    for (k = 0; k < 3; k++) {
+        ngx_free(arr[k].start);
+    }
+
+    return rc == NGX_OK ? NGX_OK : NGX_DECLINED;
+}
+
+
+/* a batch's rows, ordered by element (idx, 1-based) and event, split */
+static void
+ngx_chat_session_drain_done(ngx_chat_conn_t *unused, void *data,
+    PGresult *res, ngx_int_t rc)
+{
+    int                     row, rows, first;
+    ngx_int_t               idx;
+    ngx_uint_t              i;
+    ngx_chat_conn_t        *cc;
+    ngx_chat_reg_batch_t   *b;
+
+    b = data;
+    row = 0;
+    rows = (rc == NGX_OK && res) ? PQntuples(res) : 0;
+
+    for (i = 0; i < b->n; i++) {
+        cc = b->conns[i];
+        first = row;
+
+        while (row < rows) {
+            idx = ngx_atoi((u_char *) PQgetvalue(res, row, 0),
+                           PQgetlength(res, row, 0));
+
+            if (idx != (ngx_int_t) i + 1) {
+                if (idx > (ngx_int_t) i + 1) {
+                    break;
+                }
+
+                /* not ordered as asked: nothing is trusted */
+                rc = NGX_ERROR;
+                rows = 0;
+                break;
+            }
+
+            row++;
+        }
+
+        if (rc == NGX_OK && res == NULL) {
+            rc = NGX_ERROR;
+        }
+
+        ngx_chat_session_drained(cc, res, first, rc == NGX_OK
+                                 ? row - first : 0, rc);
+        ngx_chat_ws_release(cc);
+    }
+
+    ngx_free(b);
+}
+
+
+/* a connection's share of a batch: n rows of res from first */
+static void
+ngx_chat_session_drained(ngx_chat_conn_t *cc, PGresult *res, int first,
+    int n, ngx_int_t rc)
+{
+    int         row;
     size_t      len, room;
     uint64_t    id;
 
@@ -500,8 +706,6 @@ ngx_chat_session_drained(ngx_chat_conn_t *cc, void *data, PGresult *res,
         return;
     }
 
-    rows = PQntuples(res);
-
     /*
      * A backlog must not overflow chat_output_limit: fill at most half of
      * it, then wait until the client has taken it (ngx_chat_session_
@@ -510,10 +714,10 @@ ngx_chat_session_drained(ngx_chat_conn_t *cc, void *data, PGresult *res,
 
     room = ngx_chat_worker->cmcf->output_limit / 2;
 
-    for (row = 0; row < rows; row++) {
-        id = (uint64_t) ngx_atoof((u_char *) PQgetvalue(res, row, 0),
-                                  PQgetlength(res, row, 0));
-        len = PQgetlength(res, row, 1);
+    for (row = first; row < first + n; row++) {
+        id = (uint64_t) ngx_atoof((u_char *) PQgetvalue(res, row, 1),
+                                  PQgetlength(res, row, 1));
+        len = PQgetlength(res, row, 2);
 
         if (cc->out_bytes && cc->out_bytes + len + 16 > room) {
             cc->drain_out = 1;
@@ -524,7 +728,7 @@ ngx_chat_session_drained(ngx_chat_conn_t *cc, void *data, PGresult *res,
             cc->cursor = id;
         }
 
-        ngx_chat_session_deliver(cc, id, (u_char *) PQgetvalue(res, row, 1),
+        ngx_chat_session_deliver(cc, id, (u_char *) PQgetvalue(res, row, 2),
                                  len);
 
         if (cc->state != NGX_CHAT_CONN_LIVE) {
@@ -532,7 +736,7 @@ ngx_chat_session_drained(ngx_chat_conn_t *cc, void *data, PGresult *res,
         }
     }
 
-    if ((ngx_uint_t) rows < ngx_chat_worker->cmcf->drain_page
+    if ((ngx_uint_t) n < ngx_chat_worker->cmcf->drain_page
         && !cc->drain_again)
     {
         cc->draining = 0;
@@ -978,91 +1182,45 @@ ngx_chat_session_retry(void)
 static void
 ngx_chat_session_poll_all(void)
 {
-    u_char           *p;
-    size_t            room[3];
-    ngx_uint_t        k, n;
-    ngx_queue_t      *q;
-    ngx_chat_pg_array_t    arr[3];
-    const char       *values[4];
-    ngx_chat_conn_t  *cc;
-    u_char            num[NGX_INT64_LEN];
-    u_char            limit[NGX_INT_T_LEN + 1];
+    ngx_uint_t         n;
+    ngx_queue_t       *q;
+    ngx_chat_conn_t   *cc, **conns;
 
-    if (ngx_chat_worker->polling) {
+    if (ngx_chat_worker->polling || ngx_chat_worker->nconns == 0) {
+        return;
+    }
+
+    conns = ngx_alloc(ngx_chat_worker->nconns * sizeof(ngx_chat_conn_t *),
+                      ngx_cycle->log);
+    if (conns == NULL) {
         return;
     }
 
     n = 0;
-    ngx_memzero(room, sizeof(room));
 
     for (q = ngx_queue_head(&ngx_chat_worker->conns);
-         q != ngx_queue_sentinel(&ngx_chat_worker->conns);
+         q != ngx_queue_sentinel(&ngx_chat_worker->conns)
+         && n < ngx_chat_worker->nconns;
          q = ngx_queue_next(q))
     {
         cc = ngx_queue_data(q, ngx_chat_conn_t, all);
 
-        if (cc->state != NGX_CHAT_CONN_LIVE || cc->draining
-            || cc->drain_query)
+        if (cc->state == NGX_CHAT_CONN_LIVE && !cc->draining
+            && !cc->drain_query)
         {
-            continue;
-        }
-
-        room[0] += ngx_chat_pg_array_room(cc->uid.len);
-        room[1] += ngx_chat_pg_array_room(cc->device.len);
-        room[2] += ngx_chat_pg_array_room(NGX_INT64_LEN);
-        n++;
-    }
-
-    if (n == 0) {
-        return;
-    }
-
-    for (k = 0; k < 3; k++) {
-        if (ngx_chat_pg_array_init(&arr[k], room[k]) != NGX_OK) {
-            while (k--) {
-                ngx_free(arr[k].start);
-            }
-
-            return;
+            conns[n++] = cc;
         }
     }
 
-    for (q = ngx_queue_head(&ngx_chat_worker->conns);
-         q != ngx_queue_sentinel(&ngx_chat_worker->conns);
-         q = ngx_queue_next(q))
-    {
-        cc = ngx_queue_data(q, ngx_chat_conn_t, all);
-
-        if (cc->state != NGX_CHAT_CONN_LIVE || cc->draining
-            || cc->drain_query)
-        {
-            continue;
-        }
-
-        ngx_chat_pg_array_add(&arr[0], cc->uid.data, cc->uid.len);
-        ngx_chat_pg_array_add(&arr[1], cc->device.data, cc->device.len);
-        p = ngx_sprintf(num, "%uL", cc->cursor);
-        ngx_chat_pg_array_add(&arr[2], num, p - num);
-    }
-
-    for (k = 0; k < 3; k++) {
-        ngx_chat_pg_array_close(&arr[k]);
-        values[k] = (const char *) arr[k].start;
-    }
-
-    *ngx_sprintf(limit, "%ui", ngx_chat_worker->cmcf->drain_page) = '\0';
-    values[3] = (const char *) limit;
-
-    if (ngx_chat_store_query(NULL, NGX_CHAT_STMT_POLL, 4, values,
-                             ngx_chat_session_polled, NULL)
-        == NGX_OK)
+    if (n
+        && ngx_chat_session_pages(conns, n, NGX_CHAT_STMT_POLL,
+                                  ngx_chat_session_polled, NULL)
+           == NGX_OK)
     {
         ngx_chat_worker->polling = 1;
     }
 
-    for (k = 0; k < 3; k++) {
-        ngx_free(arr[k].start);
-    }
+    ngx_free(conns);
 }
 
 

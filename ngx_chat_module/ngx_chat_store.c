@@ -19,7 +19,9 @@
  * per millisecond PostgreSQL commits while sends wait (measured over
  * windows in which the queue never ran dry), and a new send that would
  * find more work ahead of it than chat_send_queue_time can cover is
- * refused at once (NGX_BUSY: "unavailable" with retryAfterMs); a queued
+ * refused at once (NGX_BUSY: "unavailable" with retryAfterMs), as is one
+ * that arrives while the oldest waiting send has waited longer than that
+ * (the measured rate lags a drop in capacity); a queued
  * send that could no longer be committed within chat_db_timeout fails
  * before it costs PostgreSQL anything.  Under overload the work done is
  * work that is answered in time.
@@ -150,6 +152,7 @@ static void ngx_chat_store_send_refused(ngx_chat_send_t *s, PGresult *res);
 static void ngx_chat_store_send_fail(ngx_chat_send_t *s);
 static ngx_uint_t ngx_chat_store_send_late(ngx_chat_store_t *st,
     ngx_uint_t ahead, ngx_msec_t budget);
+static ngx_uint_t ngx_chat_store_send_stale(ngx_chat_store_t *st);
 static void ngx_chat_store_send_rate(ngx_chat_store_t *st,
     ngx_chat_send_batch_t *b, ngx_uint_t done);
 static void ngx_chat_store_send_shed(ngx_chat_store_t *st);
@@ -192,10 +195,6 @@ const ngx_chat_pg_stmt_t  ngx_chat_store_stmts[] = {
 
     { "chat_ack_batch",
       "SELECT chat_ack_batch($1::text[], $2::text[], $3::bigint[])", 3 },
-
-    { "chat_drain",
-      "SELECT event_id, event_json FROM chat_drain($1, $2, $3::bigint,"
-      " $4::int)", 4 },
 
     { "chat_list_page",
       "SELECT chat_id, chat_json FROM chat_list_page($1, $2::bigint,"
@@ -248,6 +247,10 @@ const ngx_chat_pg_stmt_t  ngx_chat_store_stmts[] = {
     { "chat_device_connect_batch",
       "SELECT idx, status FROM chat_device_connect_batch($1::text[],"
       " $2::text[], $3::int, $4::bigint[])", 4 },
+
+    { "chat_drain_batch",
+      "SELECT idx, event_id, event_json FROM chat_drain_batch($1::text[],"
+      " $2::text[], $3::bigint[], $4::int)", 4 },
 
     { NULL, NULL, 0 }
 };
@@ -407,7 +410,8 @@ ngx_chat_store_send(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd,
     }
 
     if (ngx_chat_store_send_late(st, st->nsends + st->nflight,
-                                 ngx_chat_worker->cmcf->send_queue_time))
+                                 ngx_chat_worker->cmcf->send_queue_time)
+        || ngx_chat_store_send_stale(st))
     {
         ngx_chat_store_send_shed(st);
         return NGX_BUSY;
@@ -977,6 +981,36 @@ ngx_chat_store_send_late(ngx_chat_store_t *st, ngx_uint_t ahead,
     }
 
     return ((uint64_t) ahead << 10) / st->rate > budget;
+}
+
+
+/*
+ * 1 while the oldest waiting send has waited longer than
+ * chat_send_queue_time, beyond one round of full batches: the measured
+ * rate lags a drop in capacity by a few windows, the age of the queue's
+ * head does not (a sojourn check, as in CoDel).
+ */
+
+static ngx_uint_t
+ngx_chat_store_send_stale(ngx_chat_store_t *st)
+{
+    ngx_msec_int_t          waited;
+    ngx_chat_send_t        *s;
+    ngx_chat_main_conf_t   *cmcf;
+
+    cmcf = ngx_chat_worker->cmcf;
+
+    if (cmcf->send_queue_time == 0 || ngx_queue_empty(&st->sends)
+        || st->nsends + st->nflight
+           <= cmcf->send_batch_size * cmcf->send_batches)
+    {
+        return 0;
+    }
+
+    s = ngx_queue_data(ngx_queue_head(&st->sends), ngx_chat_send_t, queue);
+    waited = ngx_current_msec - (s->deadline - cmcf->db_timeout);
+
+    return waited > (ngx_msec_int_t) cmcf->send_queue_time;
 }
 
 

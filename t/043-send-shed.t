@@ -28,60 +28,28 @@ $t->chat_conf(pool => 2, http => <<'CONF');
     chat_send_queue_time 100ms;
 CONF
 
-$t->psql(<<'SQL');
-CREATE FUNCTION t_slow_send() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF NEW.body LIKE 'slow%' THEN
-        PERFORM pg_sleep(0.05);
-    END IF;
-    RETURN NEW;
-END $$;
-CREATE TRIGGER t_slow_send BEFORE INSERT ON messages
-    FOR EACH ROW EXECUTE FUNCTION t_slow_send();
-SQL
+$t->slow_messages(slow => 0.05);
 
 $t->run;
 
-sub code_of { my $r = shift; $r ? ($r->{error} ? $r->{error}{code} : 'ok')
-    : 'no response' }
+*code_of = \&ChatTest::code_of;
 
-my $alice = $t->client('alice', 'phone');
-my $bob = $t->client('bob', 'phone');
-
-my $r = $alice->cmd('createChat', participants => ['bob']);
-ok $r && $r->{ok}, 'alice and bob have a chat';
-my $chat = $r->{chatId} // 0;
+my ($alice, $bob, $chat) = $t->two_in_a_chat;
+ok $chat, 'alice and bob have a chat';
+my $r;
 
 # all frames in one write, so the gateway reads them in one go
 sub burst {
     my ($prefix, $n) = @_;
-    my $bytes = '';
-    for my $i (1 .. $n) {
-        $bytes .= ChatTest::WS::encode_frame(ChatTest::WS::OP_TEXT(),
-            ChatTest->json->encode({ type => 'sendMessage',
-                id => "$prefix$i", chatId => $chat,
-                clientMessageId => "$prefix$i",
-                message => "slow $prefix$i" }));
-    }
-    return $alice->write_bytes($bytes);
+    return $alice->send_json_burst(map { { type => 'sendMessage',
+        id => "$prefix$_", chatId => $chat, clientMessageId => "$prefix$_",
+        message => "slow $prefix$_" } } 1 .. $n);
 }
 
 # the answers to $prefix1..$prefix$n, in the order they came
 sub answers {
     my ($prefix, $n) = @_;
-    my @got;
-    my %want = map { ("$prefix$_" => 1) } 1 .. $n;
-    while (%want) {
-        my $m = $alice->read_json(30) or last;
-        if (($m->{type} // '') eq 'response'
-            && delete $want{ $m->{id} // '' })
-        {
-            push @got, $m;
-        } else {
-            push @{ $alice->{events} }, $m;
-        }
-    }
-    return @got;
+    return $alice->responses([ map { "$prefix$_" } 1 .. $n ], 30);
 }
 
 # the first burst finds no rate measured yet: all queued, all stored,

@@ -407,6 +407,25 @@ sub psql {
         $sql);
 }
 
+# slow_messages(prefix => seconds, ...): PostgreSQL sleeps that long on
+# every message whose body starts with prefix (a trigger in the test's
+# own database), to make the gateway's sends slow without timing them
+sub slow_messages {
+    my ($self, %delay) = @_;
+    my $cases = join '', map {
+        sprintf "    IF NEW.body LIKE '%s%%' THEN\n"
+            . "        PERFORM pg_sleep(%s);\n    END IF;\n",
+            $_, $delay{$_} } sort keys %delay;
+    return $self->psql(<<SQL);
+CREATE FUNCTION t_slow_messages() RETURNS trigger LANGUAGE plpgsql AS \$\$
+BEGIN
+$cases    RETURN NEW;
+END \$\$;
+CREATE TRIGGER t_slow_messages BEFORE INSERT ON messages
+    FOR EACH ROW EXECUTE FUNCTION t_slow_messages();
+SQL
+}
+
 sub run_psql {
     my ($host, $port, $user, $db, $sql) = @_;
     my $pid = open my $fh, '-|';
@@ -567,6 +586,89 @@ $http
 $server
     }
 EOF
+}
+
+# $t->sample_conf(%o): nginx.conf made from conf/chat.conf, the sample
+# configuration `make run` uses (media, the web chat at /, the SDK at
+# /sdk/, the token endpoint), with this test's port, folder, database and
+# Redis prefix.  The served files (clients/web, clients/js/src) are copied
+# into the test folder, which nginx's workers can read wherever the
+# repository is.  o: workers => N (instead of "auto")
+sub sample_conf {
+    my ($self, %o) = @_;
+    my $dir = $self->{dir};
+    my $conf = $self->read_file("$REPO/conf/chat.conf")
+        // die "can't read conf/chat.conf";
+    for my $sub ('clients/web', 'clients/js/src') {
+        system('mkdir', '-p', "$dir/top/$sub") == 0 or die "mkdir failed";
+        system("cp -R '$REPO/$sub/.' '$dir/top/$sub/'") == 0
+            or die "cp $sub failed";
+    }
+    system('chmod', '-R', 'a+rX', "$dir/top") == 0 or die "chmod failed";
+    my $pg = 'chat_postgres "' . $self->pg_conninfo . '"';
+    my $redis = 'chat_redis ' . $self->redis_conf . ';';
+    $conf =~ s/%%MODULE%%/$self->{module}/g;
+    $conf =~ s/%%VAR%%/$dir/g;
+    $conf =~ s/%%TOP%%/$dir\/top/g;
+    $conf =~ s/%%PORT%%/$self->{port}/g;
+    $conf =~ s/chat_postgres "[^"]*"/$pg/ or die "no chat_postgres";
+    $conf =~ s/chat_redis [^;]*;/$redis/ or die "no chat_redis";
+    my $secret = 'chat_jwt_secret_file ' . $self->secret_file . ';';
+    $conf =~ s/chat_jwt_secret_file [^;]*;/$secret/ or die "no secret";
+    $conf =~ s/worker_processes auto;/worker_processes $o{workers};/
+        if $o{workers};
+    die "placeholders left in conf/chat.conf" if $conf =~ /%%\w+%%/;
+    $self->write_file('nginx.conf', $conf);
+    return $self;
+}
+
+# $t->node_tests(dir => DIR, files => [...], env => {...}, min => N,
+#     timeout => seconds): runs Node's test runner (node --test, TAP
+# reporter, one file at a time) in DIR and reports each of its top-level
+# tests as one test here, with the failure's details as diag.  Fails when
+# a test is skipped, when fewer than min tests ran, or when node fails.
+sub node_tests {
+    my ($self, %o) = @_;
+    my $out = "$self->{dir}/node-tests.tap";
+    my $pid = fork;
+    die "fork: $!" unless defined $pid;
+    if ($pid == 0) {
+        chdir $o{dir} or die "chdir $o{dir}: $!";
+        $ENV{$_} = $o{env}{$_} for keys %{ $o{env} // {} };
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>', $out or die "$out: $!";
+        open STDERR, '>&', \*STDOUT;
+        exec 'timeout', '-k', '10', $o{timeout} // 600, 'node', '--test',
+            '--test-reporter=tap', '--test-concurrency=1', @{ $o{files} };
+        exit 127;
+    }
+    waitpid $pid, 0;
+    my $status = $? >> 8;
+    my @lines = split /\n/, $self->read_file($out) // '';
+    my ($n, $detail) = (0, undef);
+    my $report = sub {
+        return unless $detail;
+        my ($ok, $name, @why) = @$detail;
+        Test::More::ok($ok, "node: $name")
+            or diag_(join "\n", grep { !/^\s*(?:at |duration_ms)/ } @why);
+        $detail = undef;
+    };
+    for my $l (@lines) {
+        if ($l =~ /^(not )?ok \d+ - (.*?)(\s+# (SKIP|TODO)\b.*)?$/) {
+            $report->();
+            $n++;
+            $detail = [ !$1 && !$3, $2 . ($3 ? ' (skipped: fails)' : '') ];
+        } elsif ($detail && $l =~ /^\s+\S/) {
+            push @$detail, $l;
+        } else {
+            $report->();
+        }
+    }
+    $report->();
+    Test::More::cmp_ok($n, '>=', $o{min} // 1, "node ran $n tests");
+    Test::More::is($status, 0, 'node --test exited with 0')
+        or diag_(join "\n", @lines[-(@lines > 30 ? 30 : @lines) .. -1]);
+    return $self;
 }
 
 # start nginx; dies (failing the test) with the log tail when it can't
@@ -778,6 +880,22 @@ sub worker_of {
 
 # a connected and registered device: its first response means the device
 # row is written, so events committed from then on reach it
+# two_in_a_chat(): alice/phone and bob/phone, connected, and the id of a
+# chat alice created with bob (0 if that failed: the caller's test fails)
+sub two_in_a_chat {
+    my ($self) = @_;
+    my $alice = $self->client('alice', 'phone');
+    my $bob = $self->client('bob', 'phone');
+    my $r = $alice->cmd('createChat', participants => ['bob']);
+    return ($alice, $bob, $r && $r->{ok} ? $r->{chatId} : 0);
+}
+
+# code_of($response): "ok", the error code, or "no response"
+sub code_of {
+    my ($r) = @_;
+    return $r ? ($r->{error} ? $r->{error}{code} : 'ok') : 'no response';
+}
+
 sub client {
     my ($self, $user, $device, %o) = @_;
     require ChatTest::WS;

@@ -95,3 +95,32 @@ SELECT t.is((SELECT array_agg(status ORDER BY idx)
                FROM chat_device_connect_batch(ARRAY['zed'], ARRAY['z1'],
                                               3))::text,
             '{0}', 'batch connect: an active device again is ok');
+
+-- the set-based paths and the one-by-one rest in one batch: known active
+-- devices, new ones under and over the cap (counted with the user's
+-- active devices, in arrival order), an element repeated, bad ids, a
+-- revoked token and a reactivation
+SELECT chat_device_connect('kim', 'k1', 3), chat_device_connect('kim', 'k2', 3),
+       chat_device_connect('lee', 'l1', 3);
+SELECT chat_remove_device('lee', 'l1');
+SELECT t.is((SELECT array_agg(status ORDER BY idx)
+               FROM chat_device_connect_batch(
+                        ARRAY['kim', 'kim', 'kim', 'kim', 'max', 'max',
+                              'bad user', 'lee', 'lee', 'max'],
+                        ARRAY['k4', 'k1', 'k3', 'k5', 'm1', 'm1',
+                              'x', 'l1', 'l1', 'm2'], 3,
+                        ARRAY[0, 0, 0, 0, 0, 0, 0, 0,
+                              extract(epoch FROM now())::bigint + 10,
+                              0]::bigint[]))::text,
+            '{0,0,3,3,0,0,4,7,0,0}',
+            'batch connect: every path of one batch');
+SELECT t.is((SELECT string_agg(user_id || '/' || device_id || '='
+                               || active, ',' ORDER BY user_id, device_id)
+               FROM devices WHERE user_id IN ('kim', 'lee', 'max')),
+            'kim/k1=true,kim/k2=true,kim/k4=true,lee/l1=true,max/m1=true,'
+            || 'max/m2=true',
+            'batch connect: the devices it admitted, and only those');
+SELECT t.is((SELECT array_agg(status ORDER BY idx)
+               FROM chat_device_connect_batch(ARRAY['kim'], ARRAY['k1'],
+                                              NULL))::text,
+            '{4}', 'batch connect: no cap given is a bad request');

@@ -60,6 +60,27 @@ SELECT t.is((SELECT count(*) FROM chat_drain('bob', 'bob1', 0, 0)), 0::bigint,
             'drain: limit 0');
 SELECT t.is((SELECT count(*) FROM chat_drain('alice', 'alice1', 0, 100)),
             2::bigint, 'drain: the sending device has only the updates');
+
+-- the batched drain: each element its own page from its own position, in
+-- element order, then event order; an unknown device gets nothing
+SELECT t.is((SELECT string_agg(b.idx || ':' || b.event_id, ',' ORDER BY ord)
+               FROM chat_drain_batch(
+                        ARRAY['bob', 'nobody', 'alice', 'bob'],
+                        ARRAY['bob2', 'x', 'alice1', 'bob1'],
+                        ARRAY[0, 0, 0, :p1]::bigint[], 3)
+                    WITH ORDINALITY AS b(idx, event_id, event_json, ord)),
+            (SELECT string_agg(x.i || ':' || x.e, ',' ORDER BY x.i, x.e)
+               FROM ((SELECT 1 AS i, event_id AS e
+                        FROM chat_drain('bob', 'bob2', 0, 3))
+                     UNION ALL
+                     (SELECT 3, event_id
+                        FROM chat_drain('alice', 'alice1', 0, 3))
+                     UNION ALL
+                     (SELECT 4, event_id FROM chat_drain('bob', 'bob1', :p1, 3))
+                    ) AS x),
+            'drain batch: the pages of chat_drain, by element then event');
+SELECT t.is((SELECT count(*) FROM chat_drain_batch('{}', '{}', '{}', 3)),
+            0::bigint, 'drain batch: an empty batch');
 SELECT t.is((SELECT count(*) FROM chat_drain('alice', 'alice2', 0, 100)),
             7::bigint, 'drain: the sender''s other device has all');
 SELECT t.is((SELECT count(*) FROM chat_drain('nobody', 'n1', 0, 100)),

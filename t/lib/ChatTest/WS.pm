@@ -554,6 +554,43 @@ sub response {
     }
 }
 
+# send_json_burst(@objects): each object as one text frame, all frames in
+# one write, so that the server reads them in one go; 1 on success
+sub send_json_burst {
+    my ($self, @objs) = @_;
+    return $self->write_bytes(join '',
+        map { encode_frame(OP_TEXT, $JSON->encode($_)) } @objs);
+}
+
+# responses(\@ids, $timeout): the responses to @ids in the order they came
+# (fewer if the timeout passed first); other messages are queued for
+# next_event
+sub responses {
+    my ($self, $ids, $timeout) = @_;
+    my %want = map { ($_ => 1) } @$ids;
+    my $mine = sub { my $m = shift; ($m->{type} // '') eq 'response'
+        && delete $want{ $m->{id} // '' } };
+    my (@got, @other);
+    for my $e (@{ $self->{events} }) {
+        if ($mine->($e)) {
+            push @got, $e;
+        } else {
+            push @other, $e;
+        }
+    }
+    $self->{events} = \@other;
+    my $deadline = time + ($timeout // $self->{timeout});
+    while (%want) {
+        my $m = $self->read_json($deadline - time) or last;
+        if ($mine->($m)) {
+            push @got, $m;
+        } else {
+            push @{ $self->{events} }, $m;
+        }
+    }
+    return @got;
+}
+
 # next_event($type, $timeout): the first queued or arriving message of that
 # type (any non-response message when $type is undef); others are queued
 sub next_event {
