@@ -9,7 +9,7 @@ ASAN_MODULE = $(ASAN_BUILD)/nginx/objs/ngx_chat_module.so
 SOURCES    := $(wildcard ngx_chat_module/*.c ngx_chat_module/*.h) config
 
 .PHONY: all module deps run test test-unit test-sql test-t test-asan test-soak \
-        bench migrate install cluster cluster-sharded clean
+        bench migrate install deb cluster cluster-sharded clean
 
 all: module
 
@@ -63,13 +63,18 @@ cluster: module
 cluster-sharded: module
 	REDIS_CLUSTER=1 scripts/cluster
 
+# DESTDIR=/tmp/root make install: into a staging root (what scripts/deb
+# packages); without it onto this machine, in Debian's layout
 install: module
-	install -d /usr/lib/nginx/modules /etc/nginx/modules-available
-	install -m 0644 $(MODULE) /usr/lib/nginx/modules/ngx_chat_module.so
-	printf 'load_module modules/ngx_chat_module.so;\n' \
-	    > /etc/nginx/modules-available/50-mod-chat.conf
-	@echo "installed; enable with:"
-	@echo "  ln -s /etc/nginx/modules-available/50-mod-chat.conf /etc/nginx/modules-enabled/"
+	DESTDIR="$(DESTDIR)" scripts/install-files $(MODULE)
+	@echo "installed under $(or $(DESTDIR),/); enable with:"
+	@echo "  ln -s /usr/share/nginx/modules-available/mod-http-chat.conf" \
+	    "/etc/nginx/modules-enabled/50-mod-http-chat.conf"
+	@echo "  ngx-chat-migrate 'host=... dbname=chat'   (the schema)"
+
+# the Debian package libnginx-mod-chat, in build/deb/
+deb: module
+	scripts/deb
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

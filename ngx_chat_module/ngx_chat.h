@@ -103,6 +103,8 @@ typedef struct {
     ngx_uint_t               max_inflight;      /* commands per conn */
     ngx_msec_t               send_queue_time;   /* shed sends beyond */
     ngx_flag_t               used;              /* chat_websocket seen */
+    ngx_flag_t               status;            /* chat_metrics/_health */
+    ngx_shm_zone_t          *metrics_zone;      /* ngx_chat_metrics.c */
 } ngx_chat_main_conf_t;
 
 
@@ -211,6 +213,7 @@ struct ngx_chat_conn_s {
     unsigned                 peer_closed:1;     /* client sent Close */
     unsigned                 shutdown:1;        /* worker is exiting */
     unsigned                 in_unparsed:1;     /* cc->in not yet parsed */
+    unsigned                 close_logged:1;    /* its close line is out */
 
     /* the bus's (ngx_chat_bus.c) */
     unsigned                 registered:1;      /* in the user index */
@@ -223,6 +226,7 @@ struct ngx_chat_conn_s {
     unsigned                 need_drain:1;      /* retry from the poll */
     unsigned                 drain_out:1;       /* waits for output room */
     unsigned                 lingering:1;       /* in worker->linger */
+    unsigned                 drain_timed:1;     /* first drain measured */
 
     /* the store's send batches (ngx_chat_store.c) */
     unsigned                 sending:1;         /* a send batch is out */
@@ -268,6 +272,7 @@ struct ngx_chat_worker_s {
     uint64_t                 serial;            /* last connection serial */
     uint64_t                 instance;          /* random worker identity */
     ngx_uint_t               bus_up;            /* every subscriber up */
+    ngx_uint_t               bus_was_up;        /* ... once: reconnects */
     ngx_uint_t               polling;           /* chat_poll running */
     ngx_uint_t               retry;             /* a conn needs the poll */
     ngx_queue_t              backlog;           /* publishes to retry */
@@ -298,6 +303,14 @@ struct ngx_chat_worker_s {
     ngx_event_t              drain_flush;       /* batched drains */
 
     void                    *store;             /* ngx_chat_store.c */
+
+    /* this worker's counts in the shared zone (ngx_chat_metrics.c) */
+    struct ngx_chat_metrics_slot_s  *metrics;
+    ngx_uint_t               ndevices;          /* registered conns */
+    uint64_t                 event_commit;      /* us, of the live event
+                                                   being delivered, or 0 */
+    ngx_uint_t               cmd_type;          /* of the command being
+                                                   answered (metrics) */
 };
 
 

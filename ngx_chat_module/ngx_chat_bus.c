@@ -7,7 +7,7 @@
  * such user: "<prefix>u:<user id>".  Workers of one nginx and of every
  * other gateway host talk only through these channels.  Messages are text:
  *
- *   e|<event id>|<device to skip or empty>|<chat>:<seq> or empty|<JSON>
+ *   e|<event id>|<device to skip or empty>|[<chat>:<seq>][@<t>]|<JSON>
  *   r|...                 the same, published again after Redis was down
  *   k|<device>|<close code>|<identity of the connection to keep or empty>
  *
@@ -15,8 +15,11 @@
  * connection is skipped); a newMessage carries its chat and seq, which the
  * receiving worker uses to hand a chat's messages over in seq order
  * (ngx_chat_order.c; an "e" without that field, from an older gateway,
- * is delivered as it comes); "k" closes the connections of one device (a
- * device removed, or the same device connected again elsewhere).
+ * is delivered as it comes); <t> is the wall clock time (microseconds)
+ * of the event's commit, for the delivery latency (ngx_chat_metrics.c;
+ * an older gateway takes "chat:seq@t" for no order field); "k" closes
+ * the connections of one device (a device removed, or the same device
+ * connected again elsewhere).
  * Pub/sub is lossy (Redis restarts, slow subscribers): the inbox in
  * PostgreSQL stays the source of truth, and every (re)subscription is
  * followed by a drain of the inboxes concerned (ngx_chat_session.c).
@@ -36,6 +39,7 @@
 #include "ngx_chat_pg_array.h"
 #include "ngx_chat_ws.h"
 #include "ngx_chat_order.h"
+#include "ngx_chat_metrics.h"
 
 
 #define NGX_CHAT_BUS_IDENTITY_LEN  (NGX_INT64_LEN * 2 + 1)
@@ -346,6 +350,7 @@ ngx_chat_bus_publish_event(ngx_str_t *users, ngx_uint_t n, uint64_t event_id,
     u_char      *msg, *p, *body;
     u_char       buf[256];
     size_t       size;
+    uint64_t     commit;
     ngx_int_t    rc;
     ngx_str_t    channel;
     ngx_uint_t   i, skip;
@@ -354,8 +359,8 @@ ngx_chat_bus_publish_event(ngx_str_t *users, ngx_uint_t n, uint64_t event_id,
         return NGX_OK;
     }
 
-    size = sizeof("e||||") + NGX_INT64_LEN + exclude_device->len + order->len
-           + len;
+    size = sizeof("e||||@") + 2 * NGX_INT64_LEN + exclude_device->len
+           + order->len + len;
 
     msg = ngx_alloc(size, ngx_cycle->log);
     if (msg == NULL) {
@@ -363,6 +368,9 @@ ngx_chat_bus_publish_event(ngx_str_t *users, ngx_uint_t n, uint64_t event_id,
     }
 
     rc = NGX_OK;
+
+    /* the commit is a moment ago: its result is what brought us here */
+    commit = ngx_chat_metrics_now();
 
     /* two variants: with the sender's device to skip, and without */
 
@@ -390,7 +398,7 @@ ngx_chat_bus_publish_event(ngx_str_t *users, ngx_uint_t n, uint64_t event_id,
 
         *p++ = '|';
         p = ngx_cpymem(p, order->data, order->len);
-        *p++ = '|';
+        p = ngx_sprintf(p, "@%uL|", commit);
         p = ngx_cpymem(p, json, len);
 
         if (ngx_chat_bus_publish(channel.data, channel.len, msg, p - msg)
@@ -679,7 +687,8 @@ ngx_chat_bus_message(void *data, u_char *channel, size_t channel_len,
 static void
 ngx_chat_bus_deliver(ngx_chat_user_t *u, u_char *p, size_t len)
 {
-    u_char     *last, *id, *skip, *ord, *json;
+    u_char     *last, *id, *skip, *ord, *json, *at;
+    off_t       t;
     uint64_t    event_id, chat, seq;
     ngx_int_t   n;
     ngx_str_t   device;
@@ -713,17 +722,26 @@ ngx_chat_bus_deliver(ngx_chat_user_t *u, u_char *p, size_t len)
     device.data = skip;
     device.len = (ord ? ord : json) - skip - 1;
 
+    /* the commit time, for what is delivered live from here */
+
+    at = ord ? ngx_strlchr(ord, json - 1, '@') : NULL;
+    t = at ? ngx_atoof(at + 1, json - at - 2) : 0;
+    ngx_chat_worker->event_commit = (p[0] == 'e' && t > 0) ? (uint64_t) t : 0;
+
     if (ord
-        && ngx_chat_order_parse(ord, json - ord - 1, &chat, &seq) == NGX_OK)
+        && ngx_chat_order_parse(ord, (at ? at : json - 1) - ord, &chat, &seq)
+           == NGX_OK)
     {
         ngx_chat_order_event(u, chat, seq, event_id, &device, json,
                              last - json, p[0] == 'r',
                              ngx_chat_bus_deliver_event);
-        return;
+
+    } else {
+        ngx_chat_bus_deliver_event(u, event_id, &device, json, last - json,
+                                   p[0] == 'r');
     }
 
-    ngx_chat_bus_deliver_event(u, event_id, &device, json, last - json,
-                               p[0] == 'r');
+    ngx_chat_worker->event_commit = 0;
 }
 
 
@@ -850,7 +868,17 @@ ngx_chat_bus_state(void *data, ngx_uint_t up)
                       "every %M ms", ngx_chat_worker->cmcf->poll_interval);
     }
 
+    if (up && !ngx_chat_worker->bus_up && ngx_chat_worker->bus_was_up) {
+        ngx_chat_metrics_count(NGX_CHAT_C_REDIS_RECONN, 1);
+    }
+
+    if (up) {
+        ngx_chat_worker->bus_was_up = 1;
+    }
+
     ngx_chat_worker->bus_up = up;
+    ngx_chat_metrics_gauge(NGX_CHAT_G_REDIS_UP, up ? 1 : 0);
+    ngx_chat_metrics_gauge(NGX_CHAT_G_POLLING, up ? 0 : 1);
 
     if (tree->root != tree->sentinel) {
         ngx_chat_bus_resubscribe(tree->root, tree->sentinel);

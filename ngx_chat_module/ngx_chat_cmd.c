@@ -9,6 +9,7 @@
 
 
 #include "ngx_chat.h"
+#include "ngx_chat_metrics.h"
 #include "ngx_chat_cmd.h"
 #include "ngx_chat_json.h"
 #include "ngx_chat_jwt.h"
@@ -75,6 +76,9 @@ static void ngx_chat_cmd_publish(PGresult *res, int json_col, int users_col);
 static void ngx_chat_cmd_status_error(ngx_chat_conn_t *cc,
     ngx_chat_cmd_req_t *req, ngx_int_t status, ngx_int_t rc);
 static ngx_int_t ngx_chat_cmd_ok(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd);
+static void ngx_chat_cmd_count(const char *code);
+static void ngx_chat_cmd_log_error(ngx_chat_conn_t *cc, const char *id,
+    size_t id_len, const char *code, const char *message);
 static ngx_int_t ngx_chat_cmd_req_error(ngx_chat_conn_t *cc,
     ngx_chat_cmd_req_t *req, const char *code, const char *message);
 static ngx_int_t ngx_chat_cmd_open_ok(ngx_chat_json_out_t *o,
@@ -174,6 +178,13 @@ ngx_chat_cmd_handle_ex(ngx_chat_conn_t *cc, u_char *p, size_t len,
 
     rc = ngx_chat_json_parse_cmd(p, len, &cmd, arena, size, err, sizeof(err));
 
+    /* what the answer counts under (ngx_chat_cmd_count) */
+    ngx_chat_worker->cmd_type = (rc == NGX_CHAT_JSON_OK
+                                 && (cmd.present & NGX_CHAT_F_TYPE))
+                                ? ngx_chat_metrics_cmd_type(
+                                      (u_char *) cmd.type.data, cmd.type.len)
+                                : NGX_CHAT_CMD_T_INVALID;
+
     if (limited != NGX_CHAT_LIMIT_OK
         || (!(flags & NGX_CHAT_CMD_ADMITTED) && rc == NGX_CHAT_JSON_OK
             && (cmd.present & NGX_CHAT_F_TYPE)))
@@ -245,6 +256,8 @@ ngx_chat_cmd_handle_ex(ngx_chat_conn_t *cc, u_char *p, size_t len,
     n = def->handler(cc, &cmd);
 
     ngx_free(arena);
+
+    ngx_chat_worker->cmd_type = NGX_CHAT_CMD_T_NONE;
 
     return n;
 }
@@ -385,6 +398,8 @@ ngx_chat_cmd_created(ngx_chat_conn_t *cc, void *data, PGresult *res,
     ngx_int_t            status;
     ngx_chat_json_out_t  o;
 
+    ngx_chat_worker->cmd_type = NGX_CHAT_CMD_T_CREATE;
+
     status = (rc == NGX_OK && PQntuples(res) == 1)
              ? ngx_atoi((u_char *) PQgetvalue(res, 0, 0),
                         PQgetlength(res, 0, 0))
@@ -475,6 +490,8 @@ ngx_chat_cmd_modified(ngx_chat_conn_t *cc, void *data, PGresult *res,
 
     ngx_int_t            status;
     ngx_chat_json_out_t  o;
+
+    ngx_chat_worker->cmd_type = NGX_CHAT_CMD_T_MODIFY;
 
     status = (rc == NGX_OK && PQntuples(res) == 1)
              ? ngx_atoi((u_char *) PQgetvalue(res, 0, 0),
@@ -599,6 +616,8 @@ ngx_chat_cmd_send_done(ngx_chat_conn_t *cc, ngx_chat_send_t *s,
     ngx_chat_json_out_t  o;
     ngx_chat_cmd_req_t   req;
 
+    ngx_chat_worker->cmd_type = NGX_CHAT_CMD_T_SEND;
+
     req.id = s->req_id;
     req.id_is_number = s->req_id_number;
     req.has_id = (s->req_id.data != NULL && s->req_id.len);
@@ -647,6 +666,8 @@ ngx_chat_cmd_send_failed(ngx_chat_conn_t *cc, ngx_chat_send_t *s)
 {
     ngx_chat_cmd_req_t  req;
 
+    ngx_chat_worker->cmd_type = NGX_CHAT_CMD_T_SEND;
+
     req.id = s->req_id;
     req.id_is_number = s->req_id_number;
     req.has_id = (s->req_id.len != 0);
@@ -675,6 +696,8 @@ ngx_chat_cmd_send_refused(ngx_chat_conn_t *cc, ngx_chat_send_t *s,
     ngx_uint_t bad)
 {
     ngx_chat_cmd_req_t  req;
+
+    ngx_chat_worker->cmd_type = NGX_CHAT_CMD_T_SEND;
 
     req.id = s->req_id;
     req.id_is_number = s->req_id_number;
@@ -753,6 +776,8 @@ ngx_chat_cmd_acked(ngx_chat_conn_t *cc, void *data, PGresult *res,
     ngx_chat_cmd_req_t  *req = data;
 
     ngx_chat_json_out_t  o;
+
+    ngx_chat_worker->cmd_type = NGX_CHAT_CMD_T_ACK;
 
     if (cc && (rc == NGX_ABORT || rc == NGX_ERROR)) {
         /* an ack PostgreSQL refused alone: sending it again is no use */
@@ -847,6 +872,8 @@ ngx_chat_cmd_listed(ngx_chat_conn_t *cc, void *data, PGresult *res,
     size_t               len, used, budget;
     ngx_chat_json_out_t  o;
 
+    ngx_chat_worker->cmd_type = NGX_CHAT_CMD_T_GET_CHATS;
+
     if (rc != NGX_OK || PQnfields(res) != 2) {
         ngx_chat_cmd_status_error(cc, req, NGX_ERROR, rc);
         ngx_free(req);
@@ -936,6 +963,8 @@ ngx_chat_cmd_removed(ngx_chat_conn_t *cc, void *data, PGresult *res,
 
     ngx_int_t            status;
     ngx_chat_json_out_t  o;
+
+    ngx_chat_worker->cmd_type = NGX_CHAT_CMD_T_REMOVE;
 
     status = (rc == NGX_OK && PQntuples(res) == 1)
              ? ngx_atoi((u_char *) PQgetvalue(res, 0, 0),
@@ -1197,6 +1226,7 @@ ngx_chat_cmd_ok(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd)
 
     ngx_chat_json_response_ok_open(&o, cmd);
     ngx_chat_json_out_map_close(&o);
+    ngx_chat_cmd_count("ok");
 
     return ngx_chat_cmd_flush(cc, &o);
 }
@@ -1231,6 +1261,7 @@ ngx_chat_cmd_open_id(ngx_chat_json_out_t *o, const u_char *id,
     }
 
     ngx_chat_json_response_ok_open(o, &cmd);
+    ngx_chat_cmd_count("ok");
 
     return NGX_OK;
 }
@@ -1259,6 +1290,8 @@ ngx_chat_cmd_error(ngx_chat_conn_t *cc, const char *id, size_t id_len,
 
     ngx_chat_json_response_error(&o, id, id_len, (int) id_is_number, code,
                                  message);
+    ngx_chat_cmd_count(code);
+    ngx_chat_cmd_log_error(cc, id, id_len, code, message);
 
     return ngx_chat_cmd_flush(cc, &o);
 }
@@ -1278,6 +1311,8 @@ ngx_chat_cmd_error_retry(ngx_chat_conn_t *cc, const char *id, size_t id_len,
 
     ngx_chat_json_response_error_retry(&o, id, id_len, (int) id_is_number,
                                        code, message, (uint64_t) retry);
+    ngx_chat_cmd_count(code);
+    ngx_chat_cmd_log_error(cc, id, id_len, code, message);
 
     return ngx_chat_cmd_flush(cc, &o);
 }
@@ -1329,4 +1364,58 @@ ngx_chat_cmd_flush(ngx_chat_conn_t *cc, ngx_chat_json_out_t *o)
     ngx_chat_json_out_free(o);
 
     return cc->connection ? NGX_OK : rc;
+}
+
+
+/*
+ * commands_total{type,result}: the type is the command being answered
+ * (set when it is parsed, and by each callback that answers later)
+ */
+static void
+ngx_chat_cmd_count(const char *code)
+{
+    ngx_uint_t  type;
+
+    type = ngx_chat_worker->cmd_type;
+
+    if (type >= NGX_CHAT_CMD_T_N) {
+        type = NGX_CHAT_CMD_T_UNKNOWN;
+    }
+
+    ngx_chat_metrics_add(commands[type][ngx_chat_metrics_cmd_result(code)],
+                         1);
+}
+
+
+/*
+ * A command that failed on our side (internal_error) is logged with the
+ * user, the device (the connection's log adds them) and the request id;
+ * the client's own mistakes and load refusals are only answered.
+ */
+static void
+ngx_chat_cmd_log_error(ngx_chat_conn_t *cc, const char *id, size_t id_len,
+    const char *code, const char *message)
+{
+    if (ngx_strcmp(code, "internal_error") != 0) {
+        return;
+    }
+
+    if (id == NULL) {
+        id = "";
+        id_len = 0;
+    }
+
+    if (cc->connection) {
+        ngx_log_error(NGX_LOG_ERR, cc->connection->log, 0,
+                      "chat: %s request \"%*s\" failed: %s",
+                      ngx_chat_metrics_cmd_name(ngx_chat_worker->cmd_type),
+                      id_len, id, message);
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                  "chat: %s request \"%*s\" failed: %s, user: %V, "
+                  "device: %V",
+                  ngx_chat_metrics_cmd_name(ngx_chat_worker->cmd_type),
+                  id_len, id, message, &cc->uid, &cc->device);
 }

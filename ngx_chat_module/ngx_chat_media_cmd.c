@@ -14,6 +14,7 @@
 
 
 #include "ngx_chat.h"
+#include "ngx_chat_metrics.h"
 #include "ngx_chat_media.h"
 #include "ngx_chat_media_event.h"
 #include "ngx_chat_urlsign.h"
@@ -208,6 +209,8 @@ ngx_chat_media_created(ngx_chat_conn_t *unused, void *data, PGresult *res,
     u_char                       url[NGX_CHAT_MEDIA_URL_MAX];
     u_char                       num[NGX_OFF_T_LEN];
     u_char                       b64[48];
+
+    ngx_chat_worker->cmd_type = NGX_CHAT_CMD_T_ATTACH_CREATE;
 
     cc = req->cc;
     mc = ngx_chat_media_conf();
@@ -405,6 +408,8 @@ ngx_chat_media_got(ngx_chat_conn_t *unused, void *data, PGresult *res,
     off_t                        size;
     u_char                       url[NGX_CHAT_MEDIA_URL_MAX];
 
+    ngx_chat_worker->cmd_type = NGX_CHAT_CMD_T_ATTACH_URL;
+
     cc = req->cc;
     mc = ngx_chat_media_conf();
 
@@ -510,6 +515,8 @@ ngx_chat_media_acked(ngx_chat_conn_t *unused, void *data, PGresult *res,
     ngx_str_t             id;
     ngx_chat_conn_t      *cc;
     ngx_chat_json_out_t   o;
+
+    ngx_chat_worker->cmd_type = NGX_CHAT_CMD_T_ATTACH_ACK;
 
     cc = req->cc;
 
@@ -795,6 +802,8 @@ ngx_chat_media_pending_done(ngx_chat_conn_t *unused, void *data,
     ngx_chat_media_head_t       *h;
     ngx_chat_media_main_conf_t  *mc;
 
+    ngx_chat_worker->cmd_type = NGX_CHAT_CMD_T_SEND;
+
     mc = ngx_chat_media_conf();
 
     if (rc == NGX_OK && mc && ngx_chat_conn_active(ck->cc)) {
@@ -844,6 +853,8 @@ ngx_chat_media_head_done(void *data, ngx_uint_t status, off_t length)
     u_char                   id[NGX_CHAT_MEDIA_ID_LEN + 1];
     u_char                   size[NGX_OFF_T_LEN + 1];
 
+    ngx_chat_worker->cmd_type = NGX_CHAT_CMD_T_SEND;
+
     ck = h->check;
 
     if (status == NGX_HTTP_OK && length == h->size
@@ -878,6 +889,8 @@ static void
 ngx_chat_media_mark_done(ngx_chat_conn_t *unused, void *data, PGresult *res,
     ngx_int_t rc)
 {
+    ngx_chat_worker->cmd_type = NGX_CHAT_CMD_T_SEND;
+
     ngx_chat_media_check_step(data);
 }
 

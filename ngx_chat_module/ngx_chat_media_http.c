@@ -36,6 +36,7 @@
 
 #include "ngx_chat.h"
 #include "ngx_chat_media.h"
+#include "ngx_chat_metrics.h"
 #include "ngx_chat_http.h"
 #include "ngx_chat_urlsign.h"
 #include "ngx_chat_store.h"
@@ -600,6 +601,9 @@ ngx_chat_media_put_done(ngx_chat_conn_t *unused, void *data, PGresult *res,
              : NGX_ERROR;
 
     if (status == 0) {
+        ngx_chat_metrics_count(NGX_CHAT_C_UPLOADS, 1);
+        ngx_chat_metrics_count(NGX_CHAT_C_UP_BYTES, ctx->size);
+
         p = ngx_sprintf(body, "{\"attachmentId\":\"%V\",\"size\":%O,"
                         "\"sha256\":\"%s\"}", &ctx->id, ctx->size,
                         ctx->sha256);
@@ -710,6 +714,10 @@ ngx_chat_media_log(ngx_http_request_t *r)
     sent = r->connection->sent - r->header_size;
     complete = 0;
 
+    if (sent > 0) {
+        ngx_chat_metrics_count(NGX_CHAT_C_DOWN_BYTES, sent);
+    }
+
     if (r->headers_out.status == NGX_HTTP_OK) {
         complete = (sent >= ctx->file_size);
 
@@ -733,6 +741,8 @@ ngx_chat_media_log(ngx_http_request_t *r)
     if (!complete) {
         return NGX_OK;
     }
+
+    ngx_chat_metrics_count(NGX_CHAT_C_DOWNLOADS, 1);
 
     id = ngx_alloc(NGX_CHAT_MEDIA_ID_LEN + 1, r->connection->log);
     if (id == NULL) {

@@ -15,6 +15,7 @@
 #include "ngx_chat_media.h"
 #include "ngx_chat_jwt.h"
 #include "ngx_chat_pg.h"
+#include "ngx_chat_status.h"
 
 
 /*
@@ -42,6 +43,8 @@ static char *ngx_chat_merge_loc_conf(ngx_conf_t *cf, void *parent,
 static char *ngx_chat_websocket(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_chat_admin_token(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_chat_status(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_chat_secret_file(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -136,6 +139,20 @@ static ngx_command_t  ngx_chat_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
+
+    { ngx_string("chat_metrics"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_chat_status,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      ngx_chat_status_metrics_handler },
+
+    { ngx_string("chat_health"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_chat_status,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      ngx_chat_status_health_handler },
 
     { ngx_string("chat_admin_token_ttl"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -583,6 +600,10 @@ ngx_chat_postconfiguration(ngx_conf_t *cf)
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_chat_module);
     mc = ngx_http_conf_get_module_main_conf(cf, ngx_chat_media_module);
 
+    if (ngx_chat_status_conf(cf, cmcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     if (!cmcf->used) {
         return NGX_OK;
     }
@@ -728,6 +749,28 @@ ngx_chat_admin_token(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     hclcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     hclcf->handler = ngx_chat_admin_token_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+/* chat_metrics; chat_health;  (cmd->post is the location's handler) */
+static char *
+ngx_chat_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_chat_main_conf_t      *cmcf;
+    ngx_http_core_loc_conf_t  *hclcf;
+
+    hclcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (hclcf->handler) {
+        return "is duplicate, or the location has another handler";
+    }
+
+    hclcf->handler = (ngx_http_handler_pt) cmd->post;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_chat_module);
+    cmcf->status = 1;
 
     return NGX_CONF_OK;
 }

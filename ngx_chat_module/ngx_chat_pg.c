@@ -74,6 +74,12 @@
 
 #include "ngx_chat_pg.h"
 #include "ngx_chat_backoff.h"
+#include "ngx_chat_metrics.h"
+
+
+/* the worker's queue depth for ngx_chat_pg_queue_depth */
+#define ngx_chat_pg_depth(pg)                                               \
+    ngx_chat_metrics_gauge(NGX_CHAT_G_PG_QUEUE, (pg)->nwaiting)
 
 
 #define NGX_CHAT_PG_DEMAND_DELAY     100     /* reconnect, queries waiting */
@@ -111,6 +117,7 @@ typedef struct {
     ngx_msec_t                  backoff;    /* next reconnect delay */
     PostgresPollingStatusType   poll;       /* what the connect waits for */
     unsigned                    flushing:1; /* PQflush() returned 1 */
+    unsigned                    was_up:1;   /* ready once: reconnects */
 } ngx_chat_pg_slot_t;
 
 
@@ -529,6 +536,7 @@ ngx_chat_pg_query(ngx_chat_pg_t *pg, ngx_uint_t stmt, int nparams,
     q->size = size;
     ngx_queue_insert_tail(&pg->waiting, &q->queue);
     pg->nwaiting++;
+    ngx_chat_pg_depth(pg);
     pg->wait_bytes += size;
 
     ngx_chat_pg_dispatch(pg);
@@ -605,6 +613,7 @@ ngx_chat_pg_destroy(ngx_chat_pg_t *pg)
     ngx_queue_init(&pg->waiting);
     ngx_queue_init(&pg->failing);
     pg->nwaiting = 0;
+    ngx_chat_pg_depth(pg);
     pg->wait_bytes = 0;
 
     for (x = ngx_queue_head(&doomed);
@@ -919,6 +928,12 @@ ngx_chat_pg_slot_ready(ngx_chat_pg_slot_t *slot)
     slot->state = NGX_CHAT_PG_IDLE;
     slot->backoff = NGX_CHAT_BACKOFF_MIN;
 
+    if (slot->was_up) {
+        ngx_chat_metrics_count(NGX_CHAT_C_PG_RECONNECTS, 1);
+    }
+
+    slot->was_up = 1;
+
     if (pg->failed && pg->nerrs) {
         ngx_log_error(NGX_LOG_INFO, pg->log, 0,
                       "chat: postgresql connection #%ui to \"%s\" port %s "
@@ -1042,6 +1057,7 @@ ngx_chat_pg_slot_send(ngx_chat_pg_slot_t *slot, ngx_chat_pg_query_t *q)
     q->where = NGX_CHAT_PG_Q_WAITING;
     ngx_queue_insert_head(&pg->waiting, &q->queue);
     pg->nwaiting++;
+    ngx_chat_pg_depth(pg);
     pg->wait_bytes += q->size;
 
     ngx_chat_pg_slot_drop(slot, "lost", PQerrorMessage(slot->conn));
@@ -1224,6 +1240,7 @@ ngx_chat_pg_slot_complete(ngx_chat_pg_slot_t *slot)
         rc = NGX_OK;
 
     } else {
+        ngx_chat_metrics_count(NGX_CHAT_C_PG_ERRORS, 1);
         ngx_log_error(NGX_LOG_ERR, pg->log, 0,
                       "chat: postgresql statement \"%s\" failed: %s",
                       pg->stmts[q->stmt].name,
@@ -1254,6 +1271,8 @@ ngx_chat_pg_slot_drop(ngx_chat_pg_slot_t *slot, const char *what,
     ngx_chat_pg_query_t  *q;
 
     pg = slot->pg;
+
+    ngx_chat_metrics_count(NGX_CHAT_C_PG_ERRORS, 1);
 
     if (what == NULL) {
         /* void */
@@ -1525,6 +1544,7 @@ ngx_chat_pg_dispatch(ngx_chat_pg_t *pg)
         x = ngx_queue_head(&pg->waiting);
         ngx_queue_remove(x);
         pg->nwaiting--;
+        ngx_chat_pg_depth(pg);
 
         q = ngx_queue_data(x, ngx_chat_pg_query_t, queue);
         pg->wait_bytes -= q->size;
@@ -1550,6 +1570,7 @@ ngx_chat_pg_check_down(ngx_chat_pg_t *pg)
         x = ngx_queue_head(&pg->waiting);
         ngx_queue_remove(x);
         pg->nwaiting--;
+        ngx_chat_pg_depth(pg);
 
         q = ngx_queue_data(x, ngx_chat_pg_query_t, queue);
         pg->wait_bytes -= q->size;
@@ -1593,6 +1614,7 @@ ngx_chat_pg_query_handler(ngx_event_t *ev)
     case NGX_CHAT_PG_Q_WAITING:
         ngx_queue_remove(&q->queue);
         pg->nwaiting--;
+        ngx_chat_pg_depth(pg);
         pg->wait_bytes -= q->size;
 
         /* INFO: under overload this is per query, the cause is elsewhere */

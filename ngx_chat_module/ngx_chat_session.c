@@ -30,9 +30,19 @@
 #include "ngx_chat_store.h"
 #include "ngx_chat_ws.h"
 #include "ngx_chat_jwt.h"
+#include "ngx_chat_metrics.h"
 
 
 #define NGX_CHAT_INFLIGHT_MAX(cmcf)  ((cmcf)->drain_window * 4)
+
+/*
+ * Beside each id of a set, the time it was written (the low 32 bits of
+ * microseconds: differences are right for 71 minutes), for the ack
+ * latency; the set's allocation holds both arrays.
+ */
+#define ngx_chat_ids_times(set)  ((uint32_t *) &(set)->ids[(set)->cap])
+#define ngx_chat_ids_size(cap)                                              \
+    (sizeof(ngx_chat_ids_t) + (cap) * (sizeof(uint64_t) + sizeof(uint32_t)))
 
 
 #define NGX_CHAT_REG_BATCH    500
@@ -93,6 +103,9 @@ ngx_chat_session_open(ngx_chat_conn_t *cc)
     ngx_log_error(NGX_LOG_INFO, cc->connection->log, 0,
                   "chat: device connected");
 
+    ngx_chat_worker->ndevices++;
+    ngx_chat_metrics_gauge(NGX_CHAT_G_DEVICES, ngx_chat_worker->ndevices);
+
     /* one connection per device: an older one elsewhere goes */
     ngx_chat_bus_kick(&cc->uid, &cc->device, NGX_CHAT_CLOSE_REPLACED, cc);
 
@@ -113,6 +126,13 @@ ngx_chat_session_open(ngx_chat_conn_t *cc)
 void
 ngx_chat_session_close(ngx_chat_conn_t *cc)
 {
+    if (cc->registered) {
+        /* joined in ngx_chat_session_open(); close may run twice */
+        ngx_chat_worker->ndevices--;
+        ngx_chat_metrics_gauge(NGX_CHAT_G_DEVICES,
+                               ngx_chat_worker->ndevices);
+    }
+
     ngx_chat_bus_leave(cc);
 
     if (cc->inflight) {
@@ -720,6 +740,16 @@ ngx_chat_session_drained(ngx_chat_conn_t *cc, PGresult *res, int first,
         && !cc->drain_again)
     {
         cc->draining = 0;
+
+        if (!cc->drain_timed) {
+            /* the device's catch-up: from its accept to an empty inbox */
+            cc->drain_timed = 1;
+            ngx_chat_metrics_hist(NGX_CHAT_H_DRAIN,
+                                  (uint64_t) (ngx_current_msec
+                                              - cc->connection->start_time)
+                                  * 1000);
+        }
+
         return;
     }
 
@@ -786,6 +816,7 @@ ngx_chat_session_deliver(ngx_chat_conn_t *cc, uint64_t id, u_char *json,
 {
     u_char     *out;
     size_t      out_len;
+    uint64_t    now;
     ngx_int_t   rc;
 
     if (ngx_chat_session_has(cc, id)) {
@@ -806,6 +837,17 @@ ngx_chat_session_deliver(ngx_chat_conn_t *cc, uint64_t id, u_char *json,
         return;
     }
 
+    ngx_chat_metrics_add(delivered[ngx_chat_metrics_event_type(json, len)],
+                         1);
+
+    if (ngx_chat_worker->event_commit) {
+        /* a live event: its commit time came with it (ngx_chat_bus.c) */
+        now = ngx_chat_metrics_now();
+        ngx_chat_metrics_hist(NGX_CHAT_H_DELIVERY,
+                              now > ngx_chat_worker->event_commit
+                              ? now - ngx_chat_worker->event_commit : 0);
+    }
+
     ngx_chat_session_add(cc, id);
 }
 
@@ -813,17 +855,25 @@ ngx_chat_session_deliver(ngx_chat_conn_t *cc, uint64_t id, u_char *json,
 void
 ngx_chat_session_acked(ngx_chat_conn_t *cc, uint64_t *ids, ngx_uint_t n)
 {
+    uint32_t         now;
     ngx_uint_t       i, k;
     ngx_chat_ids_t  *set;
 
     set = cc->inflight;
 
+    ngx_chat_metrics_count(NGX_CHAT_C_ACKED, n);
+
     if (set) {
+        now = (uint32_t) ngx_chat_metrics_now();
+
         for (i = 0; i < n; i++) {
             for (k = 0; k < set->n; k++) {
                 if (set->ids[k] == ids[i]) {
                     set->ids[k] |= NGX_CHAT_IDS_ACKED;
                     set->nacked++;
+                    ngx_chat_metrics_hist(NGX_CHAT_H_ACK,
+                                  (uint32_t) (now
+                                              - ngx_chat_ids_times(set)[k]));
                     break;
                 }
             }
@@ -957,6 +1007,7 @@ ngx_chat_session_has(ngx_chat_conn_t *cc, uint64_t id)
 static void
 ngx_chat_session_add(ngx_chat_conn_t *cc, uint64_t id)
 {
+    uint32_t         now;
     ngx_uint_t       i, k, cap, max;
     ngx_chat_ids_t  *set, *old;
 
@@ -967,6 +1018,7 @@ ngx_chat_session_add(ngx_chat_conn_t *cc, uint64_t id)
         /* full: the acked ones go first */
         for (k = 0, i = 0; i < set->n; i++) {
             if (!(set->ids[i] & NGX_CHAT_IDS_ACKED)) {
+                ngx_chat_ids_times(set)[k] = ngx_chat_ids_times(set)[i];
                 set->ids[k++] = set->ids[i];
             }
         }
@@ -975,7 +1027,10 @@ ngx_chat_session_add(ngx_chat_conn_t *cc, uint64_t id)
         set->nacked = 0;
     }
 
+    now = (uint32_t) ngx_chat_metrics_now();
+
     if (set && set->n < set->cap) {
+        ngx_chat_ids_times(set)[set->n] = now;
         set->ids[set->n++] = id;
         return;
     }
@@ -988,8 +1043,7 @@ ngx_chat_session_add(ngx_chat_conn_t *cc, uint64_t id)
     cap = set ? ngx_min(set->cap * 2, max) : 8;
 
     old = set;
-    set = ngx_alloc(sizeof(ngx_chat_ids_t) + cap * sizeof(uint64_t),
-                    ngx_cycle->log);
+    set = ngx_alloc(ngx_chat_ids_size(cap), ngx_cycle->log);
     if (set == NULL) {
         return;
     }
@@ -1001,12 +1055,15 @@ ngx_chat_session_add(ngx_chat_conn_t *cc, uint64_t id)
 
     if (old) {
         ngx_memcpy(set->ids, old->ids, old->n * sizeof(uint64_t));
+        ngx_memcpy(ngx_chat_ids_times(set), ngx_chat_ids_times(old),
+                   old->n * sizeof(uint32_t));
         set->n = old->n;
         set->nacked = old->nacked;
         set->acked_at = old->acked_at;
         ngx_free(old);
     }
 
+    ngx_chat_ids_times(set)[set->n] = now;
     set->ids[set->n++] = id;
     cc->inflight = set;
 }

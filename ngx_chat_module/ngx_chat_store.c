@@ -42,6 +42,7 @@
 #include "ngx_chat_jwt.h"
 #include "ngx_chat_json.h"
 #include "ngx_chat_order.h"
+#include "ngx_chat_metrics.h"
 
 
 typedef struct {
@@ -445,6 +446,7 @@ ngx_chat_store_send(ngx_chat_conn_t *cc, ngx_chat_cmd_t *cmd,
     st->send_bytes += size;
     s->cc = cc;
     s->deadline = ngx_current_msec + ngx_chat_worker->cmcf->db_timeout;
+    s->arrived = ngx_chat_metrics_now();
     cc->pending++;
     cc->nsends++;
 
@@ -620,6 +622,8 @@ ngx_chat_store_send_batch(ngx_chat_store_t *st, ngx_uint_t wait,
 
     b->hi = b->n;
     st->nflight += b->n;
+
+    ngx_chat_metrics_hist(NGX_CHAT_H_BATCH, b->n);
 
     for (i = 0; i < b->n; i++) {
         s = b->sends[i];
@@ -1185,7 +1189,7 @@ ngx_chat_store_send_row(ngx_chat_send_t *s, PGresult *res, int row)
     u_char            *json;
     u_char             ord[NGX_CHAT_JSON_CHAT_ID_MAX + NGX_INT64_LEN + 2];
     off_t              seq, chat;
-    uint64_t           message_id;
+    uint64_t           message_id, now;
     ngx_int_t          status;
     ngx_str_t          order;
     ngx_uint_t         dup;
@@ -1193,6 +1197,12 @@ ngx_chat_store_send_row(ngx_chat_send_t *s, PGresult *res, int row)
 
     status = ngx_atoi((u_char *) PQgetvalue(res, row, 1),
                       PQgetlength(res, row, 1));
+
+    if (status == NGX_CHAT_ST_OK) {
+        now = ngx_chat_metrics_now();
+        ngx_chat_metrics_hist(NGX_CHAT_H_SEND_COMMIT,
+                              now > s->arrived ? now - s->arrived : 0);
+    }
 
     if (s->cc && ngx_chat_conn_active(s->cc)) {
         ngx_chat_worker->store_handlers->sent(s->cc, s, status, res, row);

@@ -73,6 +73,7 @@ typedef struct {
     ngx_queue_t              queue;
     ngx_chat_conn_t         *cc;           /* NULL once it closed */
     ngx_msec_t               deadline;     /* arrival + chat_db_timeout */
+    uint64_t                 arrived;      /* us, for the commit latency */
     ngx_str_t                req_id;       /* client request id */
     unsigned                 req_id_number:1;
     ngx_str_t                user;

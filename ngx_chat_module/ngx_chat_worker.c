@@ -24,6 +24,8 @@
 #include "ngx_chat_cmd.h"
 #include "ngx_chat_cmdq.h"
 #include "ngx_chat_media.h"
+#include "ngx_chat_status.h"
+#include "ngx_chat_metrics.h"
 
 #include <hiredis/hiredis.h>
 
@@ -101,6 +103,10 @@ ngx_chat_worker_init(ngx_cycle_t *cycle, ngx_chat_main_conf_t *cmcf)
     }
 
     ngx_chat_worker = w;
+    w->cmd_type = NGX_CHAT_CMD_T_NONE;
+
+    /* its slot of the metrics zone, before anything counts */
+    ngx_chat_status_worker_init(w);
 
     if (ngx_chat_bus_init(w) != NGX_OK || ngx_chat_store_init(w) != NGX_OK) {
         return NGX_ERROR;
@@ -176,6 +182,8 @@ ngx_chat_worker_exit(ngx_cycle_t *cycle)
         ngx_chat_pg_destroy(w->pg);
         w->pg = NULL;
     }
+
+    ngx_chat_status_worker_exit(w);
 
     ngx_free(w->scratch);
     ngx_free(w);

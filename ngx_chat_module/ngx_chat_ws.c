@@ -27,6 +27,7 @@
 #include "ngx_chat_auth.h"
 #include "ngx_chat_http.h"
 #include "ngx_chat_jwt.h"
+#include "ngx_chat_metrics.h"
 
 #include <openssl/sha.h>
 
@@ -78,8 +79,10 @@ static ngx_int_t ngx_chat_ws_append(ngx_chat_conn_t *cc, u_char *p,
     size_t len);
 static void ngx_chat_ws_schedule_write(ngx_chat_conn_t *cc);
 static ngx_int_t ngx_chat_ws_flush(ngx_chat_conn_t *cc);
-static void ngx_chat_ws_abort(ngx_chat_conn_t *cc);
-static void ngx_chat_ws_finalize(ngx_chat_conn_t *cc);
+static void ngx_chat_ws_abort(ngx_chat_conn_t *cc, const char *reason);
+static void ngx_chat_ws_finalize(ngx_chat_conn_t *cc, const char *reason);
+static void ngx_chat_ws_log_close(ngx_chat_conn_t *cc, ngx_uint_t code,
+    const char *reason);
 static void ngx_chat_ws_free_out(ngx_chat_conn_t *cc);
 static void ngx_chat_ws_free_buffers(ngx_chat_conn_t *cc);
 static u_char *ngx_chat_ws_log_error(ngx_log_t *log, u_char *buf,
@@ -111,6 +114,10 @@ ngx_chat_ws_handler(ngx_http_request_t *r)
 
     rc = ngx_chat_ws_check_upgrade(r, &key);
 
+    if (rc != NGX_OK) {
+        ngx_chat_metrics_add(connects[NGX_CHAT_CONNECT_BAD_REQUEST], 1);
+    }
+
     if (rc == NGX_CHAT_HTTP_UPGRADE_REQUIRED) {
         return ngx_chat_http_error(r, rc, "upgrade_required",
                                    "this endpoint speaks WebSocket "
@@ -131,6 +138,7 @@ ngx_chat_ws_handler(ngx_http_request_t *r)
     rc = ngx_chat_auth_request(r, &token, &cmcf->jwt_secret, &user,
                                &device, &iat);
     if (rc != NGX_OK) {
+        ngx_chat_metrics_add(connects[NGX_CHAT_CONNECT_UNAUTHORIZED], 1);
         return ngx_chat_http_error(r, NGX_HTTP_UNAUTHORIZED, "unauthorized",
                                    "missing, invalid or expired token");
     }
@@ -192,6 +200,7 @@ ngx_chat_ws_handler(ngx_http_request_t *r)
      */
 
     if (ngx_chat_worker->ws_handlers->reg(cc, iat) != NGX_OK) {
+        ngx_chat_metrics_add(connects[NGX_CHAT_CONNECT_UNAVAILABLE], 1);
         return ngx_chat_http_error(r, NGX_HTTP_SERVICE_UNAVAILABLE,
                                    "unavailable",
                                    "database unavailable, retry later");
@@ -218,6 +227,8 @@ ngx_chat_ws_registered(ngx_chat_conn_t *cc, ngx_uint_t outcome)
     ctx = ngx_http_get_module_ctx(r, ngx_chat_module);
 
     if (outcome == NGX_CHAT_WS_ACCEPT) {
+        ngx_chat_metrics_add(connects[NGX_CHAT_CONNECT_OK], 1);
+
         if (ngx_chat_ws_reply_101(cc, &ctx->key) != NGX_OK) {
             ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
             return;
@@ -238,18 +249,21 @@ ngx_chat_ws_registered(ngx_chat_conn_t *cc, ngx_uint_t outcome)
     switch (outcome) {
 
     case NGX_CHAT_WS_TOO_MANY:
+        ngx_chat_metrics_add(connects[NGX_CHAT_CONNECT_DEVICE_LIMIT], 1);
         code = NGX_HTTP_FORBIDDEN;
         error = "too_many_devices";
         message = "too many active devices: remove one first";
         break;
 
     case NGX_CHAT_WS_REVOKED:
+        ngx_chat_metrics_add(connects[NGX_CHAT_CONNECT_REVOKED], 1);
         code = NGX_HTTP_FORBIDDEN;
         error = "device_removed";
         message = "the device was removed: get a new token";
         break;
 
     default:
+        ngx_chat_metrics_add(connects[NGX_CHAT_CONNECT_UNAVAILABLE], 1);
         code = NGX_HTTP_SERVICE_UNAVAILABLE;
         error = "unavailable";
         message = "database unavailable, retry later";
@@ -500,6 +514,7 @@ ngx_chat_ws_takeover(ngx_event_t *ev)
 
     ngx_queue_insert_tail(&ngx_chat_worker->conns, &cc->all);
     ngx_chat_worker->nconns++;
+    ngx_chat_metrics_gauge(NGX_CHAT_G_CONNECTIONS, ngx_chat_worker->nconns);
     /*
      * The identity: unique on this worker and growing with the wall clock
      * (milliseconds << 12), so that kicks can tell older connections of a
@@ -523,7 +538,7 @@ ngx_chat_ws_takeover(ngx_event_t *ev)
     ngx_chat_ws_adopt(cc, c, hc);
 
     if (rc != NGX_OK || ngx_tcp_nodelay(c) != NGX_OK) {
-        ngx_chat_ws_finalize(cc);
+        ngx_chat_ws_finalize(cc, "takeover failed");
         return;
     }
 
@@ -543,7 +558,7 @@ ngx_chat_ws_start(ngx_chat_conn_t *cc)
     ngx_add_timer(c->read, ngx_chat_worker->cmcf->ping_interval);
 
     if (ngx_chat_ws_flush(cc) == NGX_ERROR) {
-        ngx_chat_ws_finalize(cc);
+        ngx_chat_ws_finalize(cc, "write error");
         return;
     }
 
@@ -561,7 +576,7 @@ ngx_chat_ws_start(ngx_chat_conn_t *cc)
     }
 
     if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
-        ngx_chat_ws_finalize(cc);
+        ngx_chat_ws_finalize(cc, "read event error");
         return;
     }
 
@@ -711,7 +726,7 @@ ngx_chat_ws_read(ngx_event_t *rev)
 
         if (c->error) {
             /* worker_shutdown_timeout: no more waiting */
-            ngx_chat_ws_finalize(cc);
+            ngx_chat_ws_finalize(cc, "worker shutdown timeout");
             return;
         }
 
@@ -773,15 +788,13 @@ ngx_chat_ws_read(ngx_event_t *rev)
         }
 
         if (n == 0 || n == NGX_ERROR) {
-            ngx_log_error(NGX_LOG_INFO, c->log, 0,
-                          "chat: client closed the connection");
-            ngx_chat_ws_finalize(cc);
+            ngx_chat_ws_finalize(cc, "client closed the connection");
             return;
         }
 
         if (cc->in_len) {
             if (ngx_chat_ws_keep(cc, p, n) != NGX_OK) {
-                ngx_chat_ws_finalize(cc);
+                ngx_chat_ws_finalize(cc, "input buffer error");
                 return;
             }
 
@@ -798,7 +811,7 @@ ngx_chat_ws_read(ngx_event_t *rev)
             if (used < n && ngx_chat_ws_keep(cc, p + used, n - used)
                             != NGX_OK)
             {
-                ngx_chat_ws_finalize(cc);
+                ngx_chat_ws_finalize(cc, "input buffer error");
                 return;
             }
         }
@@ -809,7 +822,7 @@ ngx_chat_ws_read(ngx_event_t *rev)
     }
 
     if (ngx_handle_read_event(rev, 0) != NGX_OK) {
-        ngx_chat_ws_finalize(cc);
+        ngx_chat_ws_finalize(cc, "read event error");
     }
 }
 
@@ -823,7 +836,7 @@ ngx_chat_ws_timer(ngx_chat_conn_t *cc)
 
     if (cc->state == NGX_CHAT_CONN_CLOSING) {
         /* the peer did not answer our close frame in time */
-        ngx_chat_ws_finalize(cc);
+        ngx_chat_ws_finalize(cc, "close timed out");
         return;
     }
 
@@ -837,7 +850,7 @@ ngx_chat_ws_timer(ngx_chat_conn_t *cc)
         ngx_log_error(NGX_LOG_INFO, c->log, 0,
                       "chat: no pong within %M ms, closing",
                       ngx_chat_worker->cmcf->ping_interval);
-        ngx_chat_ws_finalize(cc);
+        ngx_chat_ws_finalize(cc, "no pong");
         return;
     }
 
@@ -944,7 +957,7 @@ ngx_chat_ws_frame(ngx_chat_conn_t *cc, ngx_chat_ws_frame_t *f,
     if (cc->state == NGX_CHAT_CONN_CLOSING) {
         /* after our close frame only the peer's close matters */
         if (f->opcode == NGX_CHAT_WS_OP_CLOSE) {
-            ngx_chat_ws_finalize(cc);
+            ngx_chat_ws_finalize(cc, "closed");
             return NGX_ERROR;
         }
 
@@ -1262,7 +1275,8 @@ ngx_chat_ws_append(ngx_chat_conn_t *cc, u_char *p, size_t len)
                       "chat: client does not read, output limit of %uz "
                       "bytes exceeded, dropping the connection",
                       ngx_chat_worker->cmcf->output_limit);
-        ngx_chat_ws_abort(cc);
+        ngx_chat_metrics_count(NGX_CHAT_C_DROPPED, 1);
+        ngx_chat_ws_abort(cc, "output limit exceeded");
         return NGX_ERROR;
     }
 
@@ -1274,7 +1288,7 @@ ngx_chat_ws_append(ngx_chat_conn_t *cc, u_char *p, size_t len)
 
             out = ngx_alloc(sizeof(ngx_chat_out_t) + size, ngx_cycle->log);
             if (out == NULL) {
-                ngx_chat_ws_abort(cc);
+                ngx_chat_ws_abort(cc, "out of memory");
                 return NGX_ERROR;
             }
 
@@ -1332,7 +1346,7 @@ ngx_chat_ws_write_handler(ngx_event_t *wev)
     }
 
     if (cc->dropped) {
-        ngx_chat_ws_finalize(cc);
+        ngx_chat_ws_finalize(cc, "dropped");
         return;
     }
 
@@ -1345,12 +1359,12 @@ ngx_chat_ws_write_handler(ngx_event_t *wev)
         ngx_log_error(NGX_LOG_INFO, c->log, NGX_ETIMEDOUT,
                       "chat: client timed out reading");
         c->timedout = 1;
-        ngx_chat_ws_finalize(cc);
+        ngx_chat_ws_finalize(cc, "send timed out");
         return;
     }
 
     if (ngx_chat_ws_flush(cc) == NGX_ERROR) {
-        ngx_chat_ws_finalize(cc);
+        ngx_chat_ws_finalize(cc, "write error");
     }
 }
 
@@ -1415,7 +1429,7 @@ ngx_chat_ws_flush(ngx_chat_conn_t *cc)
 
     if (cc->state == NGX_CHAT_CONN_CLOSING && cc->peer_closed) {
         /* the echo of the client's close is out: nothing more to say */
-        ngx_chat_ws_finalize(cc);
+        ngx_chat_ws_finalize(cc, "closed");
         return NGX_DONE;
     }
 
@@ -1452,6 +1466,10 @@ ngx_chat_ws_close(ngx_chat_conn_t *cc, ngx_uint_t code, const char *reason)
         return;
     }
 
+    ngx_chat_ws_log_close(cc, code ? code : NGX_CHAT_CLOSE_NO_STATUS,
+                          cc->peer_closed ? "client sent close"
+                          : reason ? reason : "");
+
     /*
      * Nothing is torn down here: the caller may be walking a list that the
      * session's teardown would change (a fan-out, a kick).  The write
@@ -1476,9 +1494,11 @@ ngx_chat_ws_close(ngx_chat_conn_t *cc, ngx_uint_t code, const char *reason)
  * loop included: the output is freed now, the rest is posted.
  */
 static void
-ngx_chat_ws_abort(ngx_chat_conn_t *cc)
+ngx_chat_ws_abort(ngx_chat_conn_t *cc, const char *reason)
 {
     ngx_event_t  *wev;
+
+    ngx_chat_ws_log_close(cc, NGX_CHAT_CLOSE_ABNORMAL, reason);
 
     ngx_chat_ws_free_out(cc);
 
@@ -1499,7 +1519,7 @@ ngx_chat_ws_abort(ngx_chat_conn_t *cc)
 
 /* closes the socket; the memory goes when no callback holds cc anymore */
 static void
-ngx_chat_ws_finalize(ngx_chat_conn_t *cc)
+ngx_chat_ws_finalize(ngx_chat_conn_t *cc, const char *reason)
 {
     ngx_connection_t  *c;
 
@@ -1509,10 +1529,14 @@ ngx_chat_ws_finalize(ngx_chat_conn_t *cc)
         return;
     }
 
+    /* closed without a close frame of ours: 1006, as the client sees it */
+    ngx_chat_ws_log_close(cc, NGX_CHAT_CLOSE_ABNORMAL, reason);
+
     ngx_chat_worker->ws_handlers->close(cc);
 
     ngx_queue_remove(&cc->all);
     ngx_chat_worker->nconns--;
+    ngx_chat_metrics_gauge(NGX_CHAT_G_CONNECTIONS, ngx_chat_worker->nconns);
 
     ngx_chat_ws_free_buffers(cc);
 
@@ -1548,6 +1572,33 @@ ngx_chat_ws_finalize(ngx_chat_conn_t *cc)
     if (cc->pending == 0) {
         ngx_free(cc);
     }
+}
+
+
+/*
+ * The one INFO line of a connection's close: who (the log handler adds
+ * client, user and device), how long, the close code and why.  Logged
+ * when the close starts (our close frame, the client's, a drop) or, for a
+ * socket that just went, at the teardown; never twice.
+ */
+static void
+ngx_chat_ws_log_close(ngx_chat_conn_t *cc, ngx_uint_t code,
+    const char *reason)
+{
+    ngx_connection_t  *c;
+
+    c = cc->connection;
+
+    if (cc->close_logged || c == NULL) {
+        return;
+    }
+
+    cc->close_logged = 1;
+
+    ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                  "chat: connection closed, code %ui, reason \"%s\", "
+                  "duration %M ms", code, reason,
+                  (ngx_msec_t) (ngx_current_msec - c->start_time));
 }
 
 
@@ -1624,7 +1675,7 @@ ngx_chat_ws_close_all(void)
         }
 
         if (cc->connection) {
-            ngx_chat_ws_finalize(cc);
+            ngx_chat_ws_finalize(cc, "worker exiting");
         }
 
         ngx_chat_ws_release(cc);

@@ -16,15 +16,26 @@ use Test::More;
 use Time::HiRes qw(time);
 use ChatTest;
 use ChatTest::WS qw(:op);
+use ChatTest::Prom;
 
 my $t = ChatTest->new;
-$t->chat_conf(listen => ' sndbuf=4k', http => <<'EOF')->run;
+$t->chat_conf(listen => ' sndbuf=4k',
+    server => '        location = /chat/metrics { chat_metrics; }',
+    http => <<'EOF')->run;
     chat_output_limit 16k;
     chat_max_frame_size 12k;
     chat_max_message_size 8k;
     chat_send_timeout 60s;
     chat_ping_interval 60s;
 EOF
+
+# ngx_chat_output_dropped_total now
+sub dropped {
+    my (undef, undef, $body) = $t->http('GET', '/chat/metrics');
+    my ($m) = ChatTest::Prom::parse($body // '');
+    return $m->{value}{ngx_chat_output_dropped_total};
+}
+is dropped(), 0, 'no connection dropped yet';
 
 my $good = ChatTest::WS->connect($t, user => 'bob', device => 'laptop');
 my $r = $good->cmd('ping');
@@ -51,6 +62,10 @@ cmp_ok $sent, '>', 0, "slow client wrote $sent of " . length($batch)
 # the server acts while we still are not reading
 my $line = $t->wait_log(qr/output limit/, 10);
 ok $line, 'error.log says the output limit was hit' or diag $t->log_tail;
+is dropped(), 1, 'ngx_chat_output_dropped_total counts it';
+ok $t->wait_log(qr/connection closed, code 1006, reason "output limit/
+    . qr/ exceeded".*user: alice, device: phone/),
+    'its close line names the reason, the user and the device';
 
 # now read: what was buffered, then the end of the connection
 my ($code, $eof) = $slow->wait_closed(10);

@@ -42,30 +42,8 @@ sub jtype {
 # a connected and registered device (its first response means registered)
 sub client { $t->client(@_) }
 
-# the pid of the nginx worker serving this client: the server side of the
-# TCP connection in /proc/net/tcp, then the worker holding that socket
-sub worker_of {
-    my ($ws) = @_;
-    my $local = sprintf '0100007F:%04X', $t->port;
-    my $peer = sprintf '0100007F:%04X', $ws->socket->sockport;
-    my $inode;
-    open my $fh, '<', '/proc/net/tcp' or return undef;
-    while (my $line = <$fh>) {
-        my @f = split ' ', $line;
-        next unless @f > 9 && $f[1] eq $local && $f[2] eq $peer;
-        $inode = $f[9];
-        last;
-    }
-    close $fh;
-    return undef unless $inode;
-    for my $pid ($t->worker_pids) {
-        for my $fd (glob "/proc/$pid/fd/*") {
-            my $l = readlink $fd // next;
-            return $pid if $l eq "socket:[$inode]";
-        }
-    }
-    return undef;
-}
+# the pid of the nginx worker serving this client
+sub worker_of { $t->worker_of(@_) }
 
 # true once $cond->() is, false if not within $timeout seconds
 sub poll { ChatTest::poll($_[0], $_[1] // 5, 0.05) }

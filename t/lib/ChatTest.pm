@@ -850,6 +850,31 @@ sub worker_pids {
     return @w;
 }
 
+# the pid of the nginx worker serving this client: the server side of the
+# TCP connection in /proc/net/tcp, then the worker holding that socket
+sub worker_of {
+    my ($self, $ws) = @_;
+    my $local = sprintf '0100007F:%04X', $self->{port};
+    my $peer = sprintf '0100007F:%04X', $ws->socket->sockport;
+    my $inode;
+    open my $fh, '<', '/proc/net/tcp' or return undef;
+    while (my $line = <$fh>) {
+        my @f = split ' ', $line;
+        next unless @f > 9 && $f[1] eq $local && $f[2] eq $peer;
+        $inode = $f[9];
+        last;
+    }
+    close $fh;
+    return undef unless $inode;
+    for my $pid ($self->worker_pids) {
+        for my $fd (glob "/proc/$pid/fd/*") {
+            my $l = readlink $fd // next;
+            return $pid if $l eq "socket:[$inode]";
+        }
+    }
+    return undef;
+}
+
 # --------------------------------------------------------------------------
 # tokens
 
