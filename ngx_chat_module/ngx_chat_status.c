@@ -18,7 +18,7 @@
 #include "ngx_chat_metrics.h"
 #include "ngx_chat_http.h"
 #include "ngx_chat_pg.h"
-#include "ngx_chat_redis.h"
+#include "ngx_chat_shards.h"
 
 
 static ngx_int_t ngx_chat_status_zone_init(ngx_shm_zone_t *zone, void *data);
@@ -217,7 +217,7 @@ ngx_chat_status_health_handler(ngx_http_request_t *r)
     }
 
     pg = ngx_chat_pg_up(w->pg);
-    redis = ngx_chat_redis_up(w->redis);
+    redis = ngx_chat_shards_up(w->shards);
 
     if (pg && redis) {
         status = NGX_HTTP_OK;
