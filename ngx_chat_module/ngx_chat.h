@@ -63,11 +63,19 @@ typedef ngx_int_t (*ngx_chat_render_pt)(ngx_chat_conn_t *cc, u_char *json,
 
 
 
-/* a connection waiting for its device row (ngx_chat_session.c) */
+/* a connection waiting for a batched statement (ngx_chat_session.c) */
 typedef struct {
     ngx_chat_conn_t         *cc;
     int64_t                  iat;               /* the token's issue time */
 } ngx_chat_reg_t;
+
+/* ... and those waiting for one kind of statement, until flush runs */
+typedef struct {
+    ngx_chat_reg_t          *items;
+    ngx_uint_t               n;
+    ngx_uint_t               cap;
+    ngx_event_t              flush;             /* posted: the pass's end */
+} ngx_chat_waitq_t;
 
 
 typedef struct {
@@ -287,20 +295,13 @@ struct ngx_chat_worker_s {
     ngx_event_t              send_flush;        /* batched sends */
     ngx_event_t              poll;              /* inbox polling */
     ngx_event_t              touch;             /* device last_seen */
-    ngx_event_t              reg_flush;         /* batched registrations */
 
     ngx_chat_conn_t        **linger;            /* acked sets, kept */
     ngx_uint_t               nlinger;
     ngx_uint_t               linger_cap;
 
-    ngx_chat_reg_t          *regs;              /* waiting to register */
-    ngx_uint_t               nregs;
-    ngx_uint_t               regs_cap;
-
-    ngx_chat_conn_t        **drains;            /* waiting for a page */
-    ngx_uint_t               ndrains;
-    ngx_uint_t               drains_cap;
-    ngx_event_t              drain_flush;       /* batched drains */
+    ngx_chat_waitq_t         regs;              /* waiting to register */
+    ngx_chat_waitq_t         drains;            /* waiting for a page */
 
     void                    *store;             /* ngx_chat_store.c */
 

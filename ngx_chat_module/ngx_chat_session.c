@@ -65,7 +65,10 @@ typedef struct {
 static void ngx_chat_session_reg_flush(ngx_event_t *ev);
 static void ngx_chat_session_reg_send(ngx_chat_worker_t *w,
     ngx_chat_reg_batch_t *b, ngx_uint_t n, size_t *room);
-static void ngx_chat_session_reg_shift(ngx_chat_worker_t *w, ngx_uint_t n);
+static ngx_int_t ngx_chat_session_wait(ngx_chat_waitq_t *q,
+    ngx_chat_conn_t *cc, int64_t iat, ngx_event_handler_pt flush);
+static void ngx_chat_session_unwait(ngx_chat_waitq_t *q, ngx_uint_t n);
+static void ngx_chat_session_waitq_exit(ngx_chat_waitq_t *q);
 static void ngx_chat_session_linger(ngx_chat_conn_t *cc);
 static void ngx_chat_session_unlinger(void);
 static void ngx_chat_session_reg_done(ngx_chat_conn_t *unused, void *data,
@@ -75,7 +78,6 @@ static void ngx_chat_session_registered(ngx_chat_reg_batch_t *b,
 static void ngx_chat_session_register_status(ngx_chat_conn_t *cc,
     ngx_int_t status);
 static void ngx_chat_session_drain(ngx_chat_conn_t *cc);
-static ngx_int_t ngx_chat_session_drain_queue(ngx_chat_conn_t *cc);
 static void ngx_chat_session_drain_flush(ngx_event_t *ev);
 static ngx_int_t ngx_chat_session_pages(ngx_chat_conn_t **conns,
     ngx_uint_t n, ngx_uint_t stmt, ngx_chat_store_done_pt done, void *data);
@@ -160,45 +162,18 @@ ngx_chat_session_ready(ngx_chat_conn_t *cc)
 ngx_int_t
 ngx_chat_session_register(ngx_chat_conn_t *cc, int64_t iat)
 {
-    ngx_uint_t          cap;
-    ngx_chat_reg_t     *regs;
-    ngx_chat_worker_t  *w;
-
     if (cc->state != NGX_CHAT_CONN_NEW) {
         return NGX_ERROR;
     }
 
-    w = ngx_chat_worker;
-
-    if (w->nregs == w->regs_cap) {
-        cap = ngx_max(w->regs_cap * 2, 64);
-
-        regs = ngx_alloc(cap * sizeof(ngx_chat_reg_t), ngx_cycle->log);
-        if (regs == NULL) {
-            return NGX_ERROR;
-        }
-
-        if (w->regs) {
-            ngx_memcpy(regs, w->regs, w->nregs * sizeof(ngx_chat_reg_t));
-            ngx_free(w->regs);
-        }
-
-        w->regs = regs;
-        w->regs_cap = cap;
+    if (ngx_chat_session_wait(&ngx_chat_worker->regs, cc, iat,
+                              ngx_chat_session_reg_flush)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
     }
 
-    w->regs[w->nregs].cc = cc;
-    w->regs[w->nregs].iat = iat;
-    w->nregs++;
-    cc->pending++;
     cc->state = NGX_CHAT_CONN_REGISTERING;
-
-    if (!w->reg_flush.posted) {
-        w->reg_flush.handler = ngx_chat_session_reg_flush;
-        w->reg_flush.data = w;
-        w->reg_flush.log = w->log;
-        ngx_post_event(&w->reg_flush, &ngx_posted_events);
-    }
 
     return NGX_OK;
 }
@@ -215,8 +190,8 @@ ngx_chat_session_reg_flush(ngx_event_t *ev)
 
     w = ngx_chat_worker;
 
-    while (w->nregs) {
-        n = ngx_min(w->nregs, NGX_CHAT_REG_BATCH);
+    while (w->regs.n) {
+        n = ngx_min(w->regs.n, NGX_CHAT_REG_BATCH);
 
         b = ngx_alloc(sizeof(ngx_chat_reg_batch_t)
                       + (n - 1) * sizeof(ngx_chat_conn_t *), ev->log);
@@ -228,12 +203,12 @@ ngx_chat_session_reg_flush(ngx_event_t *ev)
         ngx_memzero(room, sizeof(room));
 
         for (i = 0; i < n; i++) {
-            cc = w->regs[i].cc;
+            cc = w->regs.items[i].cc;
 
             if (cc->state != NGX_CHAT_CONN_REGISTERING) {
                 /* gone before its turn */
                 ngx_chat_ws_release(cc);
-                w->regs[i].cc = NULL;
+                w->regs.items[i].cc = NULL;
                 continue;
             }
 
@@ -244,7 +219,7 @@ ngx_chat_session_reg_flush(ngx_event_t *ev)
         }
 
         if (b->n == 0) {
-            ngx_chat_session_reg_shift(w, n);
+            ngx_chat_session_unwait(&w->regs, n);
             ngx_free(b);
             continue;
         }
@@ -277,14 +252,14 @@ ngx_chat_session_reg_send(ngx_chat_worker_t *w, ngx_chat_reg_batch_t *b,
                 ngx_free(arr[k].start);
             }
 
-            ngx_chat_session_reg_shift(w, n);
+            ngx_chat_session_unwait(&w->regs, n);
             ngx_chat_session_registered(b, NULL, NGX_ERROR);
             return;
         }
     }
 
     for (i = 0; i < n; i++) {
-        cc = w->regs[i].cc;
+        cc = w->regs.items[i].cc;
 
         if (cc == NULL) {
             continue;
@@ -292,11 +267,11 @@ ngx_chat_session_reg_send(ngx_chat_worker_t *w, ngx_chat_reg_batch_t *b,
 
         ngx_chat_pg_array_add(&arr[0], cc->uid.data, cc->uid.len);
         ngx_chat_pg_array_add(&arr[1], cc->device.data, cc->device.len);
-        p = ngx_sprintf(num, "%L", w->regs[i].iat);
+        p = ngx_sprintf(num, "%L", w->regs.items[i].iat);
         ngx_chat_pg_array_add(&arr[2], num, p - num);
     }
 
-    ngx_chat_session_reg_shift(w, n);
+    ngx_chat_session_unwait(&w->regs, n);
 
     for (k = 0; k < 3; k++) {
         ngx_chat_pg_array_close(&arr[k]);
@@ -319,16 +294,6 @@ ngx_chat_session_reg_send(ngx_chat_worker_t *w, ngx_chat_reg_batch_t *b,
     for (k = 0; k < 3; k++) {
         ngx_free(arr[k].start);
     }
-}
-
-
-/* the first n waiting registrations are taken */
-static void
-ngx_chat_session_reg_shift(ngx_chat_worker_t *w, ngx_uint_t n)
-{
-    ngx_memmove(w->regs, w->regs + n,
-                (w->nregs - n) * sizeof(ngx_chat_reg_t));
-    w->nregs -= n;
 }
 
 
@@ -454,7 +419,10 @@ ngx_chat_session_drain(ngx_chat_conn_t *cc)
     cc->draining = 1;
     cc->drain_again = 0;
 
-    if (ngx_chat_session_drain_queue(cc) != NGX_OK) {
+    if (ngx_chat_session_wait(&ngx_chat_worker->drains, cc, 0,
+                              ngx_chat_session_drain_flush)
+        != NGX_OK)
+    {
         cc->need_drain = 1;
         ngx_chat_worker->retry = 1;
         return;
@@ -473,47 +441,6 @@ ngx_chat_session_drain(ngx_chat_conn_t *cc)
  * After a burst of connects each device's first page, mostly empty, costs
  * a share of one statement instead of a statement of its own.
  */
-static ngx_int_t
-ngx_chat_session_drain_queue(ngx_chat_conn_t *cc)
-{
-    ngx_uint_t           cap;
-    ngx_chat_conn_t    **drains;
-    ngx_chat_worker_t   *w;
-
-    w = ngx_chat_worker;
-
-    if (w->ndrains == w->drains_cap) {
-        cap = ngx_max(w->drains_cap * 2, 64);
-
-        drains = ngx_alloc(cap * sizeof(ngx_chat_conn_t *), ngx_cycle->log);
-        if (drains == NULL) {
-            return NGX_ERROR;
-        }
-
-        if (w->drains) {
-            ngx_memcpy(drains, w->drains,
-                       w->ndrains * sizeof(ngx_chat_conn_t *));
-            ngx_free(w->drains);
-        }
-
-        w->drains = drains;
-        w->drains_cap = cap;
-    }
-
-    w->drains[w->ndrains++] = cc;
-    cc->pending++;
-
-    if (!w->drain_flush.posted) {
-        w->drain_flush.handler = ngx_chat_session_drain_flush;
-        w->drain_flush.data = w;
-        w->drain_flush.log = w->log;
-        ngx_post_event(&w->drain_flush, &ngx_posted_events);
-    }
-
-    return NGX_OK;
-}
-
-
 static void
 ngx_chat_session_drain_flush(ngx_event_t *ev)
 {
@@ -524,8 +451,8 @@ ngx_chat_session_drain_flush(ngx_event_t *ev)
 
     w = ngx_chat_worker;
 
-    while (w->ndrains) {
-        n = ngx_min(w->ndrains, NGX_CHAT_DRAIN_BATCH);
+    while (w->drains.n) {
+        n = ngx_min(w->drains.n, NGX_CHAT_DRAIN_BATCH);
 
         b = ngx_alloc(sizeof(ngx_chat_reg_batch_t)
                       + (n - 1) * sizeof(ngx_chat_conn_t *), ev->log);
@@ -535,7 +462,7 @@ ngx_chat_session_drain_flush(ngx_event_t *ev)
         }
 
         for (i = 0; i < n; i++) {
-            cc = w->drains[i];
+            cc = w->drains.items[i].cc;
 
             if (b == NULL || cc->state != NGX_CHAT_CONN_LIVE) {
                 /* gone before its turn; or no memory: the poll retries */
@@ -547,9 +474,7 @@ ngx_chat_session_drain_flush(ngx_event_t *ev)
             b->conns[b->n++] = cc;
         }
 
-        ngx_memmove(w->drains, w->drains + n,
-                    (w->ndrains - n) * sizeof(ngx_chat_conn_t *));
-        w->ndrains -= n;
+        ngx_chat_session_unwait(&w->drains, n);
 
         if (b == NULL) {
             continue;
@@ -1069,7 +994,83 @@ ngx_chat_session_add(ngx_chat_conn_t *cc, uint64_t id)
 }
 
 
-/* at worker exit: what waits to register, and acked sets kept, go */
+/*
+ * cc waits in q (held by cc->pending) until q's flush handler runs at the
+ * end of the event loop pass and takes it into a batch
+ */
+static ngx_int_t
+ngx_chat_session_wait(ngx_chat_waitq_t *q, ngx_chat_conn_t *cc, int64_t iat,
+    ngx_event_handler_pt flush)
+{
+    ngx_uint_t       cap;
+    ngx_chat_reg_t  *items;
+
+    if (q->n == q->cap) {
+        cap = ngx_max(q->cap * 2, 64);
+
+        items = ngx_alloc(cap * sizeof(ngx_chat_reg_t), ngx_cycle->log);
+        if (items == NULL) {
+            return NGX_ERROR;
+        }
+
+        if (q->items) {
+            ngx_memcpy(items, q->items, q->n * sizeof(ngx_chat_reg_t));
+            ngx_free(q->items);
+        }
+
+        q->items = items;
+        q->cap = cap;
+    }
+
+    q->items[q->n].cc = cc;
+    q->items[q->n].iat = iat;
+    q->n++;
+    cc->pending++;
+
+    if (!q->flush.posted) {
+        q->flush.handler = flush;
+        q->flush.data = ngx_chat_worker;
+        q->flush.log = ngx_chat_worker->log;
+        ngx_post_event(&q->flush, &ngx_posted_events);
+    }
+
+    return NGX_OK;
+}
+
+
+/* the first n waiting connections of q are taken */
+static void
+ngx_chat_session_unwait(ngx_chat_waitq_t *q, ngx_uint_t n)
+{
+    ngx_memmove(q->items, q->items + n, (q->n - n) * sizeof(ngx_chat_reg_t));
+    q->n -= n;
+}
+
+
+static void
+ngx_chat_session_waitq_exit(ngx_chat_waitq_t *q)
+{
+    ngx_uint_t  i;
+
+    if (q->flush.posted) {
+        ngx_delete_posted_event(&q->flush);
+    }
+
+    for (i = 0; i < q->n; i++) {
+        ngx_chat_ws_release(q->items[i].cc);
+    }
+
+    if (q->items) {
+        ngx_free(q->items);
+    }
+
+    q->items = NULL;
+    q->n = 0;
+    q->cap = 0;
+}
+
+
+/* at worker exit: what waits for a batch, and acked sets kept, go */
 void
 ngx_chat_session_exit(void)
 {
@@ -1078,25 +1079,14 @@ ngx_chat_session_exit(void)
 
     w = ngx_chat_worker;
 
-    if (w->reg_flush.posted) {
-        ngx_delete_posted_event(&w->reg_flush);
-    }
-
-    for (i = 0; i < w->nregs; i++) {
-        if (w->regs[i].cc->state == NGX_CHAT_CONN_REGISTERING) {
-            w->regs[i].cc->state = NGX_CHAT_CONN_NEW;
+    for (i = 0; i < w->regs.n; i++) {
+        if (w->regs.items[i].cc->state == NGX_CHAT_CONN_REGISTERING) {
+            w->regs.items[i].cc->state = NGX_CHAT_CONN_NEW;
         }
-
-        ngx_chat_ws_release(w->regs[i].cc);
     }
 
-    if (w->regs) {
-        ngx_free(w->regs);
-    }
-
-    w->regs = NULL;
-    w->nregs = 0;
-    w->regs_cap = 0;
+    ngx_chat_session_waitq_exit(&w->regs);
+    ngx_chat_session_waitq_exit(&w->drains);
 
     for (i = 0; i < w->nlinger; i++) {
         w->linger[i]->lingering = 0;
