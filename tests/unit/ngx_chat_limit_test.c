@@ -15,19 +15,7 @@
 #include "ngx_chat_limit.h"
 
 
-static unsigned  ngx_chat_test_passed;
-static unsigned  ngx_chat_test_failed;
-
-
-#define NGX_CHAT_CHECK(cond)                                                  \
-    do {                                                                      \
-        if (cond) {                                                           \
-            ngx_chat_test_passed++;                                           \
-        } else {                                                              \
-            ngx_chat_test_failed++;                                           \
-            fprintf(stderr, "%s:%d: FAILED: %s\n", __FILE__, __LINE__, #cond);\
-        }                                                                     \
-    } while (0)
+#include "ngx_chat_check.h"
 
 
 static int
