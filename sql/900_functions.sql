@@ -673,6 +673,7 @@ DECLARE
     /* per chat that got messages */
     c_id     bigint[] := '{}';
     c_seq    bigint[] := '{}';
+    c_first  int[] := '{}';     /* its first new message in n_* */
     /* recipient devices of the new messages, one element per inbox row */
     r_i      int[];
     r_u      text[];
@@ -816,6 +817,7 @@ BEGIN
             END IF;
             v_chat := r.c;
             v_seq := r.last_seq;
+            c_first := c_first || (cardinality(n_i) + 1);
         END IF;
 
         v_seq := v_seq + 1;
@@ -849,35 +851,45 @@ BEGIN
     END IF;
 
     /*
-     * 6: the recipients, message by message (every active device of every
-     * participant but the sending one), into arrays.  What follows joins
-     * nothing whose size the planner takes from the tables: inbox,
-     * messages and participants are often nearly empty when they are
-     * analyzed, and joins planned on that (nested loops over the inserted
-     * rows) cost O(batch^2).  Each participant's devices are looked up
-     * by the participant (the inner OFFSET 0 keeps that nested loop): a
-     * plan cached on statistics taken while participants was nearly
-     * empty hash-joined every chat's participants with a full index scan
-     * of devices, 1 ms per message, in 1 of 3 bench runs.
+     * 6: the recipients (every active device of every participant but the
+     * sending one), one element per inbox row, into arrays.  Each chat's
+     * devices are looked up once per batch, then paired with each of its
+     * new messages by position (the loop above put a chat's new messages
+     * next to each other and noted where each chat's run starts), so a
+     * group message batched with k others of its chat costs 1/k of a
+     * lookup of the participants and their devices, and no join is
+     * planned on estimates.  What
+     * follows joins nothing whose size the planner takes from the tables:
+     * inbox, messages and participants are often nearly empty when they
+     * are analyzed, and joins planned on that (nested loops over the
+     * inserted rows) cost O(batch^2).  Each participant's devices are
+     * looked up by the participant (the inner OFFSET 0 keeps that nested
+     * loop): a plan cached on statistics taken while participants was
+     * nearly empty hash-joined every chat's participants with a full
+     * index scan of devices, 1 ms per message, in 1 of 3 bench runs.
      */
     IF cardinality(n_i) > 0 THEN
-        SELECT array_agg(n.i), array_agg(r.u), array_agg(r.d),
-               array_agg(n.id), array_agg(p_chats[n.i])
+        c_first := c_first || (cardinality(n_i) + 1);
+
+        SELECT array_agg(n_i[j]), array_agg(dv.u), array_agg(dv.d),
+               array_agg(n_id[j]), array_agg(c.c)
           INTO r_i, r_u, r_d, r_e, r_c
-          FROM unnest(n_i, n_id) AS n(i, id)
+          FROM unnest(c_id) WITH ORDINALITY AS c(c, k)
          CROSS JOIN LATERAL (
-               SELECT dv.u, dv.d
+               SELECT x.u, x.d
                  FROM participants p
                 CROSS JOIN LATERAL (
-                      SELECT x.user_id AS u, x.device_id AS d
-                        FROM devices x
-                       WHERE x.user_id = p.user_id
-                         AND x.active IS NOT FALSE
-                         AND NOT (x.user_id = p_users[n.i]
-                                  AND x.device_id = p_devices[n.i])
-                      OFFSET 0) AS dv
-                WHERE p.chat_id = p_chats[n.i]
-               OFFSET 0) AS r;
+                      SELECT y.user_id AS u, y.device_id AS d
+                        FROM devices y
+                       WHERE y.user_id = p.user_id
+                         AND y.active IS NOT FALSE
+                      OFFSET 0) AS x
+                WHERE p.chat_id = c.c
+               OFFSET 0) AS dv
+         /* the chat's new messages: n_i[c_first[k] .. c_first[k+1]-1] */
+         CROSS JOIN LATERAL generate_series(c_first[c.k::int],
+                                            c_first[c.k::int + 1] - 1) AS j
+         WHERE NOT (dv.u = p_users[n_i[j]] AND dv.d = p_devices[n_i[j]]);
 
         FOR r IN
             SELECT y.i, array_agg(DISTINCT y.u)::text AS users
