@@ -1166,33 +1166,44 @@ ngx_chat_session_retry(void)
 
 
 /*
- * Redis is down: read the inboxes of every connected, idle device of this
- * worker in one statement (chat_poll), from each one's drain position.
+ * Redis (or the shard of their channel) is down: read the inboxes of the
+ * connected, idle devices concerned, at most chat_poll_batch of them in
+ * one statement (chat_poll), each from its drain position, and at most
+ * one such statement at a time per worker.  The walk starts where the
+ * previous one stopped: every connection it visits goes to the back of
+ * the worker's list, so a worker with P such connections reads each of
+ * them at least once every ceil(P / chat_poll_batch) polls, and the
+ * database sees one bounded statement per worker per chat_poll_interval
+ * however many connections the worker holds.
  */
 static void
 ngx_chat_session_poll_all(void)
 {
-    ngx_uint_t         n;
-    ngx_queue_t       *q;
-    ngx_chat_conn_t   *cc, **conns;
+    ngx_uint_t          i, n, max;
+    ngx_queue_t        *q;
+    ngx_chat_conn_t    *cc, **conns;
+    ngx_chat_worker_t  *w;
 
-    if (ngx_chat_worker->polling || ngx_chat_worker->nconns == 0) {
+    w = ngx_chat_worker;
+
+    if (w->polling || w->nconns == 0) {
         return;
     }
 
-    conns = ngx_alloc(ngx_chat_worker->nconns * sizeof(ngx_chat_conn_t *),
-                      ngx_cycle->log);
+    max = ngx_min(w->nconns, w->cmcf->poll_batch);
+
+    conns = ngx_alloc(max * sizeof(ngx_chat_conn_t *), ngx_cycle->log);
     if (conns == NULL) {
         return;
     }
 
     n = 0;
 
-    for (q = ngx_queue_head(&ngx_chat_worker->conns);
-         q != ngx_queue_sentinel(&ngx_chat_worker->conns)
-         && n < ngx_chat_worker->nconns;
-         q = ngx_queue_next(q))
-    {
+    for (i = 0; i < w->nconns && n < max; i++) {
+        q = ngx_queue_head(&w->conns);
+        ngx_queue_remove(q);
+        ngx_queue_insert_tail(&w->conns, q);
+
         cc = ngx_queue_data(q, ngx_chat_conn_t, all);
 
         if (cc->state == NGX_CHAT_CONN_LIVE && !cc->draining
@@ -1207,7 +1218,8 @@ ngx_chat_session_poll_all(void)
                                   ngx_chat_session_polled, NULL)
            == NGX_OK)
     {
-        ngx_chat_worker->polling = 1;
+        w->polling = 1;
+        ngx_chat_metrics_hist(NGX_CHAT_H_POLL, n);
     }
 
     ngx_free(conns);
