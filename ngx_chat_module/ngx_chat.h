@@ -304,6 +304,7 @@ struct ngx_chat_worker_s {
 
     ngx_chat_waitq_t         regs;              /* waiting to register */
     ngx_chat_waitq_t         drains;            /* waiting for a page */
+    ngx_uint_t               drain_stmts;       /* chat_drain_batch out */
 
     void                    *store;             /* ngx_chat_store.c */
 

@@ -48,6 +48,9 @@
 #define NGX_CHAT_REG_BATCH    500
 #define NGX_CHAT_DRAIN_BATCH  100
 
+/* chat_drain_batch statements out at once: half the pool, at least one */
+#define NGX_CHAT_DRAIN_STMTS(cmcf)  ngx_max((cmcf)->pg_pool_size / 2, 1)
+
 /* how long acked ids are kept, and for how many connections at most */
 #define NGX_CHAT_ACK_LINGER      1000
 #define NGX_CHAT_LINGER_MAX      65536
@@ -440,6 +443,13 @@ ngx_chat_session_drain(ngx_chat_conn_t *cc)
  * statement, each from its own cursor (rows come by element, then event).
  * After a burst of connects each device's first page, mostly empty, costs
  * a share of one statement instead of a statement of its own.
+ *
+ * At most NGX_CHAT_DRAIN_STMTS such statements are out at once; the other
+ * connections wait (and their batches fill up) until one is answered.
+ * When Redis comes back every connection of the worker wants a page at
+ * once: the drains then reach PostgreSQL a few batches at a time instead
+ * of all queued together, where the last would wait past chat_db_timeout
+ * (which counts from the queue), fail and be retried all together again.
  */
 static void
 ngx_chat_session_drain_flush(ngx_event_t *ev)
@@ -451,7 +461,7 @@ ngx_chat_session_drain_flush(ngx_event_t *ev)
 
     w = ngx_chat_worker;
 
-    while (w->drains.n) {
+    while (w->drains.n && w->drain_stmts < NGX_CHAT_DRAIN_STMTS(w->cmcf)) {
         n = ngx_min(w->drains.n, NGX_CHAT_DRAIN_BATCH);
 
         b = ngx_alloc(sizeof(ngx_chat_reg_batch_t)
@@ -484,6 +494,9 @@ ngx_chat_session_drain_flush(ngx_event_t *ev)
             ngx_free(b);
             continue;
         }
+
+        /* counted until ngx_chat_session_drain_done() */
+        w->drain_stmts++;
 
         if (ngx_chat_session_pages(b->conns, b->n,
                                    NGX_CHAT_STMT_DRAIN_BATCH,
@@ -568,11 +581,14 @@ ngx_chat_session_drain_done(ngx_chat_conn_t *unused, void *data,
     ngx_int_t               idx;
     ngx_uint_t              i;
     ngx_chat_conn_t        *cc;
+    ngx_chat_waitq_t       *q;
     ngx_chat_reg_batch_t   *b;
 
     b = data;
     row = 0;
     rows = (rc == NGX_OK && res) ? PQntuples(res) : 0;
+
+    ngx_chat_worker->drain_stmts--;
 
     for (i = 0; i < b->n; i++) {
         cc = b->conns[i];
@@ -606,6 +622,13 @@ ngx_chat_session_drain_done(ngx_chat_conn_t *unused, void *data,
     }
 
     ngx_free(b);
+
+    q = &ngx_chat_worker->drains;
+
+    if (q->n && !q->flush.posted) {
+        /* drains left waiting for a free statement: their turn */
+        ngx_post_event(&q->flush, &ngx_posted_events);
+    }
 }
 
 
