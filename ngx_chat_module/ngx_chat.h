@@ -87,6 +87,7 @@ typedef struct {
     ngx_str_t                redis_addr;        /* "host:port", the first */
     ngx_array_t             *redis_seeds;       /* ngx_str_t, every one */
     ngx_flag_t               redis_cluster;     /* cluster=on */
+    ngx_msec_t               redis_timeout;     /* silent link dropped */
     ngx_str_t                redis_prefix;      /* channel name prefix */
     ngx_msec_t               ping_interval;     /* server PING period */
     ngx_msec_t               send_timeout;      /* stalled writer limit */
@@ -101,6 +102,7 @@ typedef struct {
     time_t                   device_idle;       /* deactivate after */
     ngx_msec_t               sweep_interval;
     ngx_msec_t               poll_interval;     /* inbox polling w/o Redis */
+    ngx_uint_t               poll_batch;        /* connections per poll */
     ngx_uint_t               drain_page;        /* events per query */
     ngx_uint_t               drain_window;      /* unacked in flight */
     ngx_msec_t               shutdown_spread;   /* 1001 closes spread */
@@ -302,6 +304,7 @@ struct ngx_chat_worker_s {
 
     ngx_chat_waitq_t         regs;              /* waiting to register */
     ngx_chat_waitq_t         drains;            /* waiting for a page */
+    ngx_uint_t               drain_stmts;       /* chat_drain_batch out */
 
     void                    *store;             /* ngx_chat_store.c */
 

@@ -865,7 +865,9 @@ ngx_chat_bus_state(void *data, ngx_uint_t up)
     if (!up && ngx_chat_worker->bus_up) {
         ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
                       "chat: redis subscriber down, inboxes are polled "
-                      "every %M ms", ngx_chat_worker->cmcf->poll_interval);
+                      "every %M ms, at most %ui connections at a time",
+                      ngx_chat_worker->cmcf->poll_interval,
+                      ngx_chat_worker->cmcf->poll_batch);
     }
 
     if (up && !ngx_chat_worker->bus_up && ngx_chat_worker->bus_was_up) {

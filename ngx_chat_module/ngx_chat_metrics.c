@@ -13,7 +13,7 @@
  * slots share slot 0 (counters and histograms only).
  *
  * Histograms keep a count per bucket (not cumulative; the render sums)
- * and their sum in microseconds (or items for the batch size).
+ * and their sum in microseconds (or items for the batch sizes).
  */
 
 
@@ -81,6 +81,10 @@ static const ngx_chat_metrics_hdef_t  ngx_chat_metrics_hists[NGX_CHAT_H_N]
       "seconds", ngx_chat_metrics_time_bounds },
     { "ngx_chat_send_batch_size",
       "sendMessage commands per chat_send_batch() transaction",
+      "", ngx_chat_metrics_size_bounds },
+    { "ngx_chat_poll_batch_size",
+      "connections whose inboxes one chat_poll() statement read (polling "
+      "while Redis is down; at most chat_poll_batch)",
       "", ngx_chat_metrics_size_bounds }
 };
 

@@ -80,7 +80,8 @@
 #define NGX_CHAT_H_DRAIN          2     /* a drain, start to end, us */
 #define NGX_CHAT_H_ACK            3     /* written to acked, us */
 #define NGX_CHAT_H_BATCH          4     /* sends per batch */
-#define NGX_CHAT_H_N              5
+#define NGX_CHAT_H_POLL           5     /* connections per chat_poll */
+#define NGX_CHAT_H_N              6
 
 #define NGX_CHAT_H_BUCKETS        15    /* bounds and +Inf */
 

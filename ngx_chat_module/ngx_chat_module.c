@@ -95,6 +95,10 @@ static ngx_chat_bounds_t  ngx_chat_send_batches_bounds = {
     ngx_chat_check_bounds, 1, 64, "must be between 1 and 64"
 };
 
+static ngx_chat_bounds_t  ngx_chat_poll_batch_bounds = {
+    ngx_chat_check_bounds, 1, 100000, "must be between 1 and 100000"
+};
+
 static ngx_chat_bounds_t  ngx_chat_fragments_bounds = {
     ngx_chat_check_bounds, 1, 1048576, "must be between 1 and 1048576"
 };
@@ -280,6 +284,20 @@ static ngx_command_t  ngx_chat_commands[] = {
       offsetof(ngx_chat_main_conf_t, poll_interval),
       NULL },
 
+    { ngx_string("chat_poll_batch"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, poll_batch),
+      &ngx_chat_poll_batch_bounds },
+
+    { ngx_string("chat_redis_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_chat_main_conf_t, redis_timeout),
+      NULL },
+
     { ngx_string("chat_drain_page"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_num_slot,
@@ -427,6 +445,8 @@ ngx_chat_create_main_conf(ngx_conf_t *cf)
     cmcf->device_idle = NGX_CONF_UNSET;
     cmcf->sweep_interval = NGX_CONF_UNSET_MSEC;
     cmcf->poll_interval = NGX_CONF_UNSET_MSEC;
+    cmcf->poll_batch = NGX_CONF_UNSET_UINT;
+    cmcf->redis_timeout = NGX_CONF_UNSET_MSEC;
     cmcf->drain_page = NGX_CONF_UNSET_UINT;
     cmcf->drain_window = NGX_CONF_UNSET_UINT;
     cmcf->shutdown_spread = NGX_CONF_UNSET_MSEC;
@@ -467,6 +487,8 @@ ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_value(cmcf->device_idle, 30 * 86400);
     ngx_conf_init_msec_value(cmcf->sweep_interval, 60000);
     ngx_conf_init_msec_value(cmcf->poll_interval, 1000);
+    ngx_conf_init_uint_value(cmcf->poll_batch, 1000);
+    ngx_conf_init_msec_value(cmcf->redis_timeout, 10000);
     ngx_conf_init_uint_value(cmcf->drain_page, 100);
     ngx_conf_init_uint_value(cmcf->drain_window, 200);
     ngx_conf_init_msec_value(cmcf->shutdown_spread, 2000);
@@ -536,6 +558,21 @@ ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
                            "\"chat_db_timeout\", \"chat_ping_interval\", "
                            "\"chat_poll_interval\", \"chat_sweep_interval\" "
                            "and \"chat_send_timeout\" must not be zero");
+        return NGX_CONF_ERROR;
+    }
+
+    /*
+     * Redis is PINGed every 3 s: below two periods a healthy idle link
+     * could look silent; above an hour a hung Redis would stall live
+     * delivery (and keep its users from being polled) for that long.
+     */
+
+    if (cmcf->redis_timeout < NGX_CHAT_REDIS_MIN_TIMEOUT
+        || cmcf->redis_timeout > 3600000)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"chat_redis_timeout\" must be between 6s "
+                           "and 1h");
         return NGX_CONF_ERROR;
     }
 

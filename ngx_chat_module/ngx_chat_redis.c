@@ -15,10 +15,18 @@
  * A context counts as up only once Redis has answered a PING: a frozen
  * server still completes TCP handshakes from its listen backlog.  One timer
  * per context is the connect timeout (CONNECTING, HANDSHAKE), the PING
- * period (READY) or the reconnect delay (DOWN).  A PING left unanswered
- * for a whole period drops the context (hung server).  Reconnects wait
- * 100 ms doubling to 5 s, +-25% jitter, and are always started from the
- * timer: never from inside hiredis.
+ * period and liveness deadline (READY) or the reconnect delay (DOWN).
+ *
+ * Liveness (READY): a context is alive while anything at all comes from
+ * Redis (a PONG, any other reply, a pushed message), and it is dropped
+ * only once nothing has been read from it for the owner's timeout
+ * (chat_redis_timeout, at least two PING periods).  A PING goes out every
+ * period when none is unanswered, so an idle healthy link is read at least
+ * once a period.  A Redis that is starved of CPU answers late but answers:
+ * dropping it would make every user of the worker fall back to polling
+ * PostgreSQL; a hung one (SIGSTOP, a dead host) still goes at the
+ * deadline.  Reconnects wait 100 ms doubling to 5 s, +-25% jitter, and are
+ * always started from the timer: never from inside hiredis.
  *
  * The adapter wraps the hiredis fd in an ngx_connection_t and registers it
  * level-triggered, so hiredis' 16 KB reads need no draining loop.  hiredis
@@ -70,7 +78,8 @@
  * buffer and allocates a 32-byte reply record; per received message one
  * parsed reply, no copy by us.  Commands issued in one event loop pass leave
  * in one write(2), made at the end of the pass (a posted event); an idle
- * connection costs one PING every 3 s.  Reads are 16 KB per read event.
+ * connection costs one PING every 3 s.  Reads are 16 KB per read event;
+ * each one stamps the context's last read (one store).
  */
 
 
@@ -92,7 +101,7 @@
 
 
 #define NGX_CHAT_REDIS_CONNECT_TIMEOUT  2000       /* ms, connect + PONG */
-#define NGX_CHAT_REDIS_PING_INTERVAL    3000       /* ms, also the timeout */
+#define NGX_CHAT_REDIS_PING_INTERVAL    3000       /* ms */
 #define NGX_CHAT_REDIS_LOG_EVERY        30         /* s between reports */
 #define NGX_CHAT_REDIS_MAX_PENDING      100000     /* unanswered commands */
 #define NGX_CHAT_REDIS_MAX_BUFFERED     (64 * 1024 * 1024)  /* unsent bytes */
@@ -116,6 +125,7 @@ typedef struct {
     ngx_uint_t                  state;     /* NGX_CHAT_REDIS_DOWN... */
     ngx_uint_t                  pending;   /* commands awaiting a reply */
     ngx_msec_t                  backoff;   /* next reconnect delay */
+    ngx_msec_t                  last_read; /* anything read, at */
     time_t                      reported;  /* last failure logged at */
     ngx_uint_t                  failures;  /* since the last report */
     time_t                      full;      /* "refusing more" logged at */
@@ -136,6 +146,7 @@ struct ngx_chat_redis_s {
     ngx_chat_redis_state_pt     on_state;
     void                       *data;
     ngx_str_t                   addr;      /* as configured, for logs */
+    ngx_msec_t                  timeout;   /* silence that drops a link */
     char                       *host;      /* IP or unix socket path */
     int                         port;      /* 0 for a unix socket */
     ngx_chat_redis_error_pt     on_error;  /* sharded mode only */
@@ -181,6 +192,7 @@ static void ngx_chat_redis_lost(ngx_chat_redis_conn_t *conn,
 static void ngx_chat_redis_failure(ngx_chat_redis_conn_t *conn,
     const char *err);
 static void ngx_chat_redis_timer_handler(ngx_event_t *ev);
+static void ngx_chat_redis_alive(ngx_chat_redis_conn_t *conn);
 static void ngx_chat_redis_read_handler(ngx_event_t *rev);
 static void ngx_chat_redis_write_handler(ngx_event_t *wev);
 static void ngx_chat_redis_add_read(void *privdata);
@@ -313,7 +325,7 @@ ngx_chat_redis_parse_addr(ngx_str_t *addr, u_char *host, int *port)
 
 ngx_chat_redis_t *
 ngx_chat_redis_create(ngx_cycle_t *cycle, ngx_str_t *addr,
-    ngx_chat_redis_message_pt on_message,
+    ngx_msec_t timeout, ngx_chat_redis_message_pt on_message,
     ngx_chat_redis_subscribed_pt on_subscribed,
     ngx_chat_redis_state_pt on_state, void *data)
 {
@@ -343,6 +355,7 @@ ngx_chat_redis_create(ngx_cycle_t *cycle, ngx_str_t *addr,
     ngx_memcpy(rd->addr.data, addr->data, addr->len);
 
     rd->log = cycle->log;
+    rd->timeout = ngx_max(timeout, NGX_CHAT_REDIS_MIN_TIMEOUT);
     rd->on_message = on_message;
     rd->on_subscribed = on_subscribed;
     rd->on_state = on_state;
@@ -569,6 +582,7 @@ ngx_chat_redis_ready(ngx_chat_redis_conn_t *conn)
                   "redis %s: connected to %V", conn->name, &rd->addr);
 
     conn->state = NGX_CHAT_REDIS_READY;
+    conn->last_read = ngx_current_msec;
     conn->backoff = NGX_CHAT_BACKOFF_MIN;
     conn->failing = 0;
     conn->failures = 0;
@@ -795,24 +809,62 @@ ngx_chat_redis_timer_handler(ngx_event_t *ev)
         return;
 
     case NGX_CHAT_REDIS_READY:
-        if (conn->ping_sent) {
-            ngx_chat_redis_lost(conn, "no reply to PING in time");
-            ngx_chat_redis_drop(conn);
-            return;
-        }
-
-        if (ngx_exiting || ngx_terminate) {
-            return;
-        }
-
-        ngx_chat_redis_ping(conn);
-        ngx_add_timer(&conn->timer, NGX_CHAT_REDIS_PING_INTERVAL);
+        ngx_chat_redis_alive(conn);
         return;
 
     default:
         /* CLOSING lasts no longer than redisAsyncFree() */
         return;
     }
+}
+
+
+/*
+ * The READY tick: drop the context if nothing at all has been read from it
+ * for rd->timeout, else PING (unless a PING is still unanswered: one is
+ * enough, any reply proves Redis alive) and tick again at the next PING
+ * period or at the deadline, whichever comes first.
+ */
+
+static void
+ngx_chat_redis_alive(ngx_chat_redis_conn_t *conn)
+{
+    u_char            *p;
+    ngx_msec_t         silent;
+    ngx_chat_redis_t  *rd;
+    u_char             err[64];
+
+    rd = conn->rd;
+
+    if (conn->c->read->posted) {
+        /* read, but not handled yet (posted events run after timers) */
+        conn->last_read = ngx_current_msec;
+    }
+
+    silent = ngx_current_msec - conn->last_read;
+
+    if (silent >= rd->timeout) {
+        p = ngx_snprintf(err, sizeof(err) - 1,
+                         "nothing read for %M ms%s", silent,
+                         conn->ping_sent ? ", PING unanswered" : "");
+        *p = '\0';
+
+        ngx_chat_redis_lost(conn, (const char *) err);
+        ngx_chat_redis_drop(conn);
+        return;
+    }
+
+    if (ngx_exiting || ngx_terminate) {
+        return;
+    }
+
+    if (!conn->ping_sent) {
+        ngx_chat_redis_ping(conn);
+    }
+
+    ngx_add_timer(&conn->timer,
+                  ngx_min(NGX_CHAT_REDIS_PING_INTERVAL,
+                          rd->timeout - silent));
 }
 
 
@@ -827,6 +879,12 @@ ngx_chat_redis_read_handler(ngx_event_t *rev)
 
     c = rev->data;
     conn = c->data;
+
+    /*
+     * Bytes came (or the end of the stream, which frees the context in
+     * this call): Redis is alive, however late it answers.
+     */
+    conn->last_read = ngx_current_msec;
 
     if (conn->subscriber && conn->rd->sharded) {
         ngx_chat_redis_raw_read(conn);

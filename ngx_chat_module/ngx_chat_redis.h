@@ -39,9 +39,17 @@ typedef void (*ngx_chat_redis_error_pt)(void *data, const char *err);
 typedef void (*ngx_chat_redis_reply_pt)(void *data, void *reply);
 
 
+/* the shortest liveness deadline: two PING periods (ms) */
+#define NGX_CHAT_REDIS_MIN_TIMEOUT  6000
+
+
 /*
  * addr: "ip:port", "[ipv6]:port" or "unix:/path"; host names are refused
- * (hiredis would resolve them with a blocking lookup).  Starts connecting
+ * (hiredis would resolve them with a blocking lookup).  timeout: a context
+ * from which nothing at all (no reply, no message) has been read for this
+ * long is dropped and reconnected; at least NGX_CHAT_REDIS_MIN_TIMEOUT
+ * (Redis is PINGed every 3 s, so a healthy idle link is read from at
+ * least that often).  Starts connecting
  * both contexts; call in init_process.  NULL on a bad address or no memory.
  * Callbacks run from the event loop and must not call
  * ngx_chat_redis_destroy().  on_state(data, 1) comes after every
@@ -49,7 +57,7 @@ typedef void (*ngx_chat_redis_reply_pt)(void *data, void *reply);
  * (a second SUBSCRIBE to one channel confuses hiredis 0.14, issue #256).
  */
 ngx_chat_redis_t *ngx_chat_redis_create(ngx_cycle_t *cycle, ngx_str_t *addr,
-    ngx_chat_redis_message_pt on_message,
+    ngx_msec_t timeout, ngx_chat_redis_message_pt on_message,
     ngx_chat_redis_subscribed_pt on_subscribed,
     ngx_chat_redis_state_pt on_state, void *data);
 

@@ -48,6 +48,9 @@
 #define NGX_CHAT_REG_BATCH    500
 #define NGX_CHAT_DRAIN_BATCH  100
 
+/* chat_drain_batch statements out at once: half the pool, at least one */
+#define NGX_CHAT_DRAIN_STMTS(cmcf)  ngx_max((cmcf)->pg_pool_size / 2, 1)
+
 /* how long acked ids are kept, and for how many connections at most */
 #define NGX_CHAT_ACK_LINGER      1000
 #define NGX_CHAT_LINGER_MAX      65536
@@ -440,6 +443,13 @@ ngx_chat_session_drain(ngx_chat_conn_t *cc)
  * statement, each from its own cursor (rows come by element, then event).
  * After a burst of connects each device's first page, mostly empty, costs
  * a share of one statement instead of a statement of its own.
+ *
+ * At most NGX_CHAT_DRAIN_STMTS such statements are out at once; the other
+ * connections wait (and their batches fill up) until one is answered.
+ * When Redis comes back every connection of the worker wants a page at
+ * once: the drains then reach PostgreSQL a few batches at a time instead
+ * of all queued together, where the last would wait past chat_db_timeout
+ * (which counts from the queue), fail and be retried all together again.
  */
 static void
 ngx_chat_session_drain_flush(ngx_event_t *ev)
@@ -451,7 +461,7 @@ ngx_chat_session_drain_flush(ngx_event_t *ev)
 
     w = ngx_chat_worker;
 
-    while (w->drains.n) {
+    while (w->drains.n && w->drain_stmts < NGX_CHAT_DRAIN_STMTS(w->cmcf)) {
         n = ngx_min(w->drains.n, NGX_CHAT_DRAIN_BATCH);
 
         b = ngx_alloc(sizeof(ngx_chat_reg_batch_t)
@@ -484,6 +494,9 @@ ngx_chat_session_drain_flush(ngx_event_t *ev)
             ngx_free(b);
             continue;
         }
+
+        /* counted until ngx_chat_session_drain_done() */
+        w->drain_stmts++;
 
         if (ngx_chat_session_pages(b->conns, b->n,
                                    NGX_CHAT_STMT_DRAIN_BATCH,
@@ -568,11 +581,14 @@ ngx_chat_session_drain_done(ngx_chat_conn_t *unused, void *data,
     ngx_int_t               idx;
     ngx_uint_t              i;
     ngx_chat_conn_t        *cc;
+    ngx_chat_waitq_t       *q;
     ngx_chat_reg_batch_t   *b;
 
     b = data;
     row = 0;
     rows = (rc == NGX_OK && res) ? PQntuples(res) : 0;
+
+    ngx_chat_worker->drain_stmts--;
 
     for (i = 0; i < b->n; i++) {
         cc = b->conns[i];
@@ -606,6 +622,13 @@ ngx_chat_session_drain_done(ngx_chat_conn_t *unused, void *data,
     }
 
     ngx_free(b);
+
+    q = &ngx_chat_worker->drains;
+
+    if (q->n && !q->flush.posted) {
+        /* drains left waiting for a free statement: their turn */
+        ngx_post_event(&q->flush, &ngx_posted_events);
+    }
 }
 
 
@@ -1166,33 +1189,44 @@ ngx_chat_session_retry(void)
 
 
 /*
- * Redis is down: read the inboxes of every connected, idle device of this
- * worker in one statement (chat_poll), from each one's drain position.
+ * Redis (or the shard of their channel) is down: read the inboxes of the
+ * connected, idle devices concerned, at most chat_poll_batch of them in
+ * one statement (chat_poll), each from its drain position, and at most
+ * one such statement at a time per worker.  The walk starts where the
+ * previous one stopped: every connection it visits goes to the back of
+ * the worker's list, so a worker with P such connections reads each of
+ * them at least once every ceil(P / chat_poll_batch) polls, and the
+ * database sees one bounded statement per worker per chat_poll_interval
+ * however many connections the worker holds.
  */
 static void
 ngx_chat_session_poll_all(void)
 {
-    ngx_uint_t         n;
-    ngx_queue_t       *q;
-    ngx_chat_conn_t   *cc, **conns;
+    ngx_uint_t          i, n, max;
+    ngx_queue_t        *q;
+    ngx_chat_conn_t    *cc, **conns;
+    ngx_chat_worker_t  *w;
 
-    if (ngx_chat_worker->polling || ngx_chat_worker->nconns == 0) {
+    w = ngx_chat_worker;
+
+    if (w->polling || w->nconns == 0) {
         return;
     }
 
-    conns = ngx_alloc(ngx_chat_worker->nconns * sizeof(ngx_chat_conn_t *),
-                      ngx_cycle->log);
+    max = ngx_min(w->nconns, w->cmcf->poll_batch);
+
+    conns = ngx_alloc(max * sizeof(ngx_chat_conn_t *), ngx_cycle->log);
     if (conns == NULL) {
         return;
     }
 
     n = 0;
 
-    for (q = ngx_queue_head(&ngx_chat_worker->conns);
-         q != ngx_queue_sentinel(&ngx_chat_worker->conns)
-         && n < ngx_chat_worker->nconns;
-         q = ngx_queue_next(q))
-    {
+    for (i = 0; i < w->nconns && n < max; i++) {
+        q = ngx_queue_head(&w->conns);
+        ngx_queue_remove(q);
+        ngx_queue_insert_tail(&w->conns, q);
+
         cc = ngx_queue_data(q, ngx_chat_conn_t, all);
 
         if (cc->state == NGX_CHAT_CONN_LIVE && !cc->draining
@@ -1207,7 +1241,8 @@ ngx_chat_session_poll_all(void)
                                   ngx_chat_session_polled, NULL)
            == NGX_OK)
     {
-        ngx_chat_worker->polling = 1;
+        w->polling = 1;
+        ngx_chat_metrics_hist(NGX_CHAT_H_POLL, n);
     }
 
     ngx_free(conns);

@@ -67,6 +67,7 @@ struct ngx_chat_shards_s {
     ngx_event_t                 timer;     /* map reads */
     ngx_uint_t                  asked;     /* round robin of map reads */
     uint32_t                    serial;    /* last subscriber serial */
+    ngx_msec_t                  timeout;   /* nodes' liveness deadline */
     ngx_chat_redis_message_pt   on_message;
     ngx_chat_redis_subscribed_pt  on_subscribed;
     ngx_chat_redis_state_pt     on_state;
@@ -103,7 +104,8 @@ static void ngx_chat_shards_apply(ngx_chat_shards_t *sh);
 
 ngx_chat_shards_t *
 ngx_chat_shards_create(ngx_cycle_t *cycle, ngx_str_t *seeds, ngx_uint_t n,
-    ngx_uint_t cluster, ngx_chat_redis_message_pt on_message,
+    ngx_uint_t cluster, ngx_msec_t timeout,
+    ngx_chat_redis_message_pt on_message,
     ngx_chat_redis_subscribed_pt on_subscribed,
     ngx_chat_redis_state_pt on_state, ngx_chat_redis_message_pt on_bounce,
     void *data)
@@ -119,6 +121,7 @@ ngx_chat_shards_create(ngx_cycle_t *cycle, ngx_str_t *seeds, ngx_uint_t n,
     sh->cycle = cycle;
     sh->log = cycle->log;
     sh->cluster = cluster ? 1 : 0;
+    sh->timeout = timeout;
     sh->on_message = on_message;
     sh->on_subscribed = on_subscribed;
     sh->on_state = on_state;
@@ -241,7 +244,7 @@ ngx_chat_shards_node(ngx_chat_shards_t *sh, ngx_str_t *addr,
     node->addr.len = addr->len;
     ngx_memcpy(node->data, addr->data, addr->len);
 
-    node->rd = ngx_chat_redis_create(sh->cycle, &node->addr,
+    node->rd = ngx_chat_redis_create(sh->cycle, &node->addr, sh->timeout,
                                      ngx_chat_shards_message,
                                      ngx_chat_shards_subscribed,
                                      ngx_chat_shards_state, node);

@@ -35,17 +35,19 @@ typedef struct ngx_chat_shards_s  ngx_chat_shards_t;
 
 /*
  * seeds: n numeric addresses (as ngx_chat_redis_create() takes them);
- * cluster: 0 for one Redis (n must be 1).  Starts connecting; call in
- * init_process.  on_state(data, up) comes whenever a subscriber came up
- * or went down or the slot map changed: up is ngx_chat_shards_up(); the
- * owner then compares its subscriptions with ngx_chat_shards_owner().
+ * cluster: 0 for one Redis (n must be 1); timeout: the liveness deadline
+ * of every node's links (ngx_chat_redis_create()).  Starts connecting;
+ * call in init_process.  on_state(data, up) comes whenever a subscriber
+ * came up or went down or the slot map changed: up is
+ * ngx_chat_shards_up(); the owner then compares its subscriptions with
+ * ngx_chat_shards_owner().
  * on_bounce(data, channel, msg): a publish that a primary refused because
  * the slot is not (or no longer) its own; publish it again later (the map
  * is being read again).  Callbacks must not call ngx_chat_shards_destroy().
  * NULL on no memory.
  */
 ngx_chat_shards_t *ngx_chat_shards_create(ngx_cycle_t *cycle,
-    ngx_str_t *seeds, ngx_uint_t n, ngx_uint_t cluster,
+    ngx_str_t *seeds, ngx_uint_t n, ngx_uint_t cluster, ngx_msec_t timeout,
     ngx_chat_redis_message_pt on_message,
     ngx_chat_redis_subscribed_pt on_subscribed,
     ngx_chat_redis_state_pt on_state, ngx_chat_redis_message_pt on_bounce,

@@ -122,6 +122,7 @@ ngx_chat_worker_init(ngx_cycle_t *cycle, ngx_chat_main_conf_t *cmcf)
     w->shards = ngx_chat_shards_create(cycle, cmcf->redis_seeds->elts,
                                        cmcf->redis_seeds->nelts,
                                        cmcf->redis_cluster,
+                                       cmcf->redis_timeout,
                                        ngx_chat_bus_message,
                                        ngx_chat_bus_subscribed,
                                        ngx_chat_bus_state,

@@ -109,6 +109,13 @@ my @bad = (
     [ { extra => "chat_send_queue_time 1s;\nchat_send_queue_time 1s;" },
       qr/chat_send_queue_time/ ],
     [ { extra => 'chat_max_inflight 0;' }, qr/chat_max_inflight/ ],
+    [ { extra => 'chat_redis_timeout 5999ms;' },
+      qr/"chat_redis_timeout" must be between 6s and 1h/ ],
+    [ { extra => 'chat_redis_timeout 61m;' },
+      qr/"chat_redis_timeout" must be between 6s and 1h/ ],
+    [ { extra => 'chat_redis_timeout abc;' }, qr/chat_redis_timeout/ ],
+    [ { extra => 'chat_poll_batch 0;' }, qr/chat_poll_batch/ ],
+    [ { extra => 'chat_poll_batch 100001;' }, qr/chat_poll_batch/ ],
     [ { extra => 'chat_max_inflight 100001;' }, qr/chat_max_inflight/ ],
     [ { redis => 'chat_redis localhost:6379;' }, qr/chat_redis/ ],
     [ { redis => 'chat_redis 127.0.0.1:99999;' }, qr/chat_redis/ ],
@@ -203,6 +210,8 @@ my @good = (
     'chat_max_frame_size 220k; chat_max_message_size 100k; '
         . "chat_output_limit 300k; chat_media_store local $dir/media;",
     'chat_max_fragments 1; chat_order_hold_limit 0;',
+    'chat_redis_timeout 6s; chat_poll_batch 1;',
+    'chat_redis_timeout 1h; chat_poll_batch 100000;',
 );
 
 for my $extra (@good) {
