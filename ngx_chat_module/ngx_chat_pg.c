@@ -139,7 +139,6 @@ struct ngx_chat_pg_s {
     char                        options[128]; /* "-c ..." settings */
     ngx_msec_t                  err_time;   /* last connect failure log */
     ngx_uint_t                  nerrs;      /* failures not logged since */
-    PGresult                   *kept;       /* the handler keeps it */
     unsigned                    failed:1;   /* in a run of failures */
     unsigned                    destroying:1;
     char                        conninfo[1];
@@ -1689,20 +1688,11 @@ ngx_chat_pg_query_finish(ngx_chat_pg_query_t *q, PGresult *res,
         q->handler(q->data, res, rc);
     }
 
-    if (res != NULL && res != q->pg->kept) {
+    if (res != NULL) {
         PQclear(res);
     }
 
-    q->pg->kept = NULL;
-
     ngx_chat_pg_query_free(q);
-}
-
-
-void
-ngx_chat_pg_keep_result(ngx_chat_pg_t *pg, PGresult *res)
-{
-    pg->kept = res;
 }
 
 

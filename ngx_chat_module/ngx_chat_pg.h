@@ -40,8 +40,7 @@ typedef struct {
  *   NGX_OK        res holds PGRES_TUPLES_OK or PGRES_COMMAND_OK;
  *   NGX_ERROR     the statement failed (res holds the error result, or NULL);
  *   NGX_DECLINED  unavailable: timed out, connection lost, pool shut down.
- * res is cleared by the pool after the handler returns, unless the
- * handler took it with ngx_chat_pg_keep_result().
+ * res is cleared by the pool after the handler returns.
  */
 typedef void (*ngx_chat_pg_handler_pt)(void *data, PGresult *res,
     ngx_int_t rc);
@@ -95,12 +94,6 @@ ngx_chat_pg_query_t *ngx_chat_pg_query(ngx_chat_pg_t *pg, ngx_uint_t stmt,
 
 /* brings the query's deadline closer: ms from now, if that is sooner */
 void ngx_chat_pg_query_expire(ngx_chat_pg_query_t *q, ngx_msec_t ms);
-
-/*
- * From inside a handler only: the handler keeps res, to read it in later
- * event loop passes, and PQclear()s it itself; the pool does not.
- */
-void ngx_chat_pg_keep_result(ngx_chat_pg_t *pg, PGresult *res);
 
 /* 1 when at least one connection is established */
 ngx_uint_t ngx_chat_pg_up(ngx_chat_pg_t *pg);

@@ -11,10 +11,6 @@
  *     batches grow with the load: group commit without a timer.  Few large
  *     batches beat many small ones: concurrent batches wait for each
  *     other's chat row locks, and each costs a transaction.
- *     A batch's result is answered NGX_CHAT_SEND_ROWS_PER_PASS rows per
- *     event loop pass (the rest posted to the next pass, the batch's slot
- *     held until the last row), so that a worker answering 500 sends
- *     still reads its other connections every millisecond or two.
  *   - acks accumulate likewise and leave as one chat_ack_batch() per round
  *     trip; a batch that fails on the way (connection lost, timeout) is
  *     kept and retried until its acks are chat_db_timeout old, then given
@@ -87,7 +83,6 @@ typedef struct {
     ngx_uint_t               nbusy;         /* waiting sends with busy */
     ngx_uint_t               wait_batches;  /* in flight, 0 or 1 */
     ngx_uint_t               nflight;       /* sends in batches out */
-    ngx_queue_t              answering;     /* batches, results in hand */
 
     /*
      * The service rate: sends answered per ms << 10 (0: not known yet),
@@ -125,15 +120,6 @@ typedef struct {
 #define NGX_CHAT_SEND_RATE_WINDOW   100     /* ms */
 
 /*
- * Rows of a send batch answered per event loop pass.  Answering a row
- * writes the sender's answer and publishes the message (about 10-20 us,
- * most of it the kernel's loopback TCP); 500 rows in one pass kept the
- * worker from reading its other connections for 10-30 ms on a busy box,
- * and a send refused at once waited that long for its refusal.
- */
-#define NGX_CHAT_SEND_ROWS_PER_PASS 64
-
-/*
  * One chat_send_batch() call and, after PostgreSQL refused it for its
  * data, its halves: sends[lo..hi) is the statement in flight, and the
  * ranges [hi, ends[nends - 1]), ... wait behind it in that order (so a
@@ -147,17 +133,6 @@ typedef struct {
     ngx_uint_t               nends;
     ngx_msec_t               issued;        /* taken from the queue */
     ngx_uint_t               timed;         /* counts for the rate */
-
-    /* answering a result over several event loop passes */
-    ngx_queue_t              queue;         /* in st->answering */
-    ngx_event_t              more;          /* the next rows, next pass */
-    PGresult                *res;           /* kept from the pool */
-    int                      row;           /* the next row to answer */
-    int                      rows;
-    ngx_uint_t               busy;          /* rows that came back busy */
-    ngx_uint_t               done;          /* rows answered */
-    ngx_queue_t              busyq;         /* those sends, in row order */
-
     ngx_uint_t               ends[NGX_CHAT_SEND_SPLIT_MAX];
     ngx_chat_send_t         *sends[1];      /* chat_send_batch_size */
 } ngx_chat_send_batch_t;
@@ -173,12 +148,6 @@ static void ngx_chat_store_send_done(void *data, PGresult *res,
     ngx_int_t rc);
 static void ngx_chat_store_send_next(ngx_chat_store_t *st,
     ngx_chat_send_batch_t *b, ngx_queue_t *head);
-static void ngx_chat_store_send_answer(ngx_chat_send_batch_t *b,
-    ngx_uint_t all);
-static void ngx_chat_store_send_more(ngx_event_t *ev);
-static void ngx_chat_store_send_end(ngx_chat_store_t *st,
-    ngx_chat_send_batch_t *b, ngx_uint_t busy, ngx_uint_t done,
-    ngx_queue_t *head);
 static void ngx_chat_store_send_refused(ngx_chat_send_t *s, PGresult *res);
 static void ngx_chat_store_send_fail(ngx_chat_send_t *s);
 static ngx_uint_t ngx_chat_store_send_late(ngx_chat_store_t *st,
@@ -298,7 +267,6 @@ ngx_chat_store_init(ngx_chat_worker_t *w)
     }
 
     ngx_queue_init(&st->sends);
-    ngx_queue_init(&st->answering);
     ngx_queue_init(&st->waiters);
 
     w->store = st;
@@ -326,14 +294,6 @@ ngx_chat_store_exit(ngx_chat_worker_t *w)
     st = w->store;
     if (st == NULL) {
         return;
-    }
-
-    /* results in hand are answered now, all of their rows */
-
-    while (!ngx_queue_empty(&st->answering)) {
-        q = ngx_queue_head(&st->answering);
-        ngx_chat_store_send_answer(ngx_queue_data(q, ngx_chat_send_batch_t,
-                                                  queue), 1);
     }
 
     if (w->send_flush.posted) {
@@ -782,7 +742,10 @@ ngx_chat_store_send_done(void *data, PGresult *res, ngx_int_t rc)
 {
     ngx_chat_send_batch_t  *b = data;
 
-    ngx_uint_t          i, n;
+    int                 row, rows, idx;
+    ngx_int_t           status;
+    ngx_uint_t          i, n, busy, done;
+    ngx_queue_t        *head;
     ngx_chat_send_t    *s;
     ngx_chat_store_t   *st;
 
@@ -795,6 +758,9 @@ ngx_chat_store_send_done(void *data, PGresult *res, ngx_int_t rc)
         st->send_batches--;
     }
 
+    busy = 0;
+    done = 0;
+    head = st ? &st->sends : NULL;
     n = b->hi - b->lo;
 
     if (st && n > 1 && b->nends < NGX_CHAT_SEND_SPLIT_MAX
@@ -833,179 +799,57 @@ ngx_chat_store_send_done(void *data, PGresult *res, ngx_int_t rc)
     }
 
     if (st && res && rc == NGX_OK) {
-        b->res = res;
-        b->row = 0;
-        b->rows = PQntuples(res);
-        b->busy = 0;
-        b->done = 0;
-        ngx_queue_init(&b->busyq);
+        rows = PQntuples(res);
 
-        if (b->rows > NGX_CHAT_SEND_ROWS_PER_PASS) {
-            /*
-             * the rest in later passes, with the batch's slot held until
-             * the last row: with chat_send_batches 1 no other batch
-             * starts before all of this one's senders are answered
-             */
-            ngx_chat_pg_keep_result(ngx_chat_worker->pg, res);
+        for (row = 0; row < rows; row++) {
+            idx = ngx_atoi((u_char *) PQgetvalue(res, row, 0),
+                           PQgetlength(res, row, 0));
 
-            if (b->wait) {
-                st->wait_batches++;
-
-            } else {
-                st->send_batches++;
+            if (idx < 1 || (ngx_uint_t) idx > n
+                || b->sends[b->lo + idx - 1] == NULL)
+            {
+                continue;
             }
 
-            ngx_queue_insert_tail(&st->answering, &b->queue);
+            s = b->sends[b->lo + idx - 1];
+            b->sends[b->lo + idx - 1] = NULL;
 
-            ngx_memzero(&b->more, sizeof(ngx_event_t));
-            b->more.handler = ngx_chat_store_send_more;
-            b->more.data = b;
-            b->more.log = ngx_cycle->log;
+            status = ngx_atoi((u_char *) PQgetvalue(res, row, 1),
+                              PQgetlength(res, row, 1));
+
+            if (status == NGX_CHAT_ST_BUSY
+                && (s->cc == NULL || ngx_chat_conn_active(s->cc)))
+            {
+                /*
+                 * its chat or key is held by a concurrent batch: back to
+                 * the front of the queue, in batch order, before the
+                 * connection's later sends; the deadline still holds
+                 */
+                ngx_queue_insert_after(head, &s->queue);
+                head = &s->queue;
+                st->nsends++;
+
+                if (!s->busy) {
+                    s->busy = 1;
+                    st->nbusy++;
+                }
+
+                busy++;
+                continue;
+            }
+
+            done++;
+            ngx_chat_store_send_row(s, res, row);
         }
 
-        ngx_chat_store_send_answer(b, 0);
-        return;
-    }
-
-    if (st && n == 1 && b->sends[b->lo]
-        && ngx_chat_store_item_error(res, rc))
+    } else if (st && n == 1 && b->sends[b->lo]
+               && ngx_chat_store_item_error(res, rc))
     {
         /* the one send PostgreSQL refuses: it alone fails, for good */
         s = b->sends[b->lo];
         b->sends[b->lo] = NULL;
         ngx_chat_store_send_refused(s, res);
     }
-
-    ngx_chat_store_send_end(st, b, 0, 0, NULL);
-}
-
-
-/*
- * Answers the rows of b's result from b->row on: NGX_CHAT_SEND_ROWS_PER_
- * PASS of them when the batch is answered over several passes (then the
- * next ones are posted for the next pass, after the events that pass
- * brings), or all of them.  Sends that came back busy wait in b->busyq
- * and go back to the front of the queue, in batch order, once the last
- * row is answered.
- */
-
-static void
-ngx_chat_store_send_answer(ngx_chat_send_batch_t *b, ngx_uint_t all)
-{
-    int                 row, last, idx;
-    ngx_int_t           status;
-    ngx_uint_t          n, kept;
-    ngx_queue_t        *q, *head;
-    ngx_chat_send_t    *s;
-    ngx_chat_store_t   *st;
-
-    st = ngx_chat_worker->store;
-    n = b->hi - b->lo;
-    kept = (b->rows > NGX_CHAT_SEND_ROWS_PER_PASS);
-
-    last = (kept && !all) ? ngx_min(b->row + NGX_CHAT_SEND_ROWS_PER_PASS,
-                                     b->rows)
-                          : b->rows;
-
-    for (row = b->row; row < last; row++) {
-        idx = ngx_atoi((u_char *) PQgetvalue(b->res, row, 0),
-                       PQgetlength(b->res, row, 0));
-
-        if (idx < 1 || (ngx_uint_t) idx > n
-            || b->sends[b->lo + idx - 1] == NULL)
-        {
-            continue;
-        }
-
-        s = b->sends[b->lo + idx - 1];
-        b->sends[b->lo + idx - 1] = NULL;
-
-        status = ngx_atoi((u_char *) PQgetvalue(b->res, row, 1),
-                          PQgetlength(b->res, row, 1));
-
-        if (status == NGX_CHAT_ST_BUSY
-            && (s->cc == NULL || ngx_chat_conn_active(s->cc)))
-        {
-            /* its chat or key is held by a concurrent batch */
-            ngx_queue_insert_tail(&b->busyq, &s->queue);
-            b->busy++;
-            continue;
-        }
-
-        b->done++;
-        ngx_chat_store_send_row(s, b->res, row);
-    }
-
-    b->row = last;
-
-    if (b->row < b->rows) {
-        if (!b->more.posted) {
-            ngx_post_event(&b->more, &ngx_posted_next_events);
-        }
-
-        return;
-    }
-
-    if (kept) {
-        if (b->more.posted) {
-            ngx_delete_posted_event(&b->more);
-        }
-
-        ngx_queue_remove(&b->queue);
-        PQclear(b->res);
-
-        if (b->wait) {
-            st->wait_batches--;
-
-        } else {
-            st->send_batches--;
-        }
-    }
-
-    b->res = NULL;
-
-    /*
-     * the busy ones back to the front of the queue, in batch order,
-     * before the connections' later sends; their deadlines still hold
-     */
-
-    head = &st->sends;
-
-    while (!ngx_queue_empty(&b->busyq)) {
-        q = ngx_queue_head(&b->busyq);
-        ngx_queue_remove(q);
-        ngx_queue_insert_after(head, q);
-        head = q;
-        st->nsends++;
-
-        s = ngx_queue_data(q, ngx_chat_send_t, queue);
-
-        if (!s->busy) {
-            s->busy = 1;
-            st->nbusy++;
-        }
-    }
-
-    ngx_chat_store_send_end(st, b, b->busy, b->done,
-                            b->busy ? head : NULL);
-}
-
-
-static void
-ngx_chat_store_send_more(ngx_event_t *ev)
-{
-    ngx_chat_store_send_answer(ev->data, 0);
-}
-
-
-/* the end of sends[lo..hi): what got no row failed as a whole */
-
-static void
-ngx_chat_store_send_end(ngx_chat_store_t *st, ngx_chat_send_batch_t *b,
-    ngx_uint_t busy, ngx_uint_t done, ngx_queue_t *head)
-{
-    ngx_uint_t        i;
-    ngx_chat_send_t  *s;
 
     /* whatever got no row failed as a whole: the client may retry */
 
@@ -1030,7 +874,7 @@ ngx_chat_store_send_end(ngx_chat_store_t *st, ngx_chat_send_batch_t *b,
         ngx_chat_store_send_rate(st, b, done);
     }
 
-    ngx_chat_store_send_next(st, b, head);
+    ngx_chat_store_send_next(st, b, busy ? head : NULL);
 }
 
 

@@ -1,15 +1,14 @@
 #!/usr/bin/perl
 
-# A send batch's result is answered over several event loop passes, 64
-# rows at a time (ngx_chat_store.c, NGX_CHAT_SEND_ROWS_PER_PASS), so that
-# the worker reads its other connections in between.  What must not
-# change: every send of the batch is answered once, each connection's
-# answers come in the order it sent, seqs follow that order, every
-# recipient gets each message once, a connection that closes while its
-# batch is being answered breaks nothing, and the next batch (the slot is
-# held until the last row) still runs.  A first send that PostgreSQL
-# stalls on holds the only batch slot while 300 more pile up behind it,
-# so that they go in one batch of 300 rows.
+# One send batch of 300 rows from three connections: every send is
+# answered once, each connection's answers come in the order it sent,
+# seqs follow that order, every recipient gets each message once, a
+# connection that closes while its batch is in flight breaks nothing, and
+# the next batch still runs.  A first send that PostgreSQL stalls on
+# holds the only batch slot while 300 more pile up behind it, so that
+# they go in one batch.  (Kept from a try at answering a batch over
+# several event loop passes, which measured no better and was reverted:
+# docs/benchmarks.md, "Overload".)
 
 use strict;
 use warnings;
