@@ -31,9 +31,7 @@ EOF
 
 # ngx_chat_output_dropped_total now
 sub dropped {
-    my (undef, undef, $body) = $t->http('GET', '/chat/metrics');
-    my ($m) = ChatTest::Prom::parse($body // '');
-    return $m->{value}{ngx_chat_output_dropped_total};
+    return ChatTest::Prom::scrape($t)->{ngx_chat_output_dropped_total};
 }
 is dropped(), 0, 'no connection dropped yet';
 

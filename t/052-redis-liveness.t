@@ -42,11 +42,7 @@ EOF
         }
 EOF
 
-sub metric {
-    my (undef, undef, $body) = $t->http('GET', '/chat/metrics');
-    my ($m) = ChatTest::Prom::parse($body // '');
-    return $m->{value}{ $_[0] } // 0;
-}
+sub metric { ChatTest::Prom::scrape($t)->{ $_[0] } // 0 }
 
 sub poll { ChatTest::poll($_[0], $_[1] // 10, 0.05) }
 

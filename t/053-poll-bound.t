@@ -39,11 +39,7 @@ EOF
         }
 EOF
 
-sub metrics {
-    my (undef, undef, $body) = $t->http('GET', '/chat/metrics');
-    my ($m) = ChatTest::Prom::parse($body // '');
-    return $m->{value} // {};
-}
+sub metrics { ChatTest::Prom::scrape($t) }
 
 sub poll { ChatTest::poll($_[0], $_[1] // 10, 0.05) }
 

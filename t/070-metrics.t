@@ -51,11 +51,7 @@ sub scrape {
 }
 
 # a scrape without the per-scrape tests, for polling
-sub values_now {
-    my (undef, undef, $body) = $t->http('GET', '/chat/metrics');
-    my ($m) = ChatTest::Prom::parse($body // '');
-    return $m->{value};
-}
+sub values_now { ChatTest::Prom::scrape($t) }
 
 sub v { $_[0]{value}{$_[1]} // 0 }
 

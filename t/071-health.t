@@ -39,11 +39,7 @@ sub health {
     return ($status, eval { $JSON->decode($body) } // { raw => $body });
 }
 
-sub metric {
-    my (undef, undef, $body) = $t->http('GET', '/chat/metrics');
-    my ($m) = ChatTest::Prom::parse($body // '');
-    return $m->{value}{ $_[0] } // 0;
-}
+sub metric { ChatTest::Prom::scrape($t)->{ $_[0] } // 0 }
 
 # true once $n health checks in a row (they land on both workers) answer
 # $want, within $timeout seconds; the time it took

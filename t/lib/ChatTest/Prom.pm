@@ -40,6 +40,16 @@ sub family_of {
     return $name;
 }
 
+# scrape($t, $path): one GET of $t's metrics location (default
+# /chat/metrics; the test's server block declares it), parsed: the value
+# hash of parse(), {} when there was no answer
+sub scrape {
+    my ($t, $path) = @_;
+    my (undef, undef, $body) = $t->http('GET', $path // '/chat/metrics');
+    my ($m) = parse($body // '');
+    return $m->{value} // {};
+}
+
 sub parse {
     my ($text) = @_;
     my (%fam, %value, @err, %closed, $current);
