@@ -102,7 +102,11 @@ static const ngx_chat_metrics_def_t  ngx_chat_metrics_gauges[NGX_CHAT_G_N]
       "1 when every worker's Redis subscriber link is up", NGX_CHAT_AGG_MIN },
     { "ngx_chat_polling",
       "1 while some worker polls inboxes because Redis is down",
-      NGX_CHAT_AGG_MAX }
+      NGX_CHAT_AGG_MAX },
+    { "ngx_chat_send_capacity_per_second",
+      "sends a second PostgreSQL commits while sends wait, as the workers "
+      "measure it to shed load (chat_send_queue_time); 0 until measured",
+      NGX_CHAT_AGG_SUM }
 };
 
 

@@ -24,7 +24,8 @@
 #define NGX_CHAT_G_PG_QUEUE       2     /* queries waiting for the pool */
 #define NGX_CHAT_G_REDIS_UP       3     /* subscriber link up: 0 or 1 */
 #define NGX_CHAT_G_POLLING        4     /* inboxes polled: 0 or 1 */
-#define NGX_CHAT_G_N              5
+#define NGX_CHAT_G_SEND_CAPACITY  5     /* sends/s committed, measured */
+#define NGX_CHAT_G_N              6
 
 /* counters without labels */
 #define NGX_CHAT_C_ACKED          0     /* event ids acked */

@@ -579,7 +579,7 @@ ngx_chat_init_main_conf(ngx_conf_t *cf, void *conf)
     /* sends are refused at once beyond this much queued work (0: off) */
 
     if (cmcf->send_queue_time == NGX_CONF_UNSET_MSEC) {
-        cmcf->send_queue_time = ngx_min(200, cmcf->db_timeout / 2);
+        cmcf->send_queue_time = ngx_min(150, cmcf->db_timeout / 2);
 
     } else if (cmcf->send_queue_time >= cmcf->db_timeout) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,

@@ -93,6 +93,7 @@ typedef struct {
     ngx_msec_t               rate_start;    /* the window opened */
     ngx_uint_t               rate_done;     /* sends answered in it */
     ngx_uint_t               rate_open;     /* 0: the queue ran dry */
+    ngx_msec_t               rate_since;    /* it last stopped doing so */
     ngx_uint_t               shed;          /* refused, not logged yet */
     ngx_uint_t               shed_queued;   /* ... of them after queueing */
     ngx_msec_t               shed_logged;
@@ -1016,8 +1017,12 @@ ngx_chat_store_send_stale(ngx_chat_store_t *st)
 
 /*
  * A batch of b came back with done sends answered: they count for the
- * rate when the batch left while sends were waiting.  A window closes
- * once the queue runs dry (demand, not PostgreSQL, set the pace then).
+ * rate when the batch left while sends were waiting (since the queue last
+ * ran dry: demand, not PostgreSQL, set the pace before), also when it left
+ * in an earlier window.  Counting only the batches issued in the current
+ * window left out the one in flight when it opened, which made the rate
+ * about a batch per window low (a quarter or more) and the queue shorter
+ * than chat_send_queue_time allows.
  */
 
 static void
@@ -1028,7 +1033,7 @@ ngx_chat_store_send_rate(ngx_chat_store_t *st, ngx_chat_send_batch_t *b,
     ngx_msec_int_t  ms;
 
     if (st->rate_open && b->timed
-        && (ngx_msec_int_t) (b->issued - st->rate_start) >= 0)
+        && (ngx_msec_int_t) (b->issued - st->rate_since) >= 0)
     {
         st->rate_done += done;
         ms = ngx_current_msec - st->rate_start;
@@ -1049,6 +1054,9 @@ ngx_chat_store_send_rate(ngx_chat_store_t *st, ngx_chat_send_batch_t *b,
             st->rate = st->rate ? (3 * st->rate + sample) / 4 : sample;
             st->rate_start = ngx_current_msec;
             st->rate_done = 0;
+
+            ngx_chat_metrics_gauge(NGX_CHAT_G_SEND_CAPACITY,
+                                   (st->rate * 1000) >> 10);
         }
     }
 
@@ -1057,6 +1065,7 @@ ngx_chat_store_send_rate(ngx_chat_store_t *st, ngx_chat_send_batch_t *b,
 
     } else if (!st->rate_open) {
         st->rate_open = 1;
+        st->rate_since = ngx_current_msec;
         st->rate_start = ngx_current_msec;
         st->rate_done = 0;
     }

@@ -74,6 +74,7 @@ my %want = (
     ngx_chat_redis_reconnects_total => 'counter', ngx_chat_polling => 'gauge',
     ngx_chat_output_dropped_total => 'counter',
     ngx_chat_send_batch_size => 'histogram',
+    ngx_chat_send_capacity_per_second => 'gauge',
     ngx_chat_poll_batch_size => 'histogram',
     ngx_chat_media_uploads_total => 'counter',
     ngx_chat_media_downloads_total => 'counter',
