@@ -712,6 +712,7 @@ ngx_chat_ws_read(ngx_event_t *rev)
     u_char            *p;
     size_t             size;
     ssize_t            n, used;
+    ngx_event_t       *wev;
     ngx_chat_conn_t   *cc;
     ngx_connection_t  *c;
 
@@ -823,6 +824,27 @@ ngx_chat_ws_read(ngx_event_t *rev)
 
     if (ngx_handle_read_event(rev, 0) != NGX_OK) {
         ngx_chat_ws_finalize(cc, "read event error");
+        return;
+    }
+
+    /*
+     * What this read answered at once (refusals, errors, pongs) leaves
+     * now, not at the end of the event loop pass: a pass that also
+     * answers a send batch or delivers a few thousand events would hold
+     * a refusal for milliseconds.  Frames of one read still leave in one
+     * write.
+     */
+
+    wev = c->write;
+
+    if (cc->out && wev->posted && !wev->timer_set
+        && cc->state == NGX_CHAT_CONN_LIVE)
+    {
+        ngx_delete_posted_event(wev);
+
+        if (ngx_chat_ws_flush(cc) == NGX_ERROR) {
+            ngx_chat_ws_finalize(cc, "write error");
+        }
     }
 }
 
