@@ -283,6 +283,9 @@ ngx_chat_bench_usage(FILE *f)
 "              sendMessage/createChat answered \"unavailable\")\n"
 "              --no-resend (a sendMessage answered \"unavailable\" is\n"
 "              counted as refused, not resent: overload runs)\n"
+"pacing:       --tick-us N (0: a worker wakes for each scheduled send; N:\n"
+"              at most once per N us, the sends due meanwhile leave\n"
+"              together, late by up to N us, timed from their schedule)\n"
 "transport:    --tls (wss://: TLS without verification or SNI)\n"
 "              --http (idle only: a GET of --path whose 2xx answer is\n"
 "              held as an idle keep-alive connection, no WebSocket)\n"
@@ -316,6 +319,7 @@ ngx_chat_bench_options(int argc, char **argv, ngx_chat_bench_opts_t *o,
         { "phase-timeout", 1, NULL, 'W' },
         { "drain-timeout", 1, NULL, 'D' }, { "seed", 1, NULL, 'e' },
         { "retry-max", 1, NULL, 'M' }, { "no-resend", 0, NULL, 'x' },
+        { "tick-us", 1, NULL, 'J' },
         { "nginx-pid", 1, NULL, 'N' }, { "pg-pid", 1, NULL, 'O' },
         { "redis-pid", 1, NULL, 'E' }, { "quiet", 0, NULL, 'q' },
         { "tls", 0, NULL, 'L' }, { "http", 0, NULL, 'K' },
@@ -399,6 +403,7 @@ ngx_chat_bench_options(int argc, char **argv, ngx_chat_bench_opts_t *o,
         case 'D': o->drain_timeout = atof(optarg); break;
         case 'M': o->retry_max = atof(optarg); break;
         case 'x': o->no_resend = 1; break;
+        case 'J': o->tick = strtoull(optarg, NULL, 10) * 1000; break;
         case 'e': o->seed = strtoull(optarg, NULL, 10); break;
         case 'N': o->nginx_pid = atoi(optarg); break;
         case 'O': o->pg_pid = atoi(optarg); break;
@@ -655,6 +660,17 @@ ngx_chat_bench_worker(ngx_chat_bench_opts_t *o, uint32_t proc, int rd,
         ngx_chat_bench_conn_pump(w, now);
 
         now = ngx_chat_bench_now();
+
+        if (next < now + w->o->tick) {
+            /*
+             * --tick-us: an open loop of thousands of sends a second
+             * would otherwise wake the worker for each one, a CPU cost
+             * that a generator on its own machine does not take from
+             * the server's
+             */
+            next = now + w->o->tick;
+        }
+
         n = ngx_chat_bench_wait(w->ep, evs, 1024, next > now ? next - now : 0);
 
         if (n < 0) {
@@ -1205,15 +1221,16 @@ ngx_chat_bench_result(ngx_chat_bench_parent_t *pa, FILE *f)
             "\"group_share\": %.3f, \"big_share\": %.3f, \"messages\": %u, "
             "\"reps\": %u, \"pairs\": %u, \"unacked\": %u, "
             "\"concurrency\": %u, \"retry_max_s\": %.2f, "
-            "\"no_resend\": %s, \"tls\": %s, \"http\": %s, "
-            "\"seed\": %llu},\n",
+            "\"no_resend\": %s, \"tick_us\": %llu, \"tls\": %s, "
+            "\"http\": %s, \"seed\": %llu},\n",
             o->procs, o->src_ips, o->nconns,
             o->scenario == NGX_CHAT_BENCH_CHAT ? o->users : 0,
             o->scenario == NGX_CHAT_BENCH_CHAT ? o->background : 0,
             o->rate, o->duration, o->msg_size, o->group_share,
             o->big_share, o->messages, o->reps, o->pairs, o->unacked,
             o->concurrency, o->retry_max,
-            o->no_resend ? "true" : "false", o->tls ? "true" : "false",
+            o->no_resend ? "true" : "false",
+            (unsigned long long) (o->tick / 1000), o->tls ? "true" : "false",
             o->http ? "true" : "false", (unsigned long long) o->seed);
     fprintf(f, "  \"elapsed_s\": %.2f,\n",
             ngx_chat_bench_sec(pa->t_start, ngx_chat_bench_now()));

@@ -311,6 +311,7 @@ typedef struct {
     double          drain_timeout;
     double          retry_max;      /* cap of the resend backoff, s */
     int             no_resend;      /* "unavailable" sends: given up */
+    uint64_t        tick;           /* ns; the loop sleeps at least this */
     uint64_t        seed;
     int             nginx_pid;
     int             pg_pid;

@@ -47,8 +47,7 @@ static int ngx_chat_bench_plan_build(ngx_chat_bench_w_t *w);
 static uint32_t ngx_chat_bench_rq_alloc(ngx_chat_bench_w_t *w,
     ngx_chat_bench_conn_t *c, int kind);
 static void ngx_chat_bench_rq_free(ngx_chat_bench_w_t *w, uint32_t idx);
-static void ngx_chat_bench_rq_send(ngx_chat_bench_w_t *w, uint32_t idx,
-    uint64_t now);
+static void ngx_chat_bench_rq_send(ngx_chat_bench_w_t *w, uint32_t idx);
 static void ngx_chat_bench_rq_retry(ngx_chat_bench_w_t *w, uint32_t idx,
     uint64_t now);
 static void ngx_chat_bench_response(ngx_chat_bench_w_t *w,
@@ -61,11 +60,9 @@ static void ngx_chat_bench_chat_update(ngx_chat_bench_w_t *w,
     ngx_chat_bench_conn_t *c, ngx_chat_bench_msg_t *m);
 static void ngx_chat_bench_learn(ngx_chat_bench_w_t *w, uint32_t chat,
     ngx_chat_bench_conn_t *c);
-static void ngx_chat_bench_send_one(ngx_chat_bench_w_t *w, uint64_t sched,
-    uint64_t now);
+static void ngx_chat_bench_send_one(ngx_chat_bench_w_t *w, uint64_t sched);
 static void ngx_chat_bench_send_to(ngx_chat_bench_w_t *w,
-    ngx_chat_bench_conn_t *c, uint32_t chat, uint32_t cseq, uint64_t sched,
-    uint64_t now);
+    ngx_chat_bench_conn_t *c, uint32_t chat, uint32_t cseq, uint64_t sched);
 static void ngx_chat_bench_offline_fill(ngx_chat_bench_w_t *w,
     ngx_chat_bench_conn_t *s, uint64_t now);
 static void ngx_chat_bench_storm_check(ngx_chat_bench_w_t *w,
@@ -442,7 +439,7 @@ ngx_chat_bench_rq_id(ngx_chat_bench_w_t *w, uint32_t idx)
 
 
 static void
-ngx_chat_bench_rq_send(ngx_chat_bench_w_t *w, uint32_t idx, uint64_t now)
+ngx_chat_bench_rq_send(ngx_chat_bench_w_t *w, uint32_t idx)
 {
     int                     n;
     char                   *p, *end;
@@ -522,8 +519,14 @@ ngx_chat_bench_rq_send(ngx_chat_bench_w_t *w, uint32_t idx, uint64_t now)
         return;
     }
 
+    /*
+     * the attempt's own time, not the tick's: a tick that writes a burst
+     * of due sends would otherwise count the burst's earlier writes into
+     * the later ones' refusal times
+     */
+
     r->state = NGX_CHAT_BENCH_RS_INFLIGHT;
-    r->sent = now;
+    r->sent = ngx_chat_bench_now();
 
     (void) ngx_chat_bench_conn_send(w, c, p, len);
 }
@@ -597,7 +600,7 @@ ngx_chat_bench_scen_go(ngx_chat_bench_w_t *w, int phase, uint64_t t0)
 
             w->rq[idx].arg = i;
             w->rq[idx].sched = now;
-            ngx_chat_bench_rq_send(w, idx, now);
+            ngx_chat_bench_rq_send(w, idx);
         }
 
         if (w->o->scenario == NGX_CHAT_BENCH_STORM && pl->nchats) {
@@ -705,7 +708,7 @@ ngx_chat_bench_scen_tick(ngx_chat_bench_w_t *w, uint64_t now)
             if (r->state == NGX_CHAT_BENCH_RS_WAITING && r->retry_at
                 && r->retry_at <= now && w->conns[r->li].ready)
             {
-                ngx_chat_bench_rq_send(w, i, now);
+                ngx_chat_bench_rq_send(w, i);
 
             } else if (r->state == NGX_CHAT_BENCH_RS_INFLIGHT
                        && now - r->sent > limit)
@@ -797,7 +800,7 @@ ngx_chat_bench_scen_tick(ngx_chat_bench_w_t *w, uint64_t now)
                         break;
                     }
 
-                    ngx_chat_bench_send_one(w, t, now);
+                    ngx_chat_bench_send_one(w, t);
                     w->nsched++;
                 }
 
@@ -809,7 +812,7 @@ ngx_chat_bench_scen_tick(ngx_chat_bench_w_t *w, uint64_t now)
                 while (w->ntotal == UINT64_MAX && now >= w->t0
                        && NGX_CHAT_BENCH_CNT(w, INFLIGHT) < w->o->inflight)
                 {
-                    ngx_chat_bench_send_one(w, now, now);
+                    ngx_chat_bench_send_one(w, now);
                     w->nsched++;
                 }
             }
@@ -918,7 +921,7 @@ ngx_chat_bench_scen_open(ngx_chat_bench_w_t *w, ngx_chat_bench_conn_t *c)
         return;
     }
 
-    ngx_chat_bench_rq_send(w, idx, ngx_chat_bench_now());
+    ngx_chat_bench_rq_send(w, idx);
 }
 
 
@@ -1015,7 +1018,7 @@ ngx_chat_bench_ready(ngx_chat_bench_w_t *w, ngx_chat_bench_conn_t *c,
         if (w->rq[idx].state == NGX_CHAT_BENCH_RS_WAITING
             && w->rq[idx].retry_at == 0)
         {
-            ngx_chat_bench_rq_send(w, idx, now);
+            ngx_chat_bench_rq_send(w, idx);
             if (c->fd < 0) {
                 return;
             }
@@ -1479,7 +1482,7 @@ ngx_chat_bench_storm_pace(ngx_chat_bench_w_t *w, uint64_t now)
         w->sq_len--;
 
         for (i = 0; i < w->o->unacked; i++) {
-            ngx_chat_bench_send_to(w, c, c->g / 2, i + 1, now, now);
+            ngx_chat_bench_send_to(w, c, c->g / 2, i + 1, now);
         }
     }
 }
@@ -1488,7 +1491,7 @@ ngx_chat_bench_storm_pace(ngx_chat_bench_w_t *w, uint64_t now)
 /* ---------------------------------------------------------------------- */
 
 static void
-ngx_chat_bench_send_one(ngx_chat_bench_w_t *w, uint64_t sched, uint64_t now)
+ngx_chat_bench_send_one(ngx_chat_bench_w_t *w, uint64_t sched)
 {
     int                     kind, tries;
     double                  r;
@@ -1525,13 +1528,13 @@ ngx_chat_bench_send_one(ngx_chat_bench_w_t *w, uint64_t sched, uint64_t now)
     }
 
     s->n++;
-    ngx_chat_bench_send_to(w, &w->conns[s->li], s->chat, s->n, sched, now);
+    ngx_chat_bench_send_to(w, &w->conns[s->li], s->chat, s->n, sched);
 }
 
 
 static void
 ngx_chat_bench_send_to(ngx_chat_bench_w_t *w, ngx_chat_bench_conn_t *c,
-    uint32_t chat, uint32_t cseq, uint64_t sched, uint64_t now)
+    uint32_t chat, uint32_t cseq, uint64_t sched)
 {
     uint32_t  idx;
 
@@ -1549,7 +1552,7 @@ ngx_chat_bench_send_to(ngx_chat_bench_w_t *w, ngx_chat_bench_conn_t *c,
     NGX_CHAT_BENCH_CNT(w, SENT)++;
     NGX_CHAT_BENCH_CNT(w, INFLIGHT)++;
 
-    ngx_chat_bench_rq_send(w, idx, now);
+    ngx_chat_bench_rq_send(w, idx);
 }
 
 
@@ -1567,8 +1570,7 @@ ngx_chat_bench_offline_fill(ngx_chat_bench_w_t *w, ngx_chat_bench_conn_t *s,
     while (s->expect && inflight < NGX_CHAT_BENCH_OFFLINE_WIN) {
         s->expect--;
         inflight++;
-        ngx_chat_bench_send_to(w, s, chat, w->o->messages - s->expect, now,
-                               now);
+        ngx_chat_bench_send_to(w, s, chat, w->o->messages - s->expect, now);
     }
 }
 
