@@ -711,8 +711,9 @@ ngx_chat_bench_scen_tick(ngx_chat_bench_w_t *w, uint64_t now)
                 ngx_chat_bench_rq_send(w, i);
 
             } else if (r->state == NGX_CHAT_BENCH_RS_INFLIGHT
-                       && now - r->sent > limit)
+                       && now > r->sent && now - r->sent > limit)
             {
+                /* sent is stamped at the write: it may be after now */
                 NGX_CHAT_BENCH_CNT(w, REQUEST_TIMEOUT)++;
 
                 if (r->kind == NGX_CHAT_BENCH_RQ_SEND
